@@ -1,0 +1,122 @@
+/**
+ * The few syscalls Node lacks, called through koffi (libc FFI). Every wrapper
+ * throws a SysError carrying errno, so callers can test `err.code === 'EBUSY'`.
+ */
+import koffi from 'koffi';
+import os from 'node:os';
+
+const libc = koffi.load('libc.so.6');
+
+const c = {
+  mount: libc.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
+  umount2: libc.func('int umount2(const char *target, int flags)'),
+  mknod: libc.func('int mknod(const char *path, uint32 mode, uint64 dev)'),
+  lsetxattr: libc.func('int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)'),
+  lgetxattr: libc.func('long lgetxattr(const char *path, const char *name, _Out_ uint8_t *value, size_t size)'),
+  llistxattr: libc.func('long llistxattr(const char *path, _Out_ uint8_t *list, size_t size)'),
+  statfs: libc.func('int statfs(const char *path, _Out_ uint8_t *buf)'),
+  lchown: libc.func('int lchown(const char *path, uint32 owner, uint32 group)'),
+};
+
+export class SysError extends Error {
+  constructor(
+    readonly syscall: string,
+    readonly errno: number,
+    readonly code: string,
+    readonly path?: string,
+  ) {
+    super(`${syscall} ${path ?? ""}: ${code}`);
+  }
+}
+
+const errnoNames = new Map<number, string>(
+  Object.entries(os.constants.errno).map(([name, num]) => [num, name]),
+);
+
+function check(ret: number | bigint, syscall: string, path?: string): number {
+  const n = Number(ret);
+  if (n < 0) {
+    const errno = koffi.errno();
+    throw new SysError(syscall, errno, errnoNames.get(errno) ?? `errno ${errno}`, path);
+  }
+  return n;
+}
+
+export const MS_RDONLY = 0x1;
+export const MS_NOSUID = 0x2;
+export const MS_NODEV = 0x4;
+export const MS_NOEXEC = 0x8;
+export const MS_REMOUNT = 0x20;
+export const MS_BIND = 0x1000;
+export const MS_REC = 0x4000;
+export const MS_PRIVATE = 0x40000;
+export const MNT_DETACH = 0x2;
+export const S_IFCHR = 0o020000;
+export const S_IFBLK = 0o060000;
+export const S_IFIFO = 0o010000;
+
+export function mount(source: string, target: string, fstype: string | null, flags: number, data: string | null): void {
+  check(c.mount(source, target, fstype, flags, data), 'mount', target);
+}
+
+export function umount(target: string, flags = 0): void {
+  check(c.umount2(target, flags), 'umount2', target);
+}
+
+export function makedev(major: number, minor: number): bigint {
+  const ma = BigInt(major);
+  const mi = BigInt(minor);
+  return ((ma & 0xfffn) << 8n) | (mi & 0xffn) | ((mi & ~0xffn) << 12n) | ((ma & ~0xfffn) << 32n);
+}
+
+/** mknod(2); `mode` includes the file type bits (S_IFCHR, S_IFBLK, S_IFIFO). */
+export function mknod(path: string, mode: number, major = 0, minor = 0): void {
+  check(c.mknod(path, mode, makedev(major, minor)), 'mknod', path);
+}
+
+export function lchown(path: string, uid: number, gid: number): void {
+  check(c.lchown(path, uid, gid), 'lchown', path);
+}
+
+export function setxattr(path: string, name: string, value: Buffer): void {
+  check(c.lsetxattr(path, name, value, value.length, 0), 'lsetxattr', path);
+}
+
+export function getxattr(path: string, name: string): Buffer | null {
+  const buf = Buffer.alloc(65536);
+  try {
+    const n = check(c.lgetxattr(path, name, buf, buf.length), 'lgetxattr', path);
+    return buf.subarray(0, n);
+  } catch (err) {
+    if (err instanceof SysError && (err.code === 'ENODATA' || err.code === 'ENOTSUP')) return null;
+    throw err;
+  }
+}
+
+export function listxattr(path: string): string[] {
+  const buf = Buffer.alloc(65536);
+  let n: number;
+  try {
+    n = check(c.llistxattr(path, buf, buf.length), 'llistxattr', path);
+  } catch (err) {
+    if (err instanceof SysError && err.code === 'ENOTSUP') return [];
+    throw err;
+  }
+  return buf.subarray(0, n).toString('latin1').split('\0').filter(Boolean);
+}
+
+/** The filesystem magic (f_type) of the filesystem holding `path`. */
+export function fsType(path: string): number {
+  const buf = Buffer.alloc(120);
+  check(c.statfs(path, buf), 'statfs', path);
+  return Number(buf.readBigInt64LE(0));
+}
+
+export const FS_MAGIC: Record<number, string> = {
+  0xef53: 'extfs',
+  0x9123683e: 'btrfs',
+  0x58465342: 'xfs',
+  0x01021994: 'tmpfs',
+  0x794c7630: 'overlayfs',
+  0xe0f5e1e2: 'erofs',
+};
