@@ -1,0 +1,226 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import zlib from 'node:zlib';
+import tar from 'tar-stream';
+import { InvalidParameter } from '../errors.js';
+import { log } from '../log.js';
+import * as sys from '../sys/index.js';
+import { cleanName, safeJoin, safeJoinParent } from './safejoin.js';
+
+export interface ApplyResult {
+  /** "sha256:<hex>" of the uncompressed tar. */
+  diffId: string;
+  /** Bytes of file content unpacked. */
+  size: number;
+}
+
+type TarHeader = Omit<tar.Header, 'pax' | 'type'> & { type?: tar.Header['type'] | null; pax?: unknown };
+/** An entry's content stream (a streamx Readable: async-iterable, resumable). */
+type Body = AsyncIterable<unknown> & { resume(): unknown };
+
+const WHITEOUT_PREFIX = '.wh.';
+const OPAQUE = '.wh..wh..opq';
+const XATTR_PREFIX = 'SCHILY.xattr.';
+
+/** Hashes (and counts) the bytes flowing through: the diffId is the digest of the uncompressed tar. */
+class Digester extends Transform {
+  readonly hash = crypto.createHash('sha256');
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk);
+    cb(null, chunk);
+  }
+}
+
+/** Look at the first bytes to tell gzip from plain tar, without losing them. */
+async function decompressed(input: Readable): Promise<Readable[]> {
+  const it = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const head: Buffer[] = [];
+  let have = 0;
+  let ended = false;
+  while (have < 4) {
+    const r = await it.next();
+    if (r.done) {
+      ended = true;
+      break;
+    }
+    const chunk = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
+    head.push(chunk);
+    have += chunk.length;
+  }
+  const first = Buffer.concat(head);
+  const rest = Readable.from(
+    (async function* () {
+      if (first.length) yield first;
+      if (ended) return;
+      for (;;) {
+        const r = await it.next();
+        if (r.done) return;
+        yield r.value;
+      }
+    })(),
+    { objectMode: false },
+  );
+  if (first[0] === 0x1f && first[1] === 0x8b) return [rest, zlib.createGunzip()];
+  if (first.length >= 4 && first.readUInt32LE(0) === 0xfd2fb528) {
+    rest.destroy();
+    throw new InvalidParameter('zstd-compressed layers are not supported');
+  }
+  return [rest];
+}
+
+interface DirTimes {
+  path: string;
+  mtime: Date;
+}
+
+/** Remove whatever sits at `target` (never following a symlink), unless it is a directory and `keepDir`. */
+function clear(target: string, keepDir: boolean): boolean {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(target);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+  if (keepDir && st.isDirectory()) return true;
+  fs.rmSync(target, { recursive: true, force: true });
+  return false;
+}
+
+class Applier {
+  size = 0;
+  private readonly dirs: DirTimes[] = [];
+
+  constructor(private readonly root: string) {}
+
+  async entry(h: TarHeader, body: Body): Promise<void> {
+    const rel = cleanName(h.name);
+    if (rel === '') {
+      // The root itself ("./"): only its metadata applies.
+      body.resume();
+      if (h.type === 'directory') this.meta(this.root, h, true);
+      return;
+    }
+    const { parent, target, base } = safeJoinParent(this.root, rel);
+    fs.mkdirSync(parent, { recursive: true, mode: 0o755 });
+
+    if (base === OPAQUE) {
+      body.resume();
+      sys.setxattr(parent, 'trusted.overlay.opaque', Buffer.from('y'));
+      return;
+    }
+    if (base.startsWith(WHITEOUT_PREFIX)) {
+      body.resume();
+      const victim = path.join(parent, base.slice(WHITEOUT_PREFIX.length));
+      if (path.dirname(victim) !== parent) throw new InvalidParameter(`invalid whiteout name ${h.name}`);
+      clear(victim, false);
+      sys.mknod(victim, sys.S_IFCHR, 0, 0);
+      sys.lchown(victim, h.uid ?? 0, h.gid ?? 0);
+      return;
+    }
+
+    const perm = (h.mode ?? 0o644) & 0o7777;
+    switch (h.type) {
+      case 'directory': {
+        body.resume();
+        if (!clear(target, true)) fs.mkdirSync(target, { mode: 0o700 });
+        this.meta(target, h, true);
+        return;
+      }
+      case 'file':
+      case 'contiguous-file':
+      case null:
+      case undefined: {
+        clear(target, false);
+        // 'wx' is O_CREAT|O_EXCL: never opens through a symlink planted at target.
+        await pipeline(body, fs.createWriteStream(target, { flags: 'wx', mode: 0o600 }));
+        this.size += h.size ?? 0;
+        break;
+      }
+      case 'symlink': {
+        body.resume();
+        clear(target, false);
+        fs.symlinkSync(h.linkname ?? '', target);
+        break;
+      }
+      case 'link': {
+        body.resume();
+        const src = safeJoinParent(this.root, cleanName(h.linkname ?? '')).target;
+        if (src === this.root || src === target) throw new InvalidParameter(`invalid hardlink ${h.name} -> ${h.linkname}`);
+        clear(target, false);
+        fs.linkSync(src, target);
+        return; // a hard link shares the inode's metadata; the header's copy adds nothing
+      }
+      case 'character-device':
+      case 'block-device':
+      case 'fifo': {
+        body.resume();
+        clear(target, false);
+        const kind = h.type === 'fifo' ? sys.S_IFIFO : h.type === 'block-device' ? sys.S_IFBLK : sys.S_IFCHR;
+        sys.mknod(target, kind | perm, h.devmajor ?? 0, h.devminor ?? 0);
+        break;
+      }
+      default:
+        body.resume();
+        throw new InvalidParameter(`unhandled tar entry type ${String(h.type)} for ${h.name}`);
+    }
+    this.meta(target, h, false);
+  }
+
+  /** Owner, then mode (chown clears setuid bits), xattrs, and times (directories: deferred to the end). */
+  private meta(target: string, h: TarHeader, isDir: boolean): void {
+    sys.lchown(target, h.uid ?? 0, h.gid ?? 0);
+    const isLink = h.type === 'symlink';
+    if (!isLink) fs.chmodSync(target, (h.mode ?? (isDir ? 0o755 : 0o644)) & 0o7777);
+    for (const [key, value] of Object.entries((h.pax ?? {}) as Record<string, string>)) {
+      if (!key.startsWith(XATTR_PREFIX)) continue;
+      const name = key.slice(XATTR_PREFIX.length);
+      // overlay's own xattrs (redirect, metacopy, ...) would change what the mount shows: a tar may not set them.
+      if (name.startsWith('trusted.overlay.')) continue;
+      try {
+        sys.setxattr(target, name, Buffer.from(value, 'utf8'));
+      } catch (err) {
+        if (!(err instanceof sys.SysError && (err.code === 'ENOTSUP' || (isLink && err.code === 'EPERM')))) throw err;
+        log.warn('xattr not applied', { path: target, name, error: err.code });
+      }
+    }
+    const mtime = h.mtime ?? new Date(0);
+    if (isDir) this.dirs.push({ path: target, mtime });
+    else fs.lutimesSync(target, mtime, mtime);
+  }
+
+  finish(): void {
+    // Deepest first, so setting a child's times does not disturb its parent's.
+    for (const d of this.dirs.reverse()) fs.utimesSync(d.path, d.mtime, d.mtime);
+  }
+}
+
+/**
+ * Unpack a layer tar (plain or gzip) into dir with OCI layer semantics,
+ * converting `.wh.` whiteouts to overlay's char-device/opaque-xattr form.
+ * Every write goes through safeJoin, so a hostile tar cannot escape dir.
+ */
+export async function applyLayer(input: Readable, dir: string): Promise<ApplyResult> {
+  const root = safeJoin(dir, '/');
+  fs.mkdirSync(root, { recursive: true });
+  const applier = new Applier(root);
+  const digester = new Digester();
+  const extract = tar.extract();
+  extract.on('entry', (header, stream, next) => {
+    applier.entry(header, stream).then(
+      () => next(),
+      (err: unknown) => {
+        stream.resume();
+        next(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+  const source = await decompressed(input);
+  // tar-stream's extract is a streamx Writable, which node's pipeline drives like its own.
+  await pipeline([...source, digester, extract as unknown as NodeJS.WritableStream]);
+  applier.finish();
+  return { diffId: `sha256:${digester.hash.digest('hex')}`, size: applier.size };
+}

@@ -1,0 +1,14 @@
+/**
+ * archive/: layer tars in and out of directories.
+ *
+ * - applyLayer(tar, dir): unpack an OCI/Docker layer (plain or gzip) into dir,
+ *   turning `.wh.` whiteouts into overlay whiteouts; returns the diffId.
+ * - diffLayer(upperDir): the reverse, from an overlay upper dir.
+ * - packDir(dir): a plain tar of a tree (export, cp).
+ * - safeJoin(root, p): the one place path names from outside meet the filesystem.
+ *
+ * All are streaming; nothing holds a whole file in memory.
+ */
+export { applyLayer, type ApplyResult } from './apply.js';
+export { diffLayer, packDir } from './pack.js';
+export { safeJoin } from './safejoin.js';

@@ -1,0 +1,217 @@
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { after, before, describe, it } from 'node:test';
+import zlib from 'node:zlib';
+import tar from 'tar-stream';
+import { applyLayer, diffLayer, packDir, safeJoin } from '../../src/archive/index.js';
+import * as sys from '../../src/sys/index.js';
+
+type Entry = Partial<tar.Header> & { name: string; pax?: Record<string, string>; body?: string };
+
+/** Build a tar in memory (tests only: small). */
+async function makeTar(entries: Entry[]): Promise<Buffer> {
+  const p = tar.pack();
+  const chunks: Buffer[] = [];
+  const done = (async () => {
+    for await (const c of p) chunks.push(Buffer.from(c as Uint8Array));
+  })();
+  for (const { body, ...h } of entries) {
+    await new Promise<void>((resolve, reject) =>
+      p.entry({ mtime: new Date(1_600_000_000_000), ...h }, body ?? '', (err) => (err ? reject(err) : resolve())),
+    );
+  }
+  p.finalize();
+  await done;
+  return Buffer.concat(chunks);
+}
+
+async function listTar(stream: Readable): Promise<Map<string, tar.Header>> {
+  const out = new Map<string, tar.Header>();
+  const ex = tar.extract();
+  ex.on('entry', (header, body, next) => {
+    out.set(header.name, header);
+    body.on('end', () => next());
+    body.resume();
+  });
+  await pipeline(stream, ex as unknown as NodeJS.WritableStream);
+  return out;
+}
+
+/** Every path under dir, without following symlinks, skipping `skip`. */
+function listTree(dir: string, skip: string): string[] {
+  const out: string[] = [];
+  const visit = (d: string): void => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const full = path.join(d, e.name);
+      if (full === skip) continue;
+      out.push(full);
+      if (e.isDirectory()) visit(full);
+    }
+  };
+  visit(dir);
+  return out.sort();
+}
+
+let tmp: string;
+before(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-archive-'));
+});
+after(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+function fresh(name: string): string {
+  const d = path.join(tmp, name);
+  fs.mkdirSync(d, { recursive: true });
+  return d;
+}
+
+describe('safeJoin', () => {
+  it('keeps .., absolute names and symlinks inside root', () => {
+    const root = fresh('sj/root');
+    fs.symlinkSync('/', path.join(root, 'up'));
+    fs.symlinkSync('../../..', path.join(root, 'rel'));
+    fs.mkdirSync(path.join(root, 'etc'));
+    assert.equal(safeJoin(root, '../../etc/passwd'), path.join(root, 'etc/passwd'));
+    assert.equal(safeJoin(root, '/etc/passwd'), path.join(root, 'etc/passwd'));
+    assert.equal(safeJoin(root, 'up/etc/passwd'), path.join(root, 'etc/passwd'));
+    assert.equal(safeJoin(root, 'rel/x'), path.join(root, 'x'));
+    assert.equal(safeJoin(root, 'up'), root);
+  });
+});
+
+describe('applyLayer', () => {
+  it('refuses or contains a malicious tar: nothing is written outside dir', async () => {
+    const box = fresh('evil');
+    const root = fresh('evil/a/b/root');
+    const outsideX = path.join(box, 'a', 'x');
+    fs.writeFileSync(outsideX, 'secret');
+    const before = listTree(box, root);
+    const cases: Entry[][] = [
+      [{ name: '../evil', body: 'x' }],
+      [{ name: '/abs', body: 'x' }],
+      [{ name: 'link', type: 'symlink', linkname: '/' }, { name: 'link/etc/evil', body: 'x' }],
+      [{ name: 'up', type: 'symlink', linkname: '../../..' }, { name: 'up/evil2', body: 'x' }],
+      [{ name: 'hl', type: 'link', linkname: '../../x' }],
+      [{ name: 'ln', type: 'symlink', linkname: '../../x' }, { name: 'ln', body: 'overwrite' }],
+    ];
+    for (const entries of cases) {
+      await applyLayer(Readable.from(await makeTar(entries)), root).catch(() => undefined);
+    }
+    assert.deepEqual(listTree(box, root), before);
+    assert.equal(fs.readFileSync(outsideX, 'utf8'), 'secret');
+    assert.equal(fs.statSync(outsideX).nlink, 1);
+    assert.equal(fs.existsSync('/abs'), false);
+    assert.equal(fs.existsSync('/etc/evil'), false);
+    // contained copies landed inside root
+    assert.equal(fs.readFileSync(path.join(root, 'evil'), 'utf8'), 'x');
+    assert.equal(fs.readFileSync(path.join(root, 'etc/evil'), 'utf8'), 'x');
+    assert.equal(fs.lstatSync(path.join(root, 'ln')).isFile(), true);
+  });
+
+  it('keeps hard links, symlinks, modes, owners, mtimes, devices, fifos and xattrs', async () => {
+    const root = fresh('meta');
+    const mtime = new Date(1_500_000_000_000);
+    const buf = await makeTar([
+      { name: 'bin/', type: 'directory', mode: 0o755 },
+      { name: 'bin/su', mode: 0o4755, uid: 0, gid: 0, body: 'su', mtime },
+      { name: 'bin/other', type: 'link', linkname: 'bin/su' },
+      { name: 'tmp/', type: 'directory', mode: 0o1777, mtime },
+      { name: 'home/u/f', mode: 0o640, uid: 1234, gid: 5678, body: 'data', pax: { 'SCHILY.xattr.user.note': 'hello' } },
+      { name: 'sh', type: 'symlink', linkname: '/bin/su', uid: 1234, gid: 5678 },
+      { name: 'dev/null', type: 'character-device', mode: 0o666, devmajor: 1, devminor: 3 },
+      { name: 'dev/loop9', type: 'block-device', mode: 0o660, devmajor: 7, devminor: 9 },
+      { name: 'run/fifo', type: 'fifo', mode: 0o600 },
+    ]);
+    const res = await applyLayer(Readable.from(buf), root);
+    assert.equal(res.diffId, 'sha256:' + crypto.createHash('sha256').update(buf).digest('hex'));
+    assert.equal(res.size, 2 + 4);
+    const su = fs.lstatSync(path.join(root, 'bin/su'));
+    assert.equal(su.mode & 0o7777, 0o4755);
+    assert.equal(su.nlink, 2);
+    assert.equal(su.mtime.getTime(), mtime.getTime());
+    assert.equal(fs.lstatSync(path.join(root, 'bin/other')).ino, su.ino);
+    const t = fs.lstatSync(path.join(root, 'tmp'));
+    assert.equal(t.mode & 0o7777, 0o1777);
+    assert.equal(t.mtime.getTime(), mtime.getTime());
+    const f = fs.lstatSync(path.join(root, 'home/u/f'));
+    assert.deepEqual([f.uid, f.gid, f.mode & 0o7777], [1234, 5678, 0o640]);
+    assert.equal(sys.getxattr(path.join(root, 'home/u/f'), 'user.note')?.toString(), 'hello');
+    assert.equal(fs.readlinkSync(path.join(root, 'sh')), '/bin/su');
+    assert.equal(fs.lstatSync(path.join(root, 'sh')).uid, 1234);
+    const n = fs.lstatSync(path.join(root, 'dev/null'));
+    assert.ok(n.isCharacterDevice());
+    assert.equal(n.rdev, Number(sys.makedev(1, 3)));
+    const l = fs.lstatSync(path.join(root, 'dev/loop9'));
+    assert.ok(l.isBlockDevice());
+    assert.equal(l.rdev, Number(sys.makedev(7, 9)));
+    assert.ok(fs.lstatSync(path.join(root, 'run/fifo')).isFIFO());
+  });
+
+  it('reads gzip layers, hashing the uncompressed bytes', async () => {
+    const root = fresh('gz');
+    const buf = await makeTar([{ name: 'a', body: 'A'.repeat(100_000) }]);
+    const res = await applyLayer(Readable.from(zlib.gzipSync(buf)), root);
+    assert.equal(res.diffId, 'sha256:' + crypto.createHash('sha256').update(buf).digest('hex'));
+    assert.equal(fs.readFileSync(path.join(root, 'a'), 'utf8').length, 100_000);
+  });
+
+  it('turns .wh. entries into overlay whiteouts and opaque dirs', async () => {
+    const root = fresh('wh');
+    fs.writeFileSync(path.join(root, 'gone'), 'x');
+    const buf = await makeTar([
+      { name: '.wh.gone' },
+      { name: 'd/', type: 'directory' },
+      { name: 'd/.wh..wh..opq' },
+      { name: 'd/kept', body: 'k' },
+    ]);
+    await applyLayer(Readable.from(buf), root);
+    const wh = fs.lstatSync(path.join(root, 'gone'));
+    assert.ok(wh.isCharacterDevice());
+    assert.equal(wh.rdev, 0);
+    assert.equal(sys.getxattr(path.join(root, 'd'), 'trusted.overlay.opaque')?.toString(), 'y');
+    assert.equal(fs.readFileSync(path.join(root, 'd/kept'), 'utf8'), 'k');
+    assert.equal(fs.existsSync(path.join(root, '.wh.gone')), false);
+  });
+});
+
+describe('diffLayer / packDir', () => {
+  it('diffLayer emits OCI whiteouts that applyLayer turns back into overlay ones', async () => {
+    const upper = fresh('upper');
+    fs.mkdirSync(path.join(upper, 'd'));
+    sys.setxattr(path.join(upper, 'd'), 'trusted.overlay.opaque', Buffer.from('y'));
+    fs.writeFileSync(path.join(upper, 'd/new'), 'n');
+    sys.mknod(path.join(upper, 'gone'), sys.S_IFCHR, 0, 0);
+    fs.writeFileSync(path.join(upper, 'f'), 'f');
+    fs.linkSync(path.join(upper, 'f'), path.join(upper, 'f2'));
+    const names = await listTar(diffLayer(upper));
+    assert.deepEqual([...names.keys()].sort(), ['.wh.gone', 'd', 'd/.wh..wh..opq', 'd/new', 'f', 'f2'].sort());
+    assert.equal(names.get('f2')?.type, 'link');
+    const again = fresh('again');
+    await applyLayer(diffLayer(upper), again);
+    assert.ok(fs.lstatSync(path.join(again, 'gone')).isCharacterDevice());
+    assert.equal(sys.getxattr(path.join(again, 'd'), 'trusted.overlay.opaque')?.toString(), 'y');
+    assert.equal(fs.lstatSync(path.join(again, 'f2')).ino, fs.lstatSync(path.join(again, 'f')).ino);
+  });
+
+  it('packDir round-trips a tree, identical bytes each time', async () => {
+    const src = fresh('src');
+    fs.mkdirSync(path.join(src, 'a/b'), { recursive: true });
+    fs.writeFileSync(path.join(src, 'a/b/c'), 'ccc', { mode: 0o751 });
+    fs.symlinkSync('b/c', path.join(src, 'a/l'));
+    sys.setxattr(path.join(src, 'a/b/c'), 'user.k', Buffer.from('v'));
+    const one = await applyLayer(packDir(src), fresh('dst'));
+    const two = await applyLayer(packDir(src), fresh('dst2'));
+    assert.equal(one.diffId, two.diffId);
+    const dst = path.join(tmp, 'dst');
+    assert.equal(fs.readFileSync(path.join(dst, 'a/b/c'), 'utf8'), 'ccc');
+    assert.equal(fs.statSync(path.join(dst, 'a/b/c')).mode & 0o777, 0o751);
+    assert.equal(fs.readlinkSync(path.join(dst, 'a/l')), 'b/c');
+    assert.equal(sys.getxattr(path.join(dst, 'a/b/c'), 'user.k')?.toString(), 'v');
+  });
+});
