@@ -1,0 +1,339 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import type { Database } from 'better-sqlite3';
+import { applyLayer as unpack } from '../archive/index.js';
+import { Conflict, InvalidParameter, NotFound } from '../errors.js';
+import { log } from '../log.js';
+import type { LayerInfo, Mount, Snapshotter } from './index.js';
+
+/*
+ * On-disk layout (Docker's overlay2):
+ *   <root>/<cacheId>/diff    the layer's files (overlay lower, or upper for a snapshot)
+ *   <root>/<cacheId>/link    its short id
+ *   <root>/<cacheId>/lower   "l/<short>:l/<short>..." of the layers below, nearest first
+ *   <root>/<cacheId>/work    overlay workdir (snapshots only)
+ *   <root>/l/<short>         -> ../<cacheId>/diff
+ * Short relative lowerdirs keep 128+ layers inside the one page mount(2) accepts.
+ *
+ * Crash safety: a dir is built as <root>/.tmp-<cacheId>, renamed into place,
+ * then its row is inserted. A dir (or link) without a row is garbage that
+ * recover() deletes; removal deletes the row first, then the files.
+ */
+
+const LINK_DIR = 'l';
+const TMP_PREFIX = '.tmp-';
+const PAGE_SIZE = 4096;
+/** overlayfs' own limit on lower layers (OVL_MAX_STACK). */
+const MAX_LOWERS = 500;
+const LINK_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
+
+interface LayerRow {
+  chain_id: string;
+  diff_id: string;
+  parent: string | null;
+  cache_id: string;
+  size: number;
+}
+interface SnapshotRow {
+  key: string;
+  parent: string | null;
+  cache_id: string;
+  init_cache_id: string | null;
+}
+
+function newCacheId(): string {
+  return crypto.randomBytes(32).toString('hex');
+}
+
+/** 26 chars of [A-Z0-9], like Docker's: short enough for 128+ layers in one mount page. */
+function newLinkId(): string {
+  const bytes = crypto.randomBytes(26);
+  let s = '';
+  for (const b of bytes) s += LINK_ALPHABET[b % LINK_ALPHABET.length];
+  return s;
+}
+
+function chainIdOf(parent: string | null, diffId: string): string {
+  if (parent === null) return diffId;
+  return 'sha256:' + crypto.createHash('sha256').update(`${parent} ${diffId}`).digest('hex');
+}
+
+function writeFileDurable(file: string, content: string): void {
+  const fd = fs.openSync(file, 'w', 0o644);
+  try {
+    fs.writeSync(fd, content);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+class Overlay2 implements Snapshotter {
+  constructor(
+    private readonly root: string,
+    private readonly db: Database,
+  ) {
+    fs.mkdirSync(path.join(root, LINK_DIR), { recursive: true, mode: 0o700 });
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS storage_layers (
+        chain_id TEXT PRIMARY KEY,
+        diff_id TEXT NOT NULL,
+        parent TEXT REFERENCES storage_layers(chain_id),
+        cache_id TEXT NOT NULL UNIQUE,
+        size INTEGER NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS storage_layers_parent ON storage_layers(parent);
+      CREATE TABLE IF NOT EXISTS storage_snapshots (
+        key TEXT PRIMARY KEY,
+        parent TEXT REFERENCES storage_layers(chain_id),
+        cache_id TEXT NOT NULL UNIQUE,
+        init_cache_id TEXT
+      );
+    `);
+  }
+
+  private dir(cacheId: string, sub?: string): string {
+    return sub ? path.join(this.root, cacheId, sub) : path.join(this.root, cacheId);
+  }
+
+  private layerRow(chainId: string): LayerRow | undefined {
+    return this.db.prepare('SELECT * FROM storage_layers WHERE chain_id = ?').get(chainId) as LayerRow | undefined;
+  }
+
+  private snapshotRow(key: string): SnapshotRow | undefined {
+    return this.db.prepare('SELECT * FROM storage_snapshots WHERE key = ?').get(key) as SnapshotRow | undefined;
+  }
+
+  private static info(row: LayerRow): LayerInfo {
+    return { chainId: row.chain_id, diffId: row.diff_id, parent: row.parent, size: row.size };
+  }
+
+  /** Short names of a committed layer and everything below it, nearest first. */
+  private lowersOf(cacheId: string): string[] {
+    const link = fs.readFileSync(this.dir(cacheId, 'link'), 'utf8').trim();
+    let lower = '';
+    try {
+      lower = fs.readFileSync(this.dir(cacheId, 'lower'), 'utf8').trim();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    return [`${LINK_DIR}/${link}`, ...(lower ? lower.split(':') : [])];
+  }
+
+  /**
+   * Create <root>/.tmp-<id>/{diff,link,lower[,work]}, let `fill` populate diff,
+   * rename into place and add the l/ link. The caller inserts the row.
+   */
+  private async build(lowers: string[], withWork: boolean, fill?: (diff: string) => Promise<void>): Promise<{ cacheId: string; link: string }> {
+    const cacheId = newCacheId();
+    const link = newLinkId();
+    const tmp = path.join(this.root, TMP_PREFIX + cacheId);
+    const final = this.dir(cacheId);
+    try {
+      fs.mkdirSync(path.join(tmp, 'diff'), { recursive: true, mode: 0o755 });
+      fs.chmodSync(tmp, 0o710);
+      if (withWork) fs.mkdirSync(path.join(tmp, 'work'), { mode: 0o700 });
+      writeFileDurable(path.join(tmp, 'link'), link);
+      if (lowers.length) writeFileDurable(path.join(tmp, 'lower'), lowers.join(':'));
+      if (fill) await fill(path.join(tmp, 'diff'));
+      fsyncDir(tmp);
+      fs.renameSync(tmp, final);
+      fs.symlinkSync(`../${cacheId}/diff`, path.join(this.root, LINK_DIR, link));
+      fsyncDir(this.root);
+    } catch (err) {
+      this.discard(cacheId);
+      throw err;
+    }
+    return { cacheId, link };
+  }
+
+  /** Delete a cache dir (staged or final) and its short link. Best effort, idempotent. */
+  private discard(cacheId: string | null): void {
+    if (!cacheId) return;
+    for (const d of [this.dir(cacheId), path.join(this.root, TMP_PREFIX + cacheId)]) {
+      try {
+        const link = fs.readFileSync(path.join(d, 'link'), 'utf8').trim();
+        if (link) fs.rmSync(path.join(this.root, LINK_DIR, link), { force: true });
+      } catch {
+        // no link file: nothing to unlink
+      }
+      fs.rmSync(d, { recursive: true, force: true });
+    }
+  }
+
+  getLayer(chainId: string): LayerInfo | null {
+    const row = this.layerRow(chainId);
+    return row ? Overlay2.info(row) : null;
+  }
+
+  async applyLayer(parent: string | null, tar: Readable): Promise<LayerInfo> {
+    let lowers: string[] = [];
+    if (parent !== null) {
+      const p = this.layerRow(parent);
+      if (!p) throw new NotFound(`parent layer ${parent} does not exist`);
+      lowers = this.lowersOf(p.cache_id);
+    }
+    if (lowers.length >= MAX_LOWERS) throw new InvalidParameter(`max depth exceeded: overlay supports at most ${MAX_LOWERS} layers`);
+    let result = { diffId: '', size: 0 };
+    const { cacheId } = await this.build(lowers, false, async (diff) => {
+      result = await unpack(tar, diff);
+    });
+    const chainId = chainIdOf(parent, result.diffId);
+    const inserted = this.db
+      .prepare('INSERT OR IGNORE INTO storage_layers (chain_id, diff_id, parent, cache_id, size) VALUES (?, ?, ?, ?, ?)')
+      .run(chainId, result.diffId, parent, cacheId, result.size);
+    if (inserted.changes === 0) {
+      this.discard(cacheId);
+      log.debug('layer already present', { chainId });
+    } else {
+      log.debug('layer committed', { chainId, cacheId, size: result.size });
+    }
+    return Overlay2.info(this.layerRow(chainId) as LayerRow);
+  }
+
+  async removeLayer(chainId: string): Promise<void> {
+    const row = this.layerRow(chainId);
+    if (!row) throw new NotFound(`layer ${chainId} does not exist`);
+    const child = this.db.prepare('SELECT chain_id FROM storage_layers WHERE parent = ? LIMIT 1').get(chainId) as { chain_id: string } | undefined;
+    if (child) throw new Conflict(`layer ${chainId} is in use by layer ${child.chain_id}`);
+    const snap = this.db.prepare('SELECT key FROM storage_snapshots WHERE parent = ? LIMIT 1').get(chainId) as { key: string } | undefined;
+    if (snap) throw new Conflict(`layer ${chainId} is in use by snapshot ${snap.key}`);
+    this.db.prepare('DELETE FROM storage_layers WHERE chain_id = ?').run(chainId);
+    this.discard(row.cache_id);
+  }
+
+  async prepare(key: string, parent: string | null, init?: (initDir: string) => Promise<void>): Promise<Mount[]> {
+    if (this.snapshotRow(key)) throw new Conflict(`snapshot ${key} already exists`);
+    let lowers: string[] = [];
+    if (parent !== null) {
+      const p = this.layerRow(parent);
+      if (!p) throw new NotFound(`parent layer ${parent} does not exist`);
+      lowers = this.lowersOf(p.cache_id);
+    }
+    let initId: string | null = null;
+    let cacheId: string | null = null;
+    try {
+      if (init) {
+        const built = await this.build(lowers, false, init);
+        initId = built.cacheId;
+        lowers = [`${LINK_DIR}/${built.link}`, ...lowers];
+      }
+      cacheId = (await this.build(lowers, true)).cacheId;
+      if (lowers.length === 0) fs.mkdirSync(this.dir(cacheId, 'empty'), { mode: 0o755 });
+      this.checkMountable(cacheId, lowers);
+      this.db
+        .prepare('INSERT INTO storage_snapshots (key, parent, cache_id, init_cache_id) VALUES (?, ?, ?, ?)')
+        .run(key, parent, cacheId, initId);
+    } catch (err) {
+      this.discard(cacheId);
+      this.discard(initId);
+      if (err instanceof Error && /UNIQUE constraint failed: storage_snapshots.key/.test(err.message)) {
+        throw new Conflict(`snapshot ${key} already exists`);
+      }
+      throw err;
+    }
+    return this.mounts(key);
+  }
+
+  private overlayOptions(cacheId: string, lowers: string[]): string[] {
+    const lowerdir = lowers.length ? lowers.join(':') : `${cacheId}/empty`;
+    return ['index=off', `lowerdir=${lowerdir}`, `upperdir=${cacheId}/diff`, `workdir=${cacheId}/work`];
+  }
+
+  private checkMountable(cacheId: string, lowers: string[]): void {
+    if (lowers.length > MAX_LOWERS) throw new InvalidParameter(`max depth exceeded: overlay supports at most ${MAX_LOWERS} layers`);
+    const len = this.overlayOptions(cacheId, lowers).join(',').length;
+    if (len >= PAGE_SIZE) {
+      throw new InvalidParameter(
+        `too many layers (${lowers.length}): overlay mount options would be ${len} bytes, more than the ${PAGE_SIZE - 1} mount(2) accepts`,
+      );
+    }
+  }
+
+  mounts(key: string): Mount[] {
+    const row = this.snapshotRow(key);
+    if (!row) throw new NotFound(`snapshot ${key} does not exist`);
+    let lowers: string[] = [];
+    try {
+      lowers = fs.readFileSync(this.dir(row.cache_id, 'lower'), 'utf8').trim().split(':').filter(Boolean);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    return [{ type: 'overlay', source: 'overlay', options: this.overlayOptions(row.cache_id, lowers), cwd: this.root }];
+  }
+
+  upperDir(key: string): string {
+    const row = this.snapshotRow(key);
+    if (!row) throw new NotFound(`snapshot ${key} does not exist`);
+    return this.dir(row.cache_id, 'diff');
+  }
+
+  async remove(key: string): Promise<void> {
+    const row = this.snapshotRow(key);
+    if (!row) return;
+    this.db.prepare('DELETE FROM storage_snapshots WHERE key = ?').run(key);
+    this.discard(row.cache_id);
+    this.discard(row.init_cache_id);
+  }
+
+  async usage(key: string): Promise<number> {
+    const upper = this.upperDir(key);
+    const seen = new Set<string>();
+    let total = 0;
+    const visit = async (dir: string): Promise<void> => {
+      for (const e of await fs.promises.readdir(dir, { withFileTypes: true })) {
+        const full = path.join(dir, e.name);
+        const st = await fs.promises.lstat(full);
+        if (st.nlink > 1 && !st.isDirectory()) {
+          const id = `${st.dev}:${st.ino}`;
+          if (seen.has(id)) continue;
+          seen.add(id);
+        }
+        if (!st.isDirectory()) total += st.size;
+        else await visit(full);
+      }
+    };
+    await visit(upper);
+    return total;
+  }
+
+  async recover(): Promise<void> {
+    const known = new Set<string>();
+    for (const r of this.db.prepare('SELECT cache_id FROM storage_layers').all() as { cache_id: string }[]) known.add(r.cache_id);
+    for (const r of this.db.prepare('SELECT cache_id, init_cache_id FROM storage_snapshots').all() as { cache_id: string; init_cache_id: string | null }[]) {
+      known.add(r.cache_id);
+      if (r.init_cache_id) known.add(r.init_cache_id);
+    }
+    for (const name of fs.readdirSync(this.root)) {
+      if (name === LINK_DIR || known.has(name)) continue;
+      log.warn('removing leftover storage dir', { dir: name });
+      fs.rmSync(path.join(this.root, name), { recursive: true, force: true });
+    }
+    // Links whose layer is gone (or never got its row).
+    const linkDir = path.join(this.root, LINK_DIR);
+    for (const name of fs.readdirSync(linkDir)) {
+      const target = fs.readlinkSync(path.join(linkDir, name));
+      const cacheId = target.split('/')[1];
+      if (!known.has(cacheId)) fs.rmSync(path.join(linkDir, name), { force: true });
+    }
+    for (const id of known) {
+      if (!fs.existsSync(this.dir(id, 'diff'))) log.error('storage dir missing for a recorded layer or snapshot', { cacheId: id });
+    }
+  }
+}
+
+/** The overlay2 snapshotter rooted at <data-root>/overlay2, with its metadata in `db`. */
+export function openOverlay2(root: string, db: Database): Snapshotter {
+  return new Overlay2(path.resolve(root), db);
+}

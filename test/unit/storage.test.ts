@@ -1,0 +1,223 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import tar from 'tar-stream';
+import { Conflict, InvalidParameter, NotFound } from '../../src/errors.js';
+import { backingFs, mountAll, openOverlay2, unmountAll, type Snapshotter } from '../../src/storage/index.js';
+import * as sys from '../../src/sys/index.js';
+
+type Entry = Partial<tar.Header> & { name: string; body?: string };
+
+async function makeTar(entries: Entry[]): Promise<Buffer> {
+  const p = tar.pack();
+  const chunks: Buffer[] = [];
+  const done = (async () => {
+    for await (const c of p) chunks.push(Buffer.from(c as Uint8Array));
+  })();
+  for (const { body, ...h } of entries) {
+    await new Promise<void>((resolve, reject) => p.entry({ mode: 0o644, ...h }, body ?? '', (err) => (err ? reject(err) : resolve())));
+  }
+  p.finalize();
+  await done;
+  return Buffer.concat(chunks);
+}
+const tarOf = async (entries: Entry[]): Promise<Readable> => Readable.from(await makeTar(entries));
+
+let tmp: string;
+let db: Database.Database;
+let snap: Snapshotter;
+const mounted: string[] = [];
+
+function target(name: string): string {
+  const t = path.join(tmp, 'mnt', name);
+  fs.mkdirSync(t, { recursive: true });
+  mounted.push(t);
+  return t;
+}
+
+/** Everything under dir, as "relpath" (dirs with a trailing slash). */
+function tree(dir: string): string[] {
+  return fs
+    .readdirSync(dir, { recursive: true, withFileTypes: true })
+    .map((e) => path.relative(dir, path.join(e.parentPath, e.name)) + (e.isDirectory() ? '/' : ''))
+    .sort();
+}
+
+before(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-storage-'));
+  db = new Database(path.join(tmp, 'meta.db'));
+  snap = openOverlay2(path.join(tmp, 'overlay2'), db);
+});
+
+after(() => {
+  for (const m of mounted) {
+    try {
+      unmountAll(m);
+    } catch (err) {
+      console.error('unmount', m, err);
+    }
+  }
+  db.close();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('overlay2', () => {
+  it('reports the backing filesystem and d_type support', () => {
+    const b = backingFs(path.join(tmp, 'overlay2'));
+    assert.equal(typeof b.name, 'string');
+    assert.notEqual(b.name, 'overlayfs');
+    assert.equal(b.dType, true);
+  });
+
+  it('stacks two layers with whiteouts and opaque dirs; writes go to the rw layer only', async () => {
+    const l0 = await snap.applyLayer(
+      null,
+      await tarOf([
+        { name: 'a', body: 'A' },
+        { name: 'b', body: 'B' },
+        { name: 'etc/x', body: 'X' },
+        { name: 'etc/keep', body: 'K' },
+        { name: 'd/old', body: 'old' },
+      ]),
+    );
+    assert.equal(l0.chainId, l0.diffId);
+    assert.equal(l0.parent, null);
+    const l1 = await snap.applyLayer(
+      l0.chainId,
+      await tarOf([{ name: 'etc/.wh.x' }, { name: 'd/', type: 'directory', mode: 0o755 }, { name: 'd/.wh..wh..opq' }, { name: 'd/new', body: 'new' }]),
+    );
+    assert.notEqual(l1.chainId, l1.diffId);
+    assert.deepEqual(snap.getLayer(l1.chainId), l1);
+
+    const mounts = await snap.prepare('c1', l1.chainId);
+    const m = target('c1');
+    mountAll(mounts, m);
+    assert.equal(sys.fsType(m), 0x794c7630);
+    assert.deepEqual(tree(m), ['a', 'b', 'd/', 'd/new', 'etc/', 'etc/keep']);
+    assert.equal(fs.readFileSync(path.join(m, 'a'), 'utf8'), 'A');
+
+    const lowerBefore = tree(path.join(tmp, 'overlay2'));
+    fs.writeFileSync(path.join(m, 'written'), 'w');
+    fs.writeFileSync(path.join(m, 'a'), 'changed');
+    fs.rmSync(path.join(m, 'b'));
+    const upper = snap.upperDir('c1');
+    assert.equal(fs.readFileSync(path.join(upper, 'written'), 'utf8'), 'w');
+    assert.equal(fs.readFileSync(path.join(upper, 'a'), 'utf8'), 'changed');
+    assert.ok(fs.lstatSync(path.join(upper, 'b')).isCharacterDevice());
+    // Only the snapshot's own dirs changed; layer diff dirs hold what they held.
+    const cacheOfUpper = path.relative(path.join(tmp, 'overlay2'), upper).split('/')[0];
+    const changed = tree(path.join(tmp, 'overlay2'))
+      .filter((p) => !lowerBefore.includes(p))
+      .filter((p) => !p.startsWith(cacheOfUpper + '/'));
+    assert.deepEqual(changed, []);
+    const linkDir = path.join(tmp, 'overlay2', 'l');
+    const layerDiffs = fs.readdirSync(linkDir).map((l) => path.resolve(linkDir, fs.readlinkSync(path.join(linkDir, l))));
+    const l0diff = layerDiffs.find((d) => fs.existsSync(path.join(d, 'b')) && fs.lstatSync(path.join(d, 'b')).isFile());
+    assert.ok(l0diff);
+    assert.equal(fs.readFileSync(path.join(l0diff, 'a'), 'utf8'), 'A');
+    assert.equal(layerDiffs.filter((d) => fs.existsSync(path.join(d, 'written'))).length, 1); // the rw layer's own
+    assert.ok(await snap.usage('c1') >= 'changed'.length + 1);
+
+    // After a "daemon restart": same db, new snapshotter, same mounts.
+    unmountAll(m);
+    const again = openOverlay2(path.join(tmp, 'overlay2'), db);
+    mountAll(again.mounts('c1'), m);
+    assert.equal(fs.readFileSync(path.join(m, 'written'), 'utf8'), 'w');
+    unmountAll(m);
+    unmountAll(m); // not mounted: tolerated
+
+    await assert.rejects(snap.removeLayer(l0.chainId), Conflict);
+    await assert.rejects(snap.removeLayer(l1.chainId), Conflict);
+    await snap.remove('c1');
+    await snap.remove('c1');
+    assert.throws(() => snap.upperDir('c1'), NotFound);
+    await snap.removeLayer(l1.chainId);
+    await snap.removeLayer(l0.chainId);
+    assert.equal(snap.getLayer(l0.chainId), null);
+    assert.deepEqual(fs.readdirSync(path.join(tmp, 'overlay2', 'l')), []);
+  });
+
+  it('dedupes identical layers by chain id', async () => {
+    const entries = [{ name: 'same', body: 'same' }];
+    const one = await snap.applyLayer(null, await tarOf(entries));
+    const dirs = fs.readdirSync(path.join(tmp, 'overlay2')).length;
+    const two = await snap.applyLayer(null, await tarOf(entries));
+    assert.deepEqual(two, one);
+    assert.equal(fs.readdirSync(path.join(tmp, 'overlay2')).length, dirs);
+    await snap.removeLayer(one.chainId);
+  });
+
+  it('mounts an empty chain and an init layer between image and rw layer', async () => {
+    const m = target('empty');
+    mountAll(await snap.prepare('empty', null), m);
+    assert.deepEqual(fs.readdirSync(m), []);
+    fs.writeFileSync(path.join(m, 'f'), 'x');
+    unmountAll(m);
+    await snap.remove('empty');
+
+    const base = await snap.applyLayer(null, await tarOf([{ name: 'etc/hostname', body: 'image' }]));
+    const mi = target('init');
+    mountAll(
+      await snap.prepare('withinit', base.chainId, async (dir) => {
+        fs.mkdirSync(path.join(dir, 'etc'));
+        fs.writeFileSync(path.join(dir, 'etc/hostname'), 'container');
+      }),
+      mi,
+    );
+    assert.equal(fs.readFileSync(path.join(mi, 'etc/hostname'), 'utf8'), 'container');
+    assert.deepEqual(fs.readdirSync(snap.upperDir('withinit')), []);
+    unmountAll(mi);
+    await assert.rejects(snap.prepare('withinit', base.chainId), Conflict);
+    const count = fs.readdirSync(path.join(tmp, 'overlay2')).length;
+    await snap.remove('withinit');
+    assert.equal(fs.readdirSync(path.join(tmp, 'overlay2')).length, count - 2);
+    await snap.removeLayer(base.chainId);
+  });
+
+  it('mounts 130 layers in one overlay', async () => {
+    let parent: string | null = null;
+    const chain: string[] = [];
+    for (let i = 0; i < 130; i++) {
+      const layer = await snap.applyLayer(parent, await tarOf([{ name: `f${i}`, body: String(i) }, { name: 'top', body: String(i) }]));
+      parent = layer.chainId;
+      chain.push(parent);
+    }
+    const m = target('deep');
+    mountAll(await snap.prepare('deep', parent), m);
+    assert.equal(fs.readdirSync(m).length, 131);
+    assert.equal(fs.readFileSync(path.join(m, 'top'), 'utf8'), '129');
+    assert.equal(fs.readFileSync(path.join(m, 'f0'), 'utf8'), '0');
+    unmountAll(m);
+    await snap.remove('deep');
+    // Past one page of mount options, prepare fails clearly and leaves nothing behind.
+    for (let i = 130; i < 142; i++) {
+      parent = (await snap.applyLayer(parent, await tarOf([{ name: `f${i}`, body: String(i) }]))).chainId;
+      chain.push(parent);
+    }
+    const dirs = fs.readdirSync(path.join(tmp, 'overlay2')).length;
+    await assert.rejects(snap.prepare('toodeep', parent), (err: Error) => err instanceof InvalidParameter && /too many layers \(142\)/.test(err.message));
+    assert.equal(fs.readdirSync(path.join(tmp, 'overlay2')).length, dirs);
+    for (const c of chain.reverse()) await snap.removeLayer(c);
+  });
+
+  it('recover() removes half-written layers and orphan links, keeps committed ones', async () => {
+    const kept = await snap.applyLayer(null, await tarOf([{ name: 'k', body: 'k' }]));
+    const root = path.join(tmp, 'overlay2');
+    // A crash mid-unpack leaves a staging dir; a crash after rename but before the row leaves a dir + link.
+    fs.mkdirSync(path.join(root, '.tmp-deadbeef', 'diff'), { recursive: true });
+    fs.writeFileSync(path.join(root, '.tmp-deadbeef', 'diff', 'half'), 'x');
+    fs.mkdirSync(path.join(root, 'cafe', 'diff'), { recursive: true });
+    fs.symlinkSync('../cafe/diff', path.join(root, 'l', 'ORPHANLINKORPHANLINKORPHAN'));
+    await snap.recover();
+    assert.equal(fs.existsSync(path.join(root, '.tmp-deadbeef')), false);
+    assert.equal(fs.existsSync(path.join(root, 'cafe')), false);
+    assert.equal(fs.existsSync(path.join(root, 'l', 'ORPHANLINKORPHANLINKORPHAN')), false);
+    assert.deepEqual(snap.getLayer(kept.chainId), kept);
+    assert.equal(fs.readdirSync(path.join(root, 'l')).length, 1);
+    await snap.removeLayer(kept.chainId);
+  });
+});
