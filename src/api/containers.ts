@@ -1,0 +1,334 @@
+/** /containers routes: Docker's JSON shapes on top of the container service. */
+import { InvalidParameter } from '../errors.js';
+import { humanDuration } from '../util/units.js';
+import type { ContainerService, WaitCondition } from '../container/service.js';
+import type { Container } from '../container/types.js';
+import { ZERO_TIME } from '../container/types.js';
+import { type Context, type Router } from './server.js';
+import { parseFilters, matchLabels } from './filters.js';
+import { frame, writeChunk, MULTIPLEXED, RAW } from './streams.js';
+
+function bool(q: URLSearchParams, key: string): boolean {
+  const v = q.get(key);
+  return v !== null && v !== '' && v !== '0' && v !== 'false';
+}
+
+function intParam(q: URLSearchParams, key: string): number | undefined {
+  const v = q.get(key);
+  if (v === null || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new InvalidParameter(`invalid value for ${key}: ${v}`);
+  return n;
+}
+
+/** Docker's State.String(): "Up 3 minutes", "Exited (0) 2 seconds ago", "Created". */
+export function statusString(c: Container): string {
+  const s = c.state;
+  switch (s.Status) {
+    case 'running':
+      return `Up ${humanDuration(Date.now() - Date.parse(s.StartedAt))}`;
+    case 'paused':
+      return `Up ${humanDuration(Date.now() - Date.parse(s.StartedAt))} (Paused)`;
+    case 'restarting':
+      return `Restarting (${s.ExitCode}) ${humanDuration(Date.now() - Date.parse(s.FinishedAt))} ago`;
+    case 'removing':
+      return 'Removal In Progress';
+    case 'dead':
+      return 'Dead';
+    case 'created':
+      return 'Created';
+    case 'exited':
+      if (s.FinishedAt === ZERO_TIME) return '';
+      return `Exited (${s.ExitCode}) ${humanDuration(Date.now() - Date.parse(s.FinishedAt))} ago`;
+  }
+}
+
+function commandLine(c: Container): string {
+  return [c.path, ...c.args].map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ');
+}
+
+function networkSettings(c: Container) {
+  const mode = c.hostConfig.NetworkMode === 'default' ? 'bridge' : c.hostConfig.NetworkMode;
+  return {
+    Bridge: '',
+    SandboxID: '',
+    SandboxKey: '',
+    Ports: {},
+    HairpinMode: false,
+    LinkLocalIPv6Address: '',
+    LinkLocalIPv6PrefixLen: 0,
+    SecondaryIPAddresses: null,
+    SecondaryIPv6Addresses: null,
+    EndpointID: '',
+    Gateway: '',
+    GlobalIPv6Address: '',
+    GlobalIPv6PrefixLen: 0,
+    IPAddress: '',
+    IPPrefixLen: 0,
+    IPv6Gateway: '',
+    MacAddress: '',
+    Networks: {
+      [mode]: {
+        IPAMConfig: null, Links: null, Aliases: null, MacAddress: '', DriverOpts: null, GwPriority: 0,
+        NetworkID: '', EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, IPv6Gateway: '',
+        GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, DNSNames: null,
+      },
+    },
+  };
+}
+
+export function inspectJSON(svc: ContainerService, c: Container, storageDriver: string, sizeRw?: number) {
+  const s = c.state;
+  return {
+    Id: c.id,
+    Created: c.created,
+    Path: c.path,
+    Args: c.args,
+    State: {
+      Status: s.Status,
+      Running: s.Status === 'running' || s.Status === 'paused',
+      Paused: s.Status === 'paused',
+      Restarting: s.Status === 'restarting',
+      OOMKilled: s.OOMKilled,
+      Dead: s.Status === 'dead',
+      Pid: s.Pid,
+      ExitCode: s.ExitCode,
+      Error: s.Error,
+      StartedAt: s.StartedAt,
+      FinishedAt: s.FinishedAt,
+    },
+    Image: c.imageId,
+    ResolvConfPath: c.resolvConfPath,
+    HostnamePath: c.hostnamePath,
+    HostsPath: c.hostsPath,
+    LogPath: c.logPath,
+    Name: `/${c.name}`,
+    RestartCount: c.restartCount,
+    Driver: storageDriver,
+    Platform: 'linux',
+    MountLabel: '',
+    ProcessLabel: '',
+    AppArmorProfile: '',
+    ExecIDs: null,
+    HostConfig: c.hostConfig,
+    GraphDriver: { Name: storageDriver, Data: { MergedDir: svc.rootfs(c) } },
+    ...(sizeRw !== undefined ? { SizeRw: sizeRw, SizeRootFs: sizeRw + (svc.image(c)?.size ?? 0) } : {}),
+    Mounts: [],
+    Config: c.config,
+    NetworkSettings: networkSettings(c),
+  };
+}
+
+function listJSON(svc: ContainerService, c: Container, sizeRw?: number) {
+  const net = networkSettings(c);
+  return {
+    Id: c.id,
+    Names: [`/${c.name}`],
+    Image: c.config.Image,
+    ImageID: c.imageId,
+    Command: commandLine(c),
+    Created: Math.floor(Date.parse(c.created) / 1000),
+    Ports: [],
+    Labels: c.config.Labels ?? {},
+    State: c.state.Status,
+    Status: statusString(c),
+    HostConfig: { NetworkMode: c.hostConfig.NetworkMode },
+    NetworkSettings: { Networks: net.Networks },
+    Mounts: [],
+    ...(sizeRw !== undefined ? { SizeRw: sizeRw, SizeRootFs: sizeRw + (svc.image(c)?.size ?? 0) } : {}),
+  };
+}
+
+const listFilters = ['status', 'name', 'label', 'id', 'ancestor', 'exited', 'before', 'since'];
+const statuses = ['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'];
+
+export function containerRoutes(router: Router, svc: ContainerService, opts: { storageDriver: string; imageIdOf: (ref: string) => string | null }): void {
+  router.get('/containers/json', async (ctx) => {
+    const q = ctx.query;
+    const filters = parseFilters(q.get('filters'), listFilters);
+    for (const st of filters.get('status') ?? []) {
+      if (!statuses.includes(st)) throw new InvalidParameter(`invalid filter 'status=${st}'`);
+    }
+    const all = bool(q, 'all');
+    const limit = intParam(q, 'limit') ?? -1;
+    let list = svc.list();
+    if (!all && limit <= 0 && !filters.has('status') && !filters.has('exited')) list = list.filter((c) => c.state.Status === 'running' || c.state.Status === 'paused');
+    const ancestors = (filters.get('ancestor') ?? []).map((a) => opts.imageIdOf(a) ?? `<unknown:${a}>`);
+    const beforeAt = (filters.get('before') ?? []).map((b) => svc.get(b).created);
+    const sinceAt = (filters.get('since') ?? []).map((b) => svc.get(b).created);
+    list = list.filter((c) => {
+      const f = (key: string, test: (v: string) => boolean) => !filters.has(key) || filters.get(key)!.some(test);
+      return (
+        f('status', (v) => c.state.Status === v) &&
+        f('name', (v) => new RegExp(v.replace(/^\//, '')).test(c.name)) &&
+        f('id', (v) => c.id.startsWith(v)) &&
+        f('exited', (v) => c.state.Status === 'exited' && c.state.ExitCode === Number(v)) &&
+        (!filters.has('ancestor') || ancestors.includes(c.imageId)) &&
+        beforeAt.every((t) => c.created < t) &&
+        sinceAt.every((t) => c.created > t) &&
+        matchLabels(c.config.Labels, filters.get('label') ?? [])
+      );
+    });
+    if (limit > 0) list = list.slice(0, limit);
+    const withSize = bool(q, 'size');
+    return Promise.all(list.map(async (c) => listJSON(svc, c, withSize ? await svc.sizeRw(c) : undefined)));
+  });
+
+  router.post('/containers/create', async (ctx) => {
+    const body = await ctx.json();
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidParameter('invalid JSON: container config must be an object');
+    return svc.create(body, ctx.query.get('name'));
+  });
+
+  router.get('/containers/{id}/json', async (ctx) => {
+    const c = svc.get(ctx.params.id);
+    return inspectJSON(svc, c, opts.storageDriver, bool(ctx.query, 'size') ? await svc.sizeRw(c) : undefined);
+  });
+
+  router.post('/containers/{id}/start', async (ctx) => {
+    await svc.start(ctx.params.id);
+  });
+
+  router.post('/containers/{id}/stop', async (ctx) => {
+    await svc.stop(ctx.params.id, { timeout: intParam(ctx.query, 't'), signal: ctx.query.get('signal') ?? undefined });
+  });
+
+  router.post('/containers/{id}/restart', async (ctx) => {
+    await svc.restart(ctx.params.id, { timeout: intParam(ctx.query, 't'), signal: ctx.query.get('signal') ?? undefined });
+  });
+
+  router.post('/containers/{id}/kill', async (ctx) => {
+    await svc.kill(ctx.params.id, ctx.query.get('signal') || 'SIGKILL');
+  });
+
+  router.post('/containers/{id}/wait', async (ctx) => {
+    const condition = (ctx.query.get('condition') || 'not-running') as WaitCondition;
+    if (!['not-running', 'next-exit', 'removed'].includes(condition)) throw new InvalidParameter(`invalid condition: "${condition}"`);
+    svc.get(ctx.params.id);
+    const result = svc.wait(ctx.params.id, condition);
+    // Headers go out at once: the docker CLI waits for them before it starts the container.
+    ctx.res.writeHead(200, { 'Content-Type': 'application/json' });
+    ctx.res.flushHeaders();
+    try {
+      ctx.res.end(JSON.stringify(await result) + '\n');
+    } catch (err) {
+      ctx.res.end(JSON.stringify({ StatusCode: -1, Error: { Message: (err as Error).message } }) + '\n');
+    }
+  });
+
+  router.delete('/containers/{id}', async (ctx) => {
+    await svc.remove(ctx.params.id, { force: bool(ctx.query, 'force'), volumes: bool(ctx.query, 'v') });
+  });
+
+  router.post('/containers/prune', async (ctx) => {
+    const filters = parseFilters(ctx.query.get('filters'), ['until', 'label', 'label!']);
+    const until = filters.get('until')?.[0];
+    const untilTime = until === undefined ? Infinity : /^\d+$/.test(until) ? Number(until) * 1000 : Date.now() - parseGoDuration(until);
+    return svc.prune((c) => Date.parse(c.created) < untilTime && matchLabels(c.config.Labels, filters.get('label') ?? []) && !(filters.get('label!') ?? []).some((l) => matchLabels(c.config.Labels, [l])));
+  });
+
+  router.post('/containers/{id}/resize', async (ctx) => {
+    const c = svc.get(ctx.params.id);
+    await svc.resize(c, intParam(ctx.query, 'h') ?? 24, intParam(ctx.query, 'w') ?? 80);
+    return '';
+  });
+
+  router.get('/containers/{id}/logs', async (ctx) => {
+    const q = ctx.query;
+    const c = svc.get(ctx.params.id);
+    const stdout = bool(q, 'stdout');
+    const stderr = bool(q, 'stderr');
+    if (!stdout && !stderr) throw new InvalidParameter('Bad parameters: you must choose at least one stream');
+    const tailRaw = q.get('tail');
+    const tail = tailRaw === null || tailRaw === '' || tailRaw === 'all' ? -1 : Number(tailRaw);
+    const since = parseTime(q.get('since'));
+    const until = parseTime(q.get('until'));
+    const timestamps = bool(q, 'timestamps');
+    const abort = new AbortController();
+    ctx.res.on('close', () => abort.abort());
+    ctx.res.writeHead(200, { 'Content-Type': c.config.Tty ? RAW : MULTIPLEXED });
+    ctx.res.flushHeaders();
+    for await (const entry of svc.logs(c, { follow: bool(q, 'follow'), since, until, tail, signal: abort.signal })) {
+      if ((entry.stream === 'stdout' && !stdout) || (entry.stream === 'stderr' && !stderr)) continue;
+      const data = timestamps ? Buffer.concat([Buffer.from(toRFC3339Nano(entry.time) + ' '), entry.data]) : entry.data;
+      if (!(await writeChunk(ctx.res, c.config.Tty ? data : frame(entry.stream, data)))) break;
+    }
+    ctx.res.end();
+  });
+
+  router.post('/containers/{id}/attach', async (ctx) => attach(ctx, svc));
+}
+
+async function attach(ctx: Context, svc: ContainerService): Promise<void> {
+  const q = ctx.query;
+  const c = svc.get(ctx.params.id);
+  const wantStdin = bool(q, 'stdin');
+  const wantStdout = bool(q, 'stdout');
+  const wantStderr = bool(q, 'stderr');
+  const abort = new AbortController();
+  const output = svc.attachOutput(c, abort.signal);
+  const socket = ctx.hijack(c.config.Tty ? RAW : MULTIPLEXED);
+  socket.on('close', () => abort.abort());
+  socket.on('error', () => abort.abort());
+
+  if (wantStdin && c.config.OpenStdin) void pumpStdin(svc, c, socket, abort.signal);
+
+  for await (const entry of output) {
+    if ((entry.stream === 'stdout' && !wantStdout) || (entry.stream === 'stderr' && !wantStderr)) continue;
+    if (!(await writeChunk(socket, c.config.Tty ? entry.data : frame(entry.stream, entry.data)))) break;
+  }
+  socket.end();
+}
+
+/** Client bytes → container stdin, once the container runs. EOF from the client closes stdin (StdinOnce semantics). */
+async function pumpStdin(svc: ContainerService, c: Container, socket: NodeJS.ReadableStream, signal: AbortSignal): Promise<void> {
+  const pending: Buffer[] = [];
+  let ended = false;
+  let sink: NodeJS.WritableStream | null = null;
+  socket.on('data', (chunk: Buffer) => (sink ? sink.write(chunk) : pending.push(chunk)));
+  socket.on('end', () => {
+    ended = true;
+    if (sink && c.config.StdinOnce) sink.end();
+  });
+  while (!signal.aborted) {
+    const cur = svc.list().find((x) => x.id === c.id);
+    if (!cur) return;
+    if (cur.state.Status === 'running') break;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  if (signal.aborted) return;
+  try {
+    sink = await svc.stdin(c);
+  } catch {
+    return;
+  }
+  for (const chunk of pending) sink.write(chunk);
+  if (ended && c.config.StdinOnce) sink.end();
+}
+
+function parseTime(v: string | null): number | undefined {
+  if (v === null || v === '' || v === '0') return undefined;
+  if (/^\d+(\.\d+)?$/.test(v)) return Number(v);
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw new InvalidParameter(`invalid time value: ${v}`);
+  return t / 1000;
+}
+
+/** conmon writes "2026-11-29T09:41:45.136031607+00:00"; docker prints "...Z". */
+function toRFC3339Nano(t: string): string {
+  return t.replace(/\+00:00$/, 'Z');
+}
+
+function parseGoDuration(s: string): number {
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  let total = 0;
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
+  let m: RegExpExecArray | null;
+  let consumed = 0;
+  while ((m = re.exec(s))) {
+    total += Number(m[1]) * units[m[2]];
+    consumed += m[0].length;
+  }
+  if (consumed !== s.length || consumed === 0) throw new InvalidParameter(`invalid duration: ${s}`);
+  return total;
+}

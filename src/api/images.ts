@@ -1,0 +1,132 @@
+/** /images routes. Pull and push answer a clear error until the registry client lands. */
+import { InvalidParameter, NotFound, errorMessage } from '../errors.js';
+import type { ContentStore } from '../content/index.js';
+import { type Image, type ImageStore, importImage } from '../image/index.js';
+import type { Snapshotter } from '../storage/index.js';
+import type { ContainerService } from '../container/service.js';
+import type { Router } from './server.js';
+import { parseFilters, matchLabels } from './filters.js';
+
+export interface ImageDeps {
+  images: ImageStore;
+  content: ContentStore;
+  storage: Snapshotter;
+  containers: ContainerService;
+  storageDriver: string;
+}
+
+function summary(img: Image, containers: ContainerService) {
+  return {
+    Id: img.id,
+    ParentId: img.parent ?? '',
+    RepoTags: img.repoTags,
+    RepoDigests: img.repoDigests,
+    Created: Math.floor(Date.parse(img.created) / 1000),
+    Size: img.size,
+    SharedSize: -1,
+    Labels: img.config.config?.Labels ?? {},
+    Containers: containers.usersOf(img.id).length,
+  };
+}
+
+export function inspectImage(img: Image, driver: string) {
+  const cfg = img.config;
+  return {
+    Id: img.id,
+    RepoTags: img.repoTags,
+    RepoDigests: img.repoDigests,
+    Parent: img.parent ?? '',
+    Comment: cfg.history?.[cfg.history.length - 1]?.comment ?? '',
+    Created: img.created,
+    DockerVersion: '',
+    Author: cfg.author ?? '',
+    Config: cfg.config ?? {},
+    Architecture: cfg.architecture,
+    Variant: cfg.variant,
+    Os: cfg.os,
+    Size: img.size,
+    GraphDriver: { Name: driver, Data: null },
+    RootFS: { Type: 'layers', Layers: cfg.rootfs.diff_ids },
+    Metadata: { LastTagTime: '0001-01-01T00:00:00Z' },
+  };
+}
+
+export function imageRoutes(router: Router, d: ImageDeps): void {
+  router.get('/images/json', (ctx) => {
+    const filters = parseFilters(ctx.query.get('filters'), ['dangling', 'label', 'reference', 'before', 'since']);
+    const all = ctx.query.get('all') === '1' || ctx.query.get('all') === 'true';
+    void all;
+    let list = d.images.list();
+    const dangling = filters.get('dangling')?.[0];
+    if (dangling !== undefined) list = list.filter((i) => (i.repoTags.length === 0) === (dangling === 'true' || dangling === '1'));
+    const refs = filters.get('reference');
+    if (refs) list = list.filter((i) => i.repoTags.some((t) => refs.some((r) => globMatch(r.includes(':') ? r : `${r}:*`, t))));
+    list = list.filter((i) => matchLabels(i.config.config?.Labels ?? undefined, filters.get('label') ?? []));
+    return list.sort((a, b) => (a.created < b.created ? 1 : -1)).map((i) => summary(i, d.containers));
+  });
+
+  router.post('/images/create', async (ctx) => {
+    const q = ctx.query;
+    const fromSrc = q.get('fromSrc');
+    if (fromSrc === null) {
+      const from = q.get('fromImage');
+      if (!from) throw new InvalidParameter('either fromSrc or fromImage must be set');
+      throw new NotFound(`pull access denied for ${from}: pulling from registries is not implemented in this berth yet; import an image with 'berth import'`);
+    }
+    if (fromSrc !== '-') throw new InvalidParameter('importing from a URL is not supported; send the tar as the request body (fromSrc=-)');
+    const repo = q.get('repo');
+    const tag = q.get('tag');
+    const ref = repo ? (tag ? `${repo}:${tag}` : repo) : undefined;
+    ctx.res.writeHead(200, { 'Content-Type': 'application/json' });
+    try {
+      const img = await importImage(d.images, d.content, d.storage, ctx.req, {
+        ref,
+        changes: q.getAll('changes').flatMap((c) => c.split('\n')).filter(Boolean),
+        message: q.get('message') ?? undefined,
+        platform: q.get('platform') ?? undefined,
+      });
+      ctx.res.end(JSON.stringify({ status: img.id }) + '\r\n');
+    } catch (err) {
+      ctx.res.end(JSON.stringify({ errorDetail: { message: errorMessage(err) }, error: errorMessage(err) }) + '\r\n');
+    }
+  });
+
+  router.get('/images/{name:.+}/json', (ctx) => inspectImage(d.images.resolve(ctx.params.name), d.storageDriver));
+  router.get('/images/{name:.+}/history', (ctx) => d.images.history(ctx.params.name));
+
+  router.post('/images/{name:.+}/tag', (ctx) => {
+    const img = d.images.resolve(ctx.params.name);
+    const repo = ctx.query.get('repo');
+    if (!repo) throw new InvalidParameter('repository name must have at least one component');
+    const tag = ctx.query.get('tag') || 'latest';
+    d.images.tag(img.id, `${repo}:${tag}`);
+    ctx.res.writeHead(201);
+    ctx.res.end();
+  });
+
+  router.post('/images/{name:.+}/push', () => {
+    throw new NotFound('pushing to registries is not implemented in this berth yet');
+  });
+
+  router.delete('/images/{name:.+}', (ctx) => {
+    const q = ctx.query;
+    return d.images.remove(ctx.params.name, { force: q.get('force') === '1' || q.get('force') === 'true', noprune: q.get('noprune') === '1' || q.get('noprune') === 'true' }, (id) => d.containers.usersOf(id));
+  });
+
+  router.post('/images/prune', async (ctx) => {
+    const filters = parseFilters(ctx.query.get('filters'), ['dangling', 'until', 'label']);
+    const onlyDangling = (filters.get('dangling')?.[0] ?? 'true') !== 'false';
+    const deleted: ({ Untagged: string } | { Deleted: string })[] = [];
+    for (const img of d.images.list()) {
+      if (onlyDangling && img.repoTags.length) continue;
+      if (d.containers.usersOf(img.id).length) continue;
+      deleted.push(...(await d.images.remove(img.id, { force: true, noprune: false }, () => [])));
+    }
+    return { ImagesDeleted: deleted.length ? deleted : null, SpaceReclaimed: 0 };
+  });
+}
+
+function globMatch(pattern: string, s: string): boolean {
+  const re = new RegExp('^' + pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^/]*') + '$');
+  return re.test(s) || re.test(s.replace(/^docker\.io\/(library\/)?/, ''));
+}

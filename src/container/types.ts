@@ -1,0 +1,77 @@
+/** Container records as berth keeps them: Docker's Config and HostConfig shapes, plus berth's state. */
+
+export type Status = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
+
+/** Docker's container Config (the subset berth honours; unknown fields are kept as given). */
+export interface ContainerConfig {
+  Hostname: string;
+  Domainname: string;
+  User: string;
+  AttachStdin: boolean;
+  AttachStdout: boolean;
+  AttachStderr: boolean;
+  Tty: boolean;
+  OpenStdin: boolean;
+  StdinOnce: boolean;
+  Env: string[];
+  Cmd: string[] | null;
+  Entrypoint: string[] | null;
+  Image: string;
+  WorkingDir: string;
+  Labels: Record<string, string>;
+  StopSignal?: string;
+  StopTimeout?: number;
+  ExposedPorts?: Record<string, object>;
+  Volumes?: Record<string, object> | null;
+  [extra: string]: unknown;
+}
+
+export interface HostConfig {
+  AutoRemove: boolean;
+  NetworkMode: string;
+  Memory: number;
+  MemorySwap: number;
+  NanoCpus: number;
+  CpuShares: number;
+  CpuQuota: number;
+  CpuPeriod: number;
+  PidsLimit: number | null;
+  Privileged: boolean;
+  ReadonlyRootfs: boolean;
+  CapAdd: string[] | null;
+  CapDrop: string[] | null;
+  RestartPolicy: { Name: string; MaximumRetryCount: number };
+  LogConfig: { Type: string; Config: Record<string, string> };
+  Binds: string[] | null;
+  [extra: string]: unknown;
+}
+
+export interface State {
+  Status: Status;
+  Pid: number;
+  ExitCode: number;
+  Error: string;
+  OOMKilled: boolean;
+  StartedAt: string;
+  FinishedAt: string;
+}
+
+export interface Container {
+  id: string;
+  name: string;           // without the leading "/"
+  created: string;        // RFC3339Nano
+  imageId: string;
+  config: ContainerConfig;
+  hostConfig: HostConfig;
+  state: State;
+  restartCount: number;
+  /** Path, args: what runs as PID 1 (Entrypoint + Cmd). */
+  path: string;
+  args: string[];
+  logPath: string;
+  hostnamePath: string;
+  hostsPath: string;
+  resolvConfPath: string;
+}
+
+export const ZERO_TIME = '0001-01-01T00:00:00Z';

@@ -1,0 +1,253 @@
+/**
+ * berthd: wires the stores, the runtime and the container service behind the
+ * Engine API on a unix socket. Start-up recovers whatever a killed daemon left
+ * (half-written blobs and layers, exits that happened while it was away, removals
+ * half done) before it accepts a request.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type http from 'node:http';
+import { pathToFileURL } from 'node:url';
+import Database from 'better-sqlite3';
+import { errorMessage } from '../errors.js';
+import { log, setLevel } from '../log.js';
+import { loadConfig, type DaemonConfig } from './config.js';
+import { openContentStore } from '../content/index.js';
+import { openOverlay2, backingFs } from '../storage/index.js';
+import { openImageStore } from '../image/index.js';
+import { createRuntime, cgroupVersion } from '../runtime/index.js';
+import { ContainerStore } from '../container/store.js';
+import { ContainerService } from '../container/service.js';
+import { Router, createApiServer } from '../api/server.js';
+import { systemRoutes, BERTH_VERSION } from '../api/system.js';
+import { containerRoutes } from '../api/containers.js';
+import { imageRoutes } from '../api/images.js';
+
+const usage = `Usage:	berthd [OPTIONS]
+
+A Docker-compatible container engine daemon
+
+Options:
+      --config-file string     Daemon configuration file (default "/etc/berth/daemon.json")
+      --data-root string       Root directory of persistent state (default "/var/lib/berth")
+      --exec-root string       Root directory for execution state files (default "/run/berth")
+  -H, --host list              Daemon socket to listen on (unix:///path)
+  -G, --group string           Group for the unix socket (default "berth")
+  -p, --pidfile string         Path to use for daemon PID file (default "<exec-root>/berthd.pid")
+  -s, --storage-driver string  Storage driver to use (default "overlay2")
+      --storage-opt list       Storage driver options
+      --cgroup-parent string   Parent cgroup for all containers (default "berth")
+  -b, --bridge string          Attach containers to a network bridge
+      --bip string             Network bridge IP
+      --default-runtime string Default OCI runtime for containers (default "runc")
+  -D, --debug                  Enable debug mode
+`;
+
+function which(name: string, extra: string[] = []): string | null {
+  for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/bin', '/sbin', ...extra]) {
+    const p = path.join(dir, name);
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return p;
+    } catch {}
+  }
+  return null;
+}
+
+function groupId(name: string): number | null {
+  try {
+    for (const line of fs.readFileSync('/etc/group', 'utf8').split('\n')) {
+      const [g, , gid] = line.split(':');
+      if (g === name) return Number(gid);
+    }
+  } catch {}
+  return /^\d+$/.test(name) ? Number(name) : null;
+}
+
+function writeAtomic(file: string, data: string): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fd = fs.openSync(tmp, 'w', 0o644);
+  try {
+    fs.writeSync(fd, data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+}
+
+function takePidfile(file: string): void {
+  try {
+    const pid = Number(fs.readFileSync(file, 'utf8').trim());
+    if (pid && pid !== process.pid) {
+      try {
+        process.kill(pid, 0);
+        const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        if (cmdline.includes('berthd') || cmdline.includes('daemon/main')) {
+          throw new Error(`pid file found, ensure berthd is not running or delete ${file}`);
+        }
+      } catch (err) {
+        if ((err as Error).message.startsWith('pid file found')) throw err;
+      }
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  writeAtomic(file, `${process.pid}`);
+}
+
+function daemonId(dataRoot: string): string {
+  const file = path.join(dataRoot, 'engine-id');
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    const id = crypto.randomUUID();
+    writeAtomic(file, id);
+    return id;
+  }
+}
+
+async function listen(server: http.Server, host: string, group: string): Promise<string> {
+  const socket = host.slice('unix://'.length);
+  fs.mkdirSync(path.dirname(socket), { recursive: true });
+  try {
+    fs.unlinkSync(socket);
+  } catch {}
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socket, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const gid = groupId(group);
+  if (gid === null) log.warn(`could not change group ${socket} to ${group}: group ${group} not found`);
+  else fs.chownSync(socket, 0, gid);
+  fs.chmodSync(socket, 0o660);
+  return socket;
+}
+
+export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promise<void> }> {
+  if (config.debug) setLevel('debug');
+  for (const dir of [config.dataRoot, config.execRoot]) fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
+  takePidfile(config.pidfile);
+
+  const runtimeEntry = config.runtimes[config.defaultRuntime];
+  const runtimePath = runtimeEntry?.path ?? which(config.defaultRuntime);
+  if (!runtimePath) throw new Error(`failed to find the OCI runtime "${config.defaultRuntime}" in PATH (install the Debian package runc)`);
+  const conmonPath = which('conmon', ['/usr/libexec/podman']);
+  if (!conmonPath) throw new Error('failed to find conmon in PATH (install the Debian package conmon)');
+
+  const db = new Database(path.join(config.dataRoot, 'berth.db'));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 5000');
+
+  const content = openContentStore(path.join(config.dataRoot, 'content'));
+  const overlayRoot = path.join(config.dataRoot, 'overlay2');
+  fs.mkdirSync(overlayRoot, { recursive: true });
+  const storage = openOverlay2(overlayRoot, db);
+  const images = openImageStore(db, content, storage);
+  const runtime = createRuntime({
+    runtimePath,
+    conmonPath,
+    stateDir: path.join(config.execRoot, 'containers'),
+    runtimeRoot: path.join(config.execRoot, 'runc'),
+  });
+  const containersRoot = path.join(config.dataRoot, 'containers');
+  fs.mkdirSync(containersRoot, { recursive: true, mode: 0o710 });
+  const containers = new ContainerService({
+    store: new ContainerStore(db),
+    images,
+    storage,
+    runtime,
+    root: containersRoot,
+    cgroupParent: config.cgroupParent,
+  });
+
+  await content.recover();
+  await storage.recover();
+  await containers.recover();
+
+  const router = new Router();
+  systemRoutes(router, {
+    config,
+    containers,
+    images,
+    daemonId: daemonId(config.dataRoot),
+    backingFs: backingFs(overlayRoot),
+    cgroupVersion: cgroupVersion() === 2 ? '2' : '1',
+    runtimePath,
+  });
+  containerRoutes(router, containers, {
+    storageDriver: config.storageDriver,
+    imageIdOf: (ref) => {
+      try {
+        return images.resolve(ref).id;
+      } catch {
+        return null;
+      }
+    },
+  });
+  imageRoutes(router, { images, content, storage, containers, storageDriver: config.storageDriver });
+
+  const servers: http.Server[] = [];
+  const sockets: string[] = [];
+  for (const host of config.hosts) {
+    const server = createApiServer(router, `berth/${BERTH_VERSION} (linux)`);
+    sockets.push(await listen(server, host, config.group));
+    servers.push(server);
+  }
+  log.info('berthd has completed initialization', { version: BERTH_VERSION, sockets, dataRoot: config.dataRoot });
+
+  return {
+    async close() {
+      // Containers keep running under their monitors (live restore); the next berthd adopts them.
+      await Promise.all(servers.map((s) => new Promise<void>((r) => { s.close(() => r()); s.closeAllConnections(); })));
+      for (const s of sockets) fs.rmSync(s, { force: true });
+      fs.rmSync(config.pidfile, { force: true });
+      db.close();
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  let parsed;
+  try {
+    parsed = loadConfig(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`berthd: ${errorMessage(err)}\n`);
+    process.exit(1);
+  }
+  if (parsed.help) {
+    process.stdout.write(usage);
+    return;
+  }
+  if (parsed.version) {
+    process.stdout.write(`berthd version ${BERTH_VERSION}\n`);
+    return;
+  }
+  let daemon: { close(): Promise<void> };
+  try {
+    daemon = await runDaemon(parsed.config);
+  } catch (err) {
+    log.error(`failed to start daemon: ${errorMessage(err)}`);
+    process.exit(1);
+  }
+  let stopping = false;
+  const stop = (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('processing signal', { signal: sig });
+    const force = setTimeout(() => process.exit(0), 5000);
+    force.unref();
+    void daemon.close().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGPIPE', () => {});
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(fs.realpathSync(process.argv[1])).href) void main();
