@@ -43,8 +43,9 @@ export function statusString(c: Container): string {
   }
 }
 
+/** Like dockerd: path and args joined by spaces, unquoted (the CLI quotes the whole string). */
 function commandLine(c: Container): string {
-  return [c.path, ...c.args].map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ');
+  return [c.path, ...c.args].join(' ');
 }
 
 function networkSettings(c: Container) {
