@@ -43,7 +43,7 @@ async function readTar(file: string): Promise<Entry[]> {
   const ex = tar.extract();
   ex.on('entry', (h, stream, next) => {
     const chunks: Buffer[] = [];
-    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('data', (c) => chunks.push(c as Buffer));
     stream.on('end', () => {
       entries.push({
         name: h.name,
