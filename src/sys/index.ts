@@ -3,6 +3,7 @@
  * throws a SysError carrying errno, so callers can test `err.code === 'EBUSY'`.
  */
 import koffi from 'koffi';
+import fs from 'node:fs';
 import os from 'node:os';
 
 const libc = koffi.load('libc.so.6');
@@ -120,3 +121,38 @@ export const FS_MAGIC: Record<number, string> = {
   0x794c7630: 'overlayfs',
   0xe0f5e1e2: 'erofs',
 };
+
+// Unix SOCK_SEQPACKET client sockets (conmon's attach socket): Node's net module cannot open them.
+const sock = {
+  socket: libc.func('int socket(int domain, int type, int protocol)'),
+  connect: libc.func('int connect(int fd, const uint8_t *addr, uint32 len)'),
+  shutdown: libc.func('int shutdown(int fd, int how)'),
+};
+const AF_UNIX = 1;
+const SOCK_SEQPACKET = 5;
+const SOCK_CLOEXEC = 0o2000000;
+export const SHUT_RD = 0;
+export const SHUT_WR = 1;
+export const SHUT_RDWR = 2;
+
+/** A connected, blocking SOCK_SEQPACKET unix socket fd; read/write it with fs.read/fs.write, close with fs.close. */
+export function seqpacketConnect(socketPath: string): number {
+  const addr = Buffer.alloc(110);
+  addr.writeUInt16LE(AF_UNIX, 0);
+  const p = Buffer.from(socketPath);
+  if (p.length >= 108) throw new SysError('connect', 36, 'ENAMETOOLONG', socketPath);
+  p.copy(addr, 2);
+  const fd = check(sock.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0), 'socket', socketPath);
+  try {
+    check(sock.connect(fd, addr, 2 + p.length + 1), 'connect', socketPath);
+  } catch (err) {
+    fs.closeSync(fd);
+    throw err;
+  }
+  return fd;
+}
+
+/** shutdown(2): SHUT_WR tells the peer "no more input" while we keep reading. */
+export function shutdown(fd: number, how: number): void {
+  check(sock.shutdown(fd, how), 'shutdown');
+}

@@ -1,0 +1,409 @@
+/**
+ * runc under conmon. Lifecycle of one container, all state on disk so a new
+ * daemon can pick it up where a dead one left it:
+ *
+ *   create  bundle <stateDir>/<id>/config.json is written; conmon is spawned
+ *           detached (it double-forks and setsid()s, so it is nobody's child
+ *           of ours) and runs `runc create`; it reports the container pid, or
+ *           runc's error, on the sync pipe (fd 3), then keeps the container's
+ *           stdio, writes the k8s-file log and serves the attach socket.
+ *   start   `runc start`: the process execs the user's command.
+ *   exit    conmon writes the exit code to <stateDir>/exits/<id> (atomic
+ *           rename) and an `oom` file in the bundle if the cgroup OOMed.
+ *   delete  `runc delete --force`, conmon gone, cgroup and bundle removed.
+ *
+ * Files per container in the bundle: config.json, conmon.pid, pidfile,
+ * attach (socket), ctl (fifo, window size), conmon.log, runc.log, oom.
+ */
+import { spawn, execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Readable, Writable } from 'node:stream';
+import { Conflict, InvalidParameter, NotFound, SystemError, errorMessage } from '../errors.js';
+import { log } from '../log.js';
+import { attachSocket } from './attach.js';
+import { cgroupOomKilled, removeCgroup } from './cgroups.js';
+import type { OciSpec } from './spec.js';
+
+export interface RuntimeOptions {
+  runtimePath: string;
+  conmonPath: string;
+  /** <exec-root>/containers: one bundle directory per container, plus exits/. */
+  stateDir: string;
+  /** runc --root, so several daemons on one host do not see each other's containers. */
+  runtimeRoot: string;
+}
+
+export type RuntimeStatus = 'created' | 'running' | 'paused' | 'stopped';
+
+export interface Runtime {
+  create(id: string, spec: OciSpec, io: { logPath: string; tty: boolean; stdin: boolean }): Promise<{ pid: number; conmonPid: number }>;
+  start(id: string): Promise<void>;
+  kill(id: string, signal: string | number, all?: boolean): Promise<void>;
+  state(id: string): Promise<{ status: RuntimeStatus; pid: number } | null>;
+  exitCode(id: string): Promise<number | null>;
+  waitExit(id: string): Promise<number>;
+  oomKilled(id: string): boolean;
+  delete(id: string): Promise<void>;
+  list(): Promise<{ id: string; conmonAlive: boolean; exitCode: number | null }[]>;
+  attach(id: string): Promise<{ stdin: Writable; stdout: Readable; stderr: Readable; close(): void }>;
+  resize(id: string, height: number, width: number): Promise<void>;
+}
+
+const SOCKET_PATH_MAX = 107;   // sun_path is 108 bytes including the NUL
+const CREATE_TIMEOUT_MS = 60_000;
+const EXITS = 'exits';
+
+function validId(id: string): void {
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(id)) throw new InvalidParameter(`invalid container id: ${JSON.stringify(id)}`);
+}
+
+/** Writes `data` to `file` so a crash leaves either the old file or the whole new one. */
+function writeFileAtomic(file: string, data: string): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fd = fs.openSync(tmp, 'w', 0o600);
+  try {
+    fs.writeSync(fd, data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+  const dfd = fs.openSync(path.dirname(file), 'r');
+  try { fs.fsyncSync(dfd); } finally { fs.closeSync(dfd); }
+}
+
+function readIntFile(file: string): number | null {
+  try {
+    const n = parseInt(fs.readFileSync(file, 'utf8').trim(), 10);
+    return Number.isFinite(n) ? n : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Alive and still a conmon (a recycled pid after a reboot or a long downtime is not ours). */
+function conmonAlive(pid: number | null): boolean {
+  if (!pid || pid <= 0) return false;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    if (state === 'Z' || state === 'X') return false;
+    return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'conmon';
+  } catch {
+    return false;
+  }
+}
+
+/** runc logs errors as logfmt (`level=error msg="..."`) or JSON lines; pull out the messages. */
+export function runcMessage(text: string): string {
+  const msgs: string[] = [];
+  for (const line of text.split('\n')) {
+    const t = line.trim();
+    if (!t) continue;
+    if (t.startsWith('{')) {
+      try {
+        const j = JSON.parse(t) as { level?: string; msg?: string };
+        if (j.msg && (j.level === 'error' || j.level === 'fatal')) msgs.push(j.msg);
+        continue;
+      } catch { /* not JSON after all */ }
+    }
+    const m = /level=(\w+) msg="((?:[^"\\]|\\.)*)"/.exec(t);
+    if (m) {
+      if (m[1] === 'error' || m[1] === 'fatal') msgs.push(JSON.parse(`"${m[2]}"`) as string);
+    } else if (!/level=(warning|info|debug)/.test(t)) {
+      msgs.push(t);
+    }
+  }
+  return [...new Set(msgs)].join('; ');
+}
+
+class ConmonRuntime implements Runtime {
+  private readonly exitsDir: string;
+  /** Cgroup paths of containers we touched, so oomKilled() can stay synchronous and cheap. */
+  private readonly cgroupPaths = new Map<string, string>();
+
+  constructor(private readonly o: RuntimeOptions) {
+    this.exitsDir = path.join(o.stateDir, EXITS);
+  }
+
+  private bundle(id: string): string {
+    return path.join(this.o.stateDir, id);
+  }
+
+  private runc(args: string[]): Promise<{ stdout: string; stderr: string }> {
+    return new Promise((resolve, reject) => {
+      execFile(this.o.runtimePath, ['--root', this.o.runtimeRoot, ...args], { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+        if (err) {
+          const e = new SystemError(runcMessage(stderr) || errorMessage(err));
+          reject(e);
+        } else {
+          resolve({ stdout, stderr });
+        }
+      });
+    });
+  }
+
+  async create(id: string, spec: OciSpec, io: { logPath: string; tty: boolean; stdin: boolean }): Promise<{ pid: number; conmonPid: number }> {
+    validId(id);
+    const bundle = this.bundle(id);
+    const attachPath = path.join(bundle, 'attach');
+    if (Buffer.byteLength(attachPath) > SOCKET_PATH_MAX) {
+      throw new InvalidParameter(`state directory too deep for a unix socket path: ${attachPath}`);
+    }
+    if (fs.existsSync(path.join(bundle, 'config.json'))) throw new Conflict(`container ${id} already exists in the runtime`);
+    fs.mkdirSync(this.exitsDir, { recursive: true });
+    fs.mkdirSync(this.o.runtimeRoot, { recursive: true, mode: 0o700 });
+    fs.mkdirSync(bundle, { recursive: true, mode: 0o700 });
+    fs.mkdirSync(path.dirname(io.logPath), { recursive: true });
+    fs.rmSync(path.join(this.exitsDir, id), { force: true });
+    writeFileAtomic(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
+    this.cgroupPaths.set(id, spec.linux.cgroupsPath);
+
+    try {
+      const pid = await this.spawnConmon(id, bundle, io);
+      const conmonPid = readIntFile(path.join(bundle, 'conmon.pid'));
+      if (!conmonPid) throw new SystemError('conmon did not write its pid file');
+      return { pid, conmonPid };
+    } catch (err) {
+      await this.delete(id).catch((e: unknown) => log.warn('clean-up after failed create', { id, error: errorMessage(e) }));
+      throw err;
+    }
+  }
+
+  /** Runs conmon and returns the container pid it reports on the sync pipe, or throws runc's error. */
+  private async spawnConmon(id: string, bundle: string, io: { logPath: string; tty: boolean; stdin: boolean }): Promise<number> {
+    const args = [
+      '--api-version', '1',
+      '-c', id, '-u', id, '-n', id,
+      '-r', this.o.runtimePath,
+      '-b', bundle,
+      '-p', path.join(bundle, 'pidfile'),
+      '-P', path.join(bundle, 'conmon.pid'),
+      '--persist-dir', bundle,
+      '--exit-dir', this.exitsDir,
+      '--full-attach',
+      '--socket-dir-path', bundle,
+      '-l', `k8s-file:${io.logPath}`,
+      '--log-level', 'warning',
+      '--runtime-arg', `--root=${this.o.runtimeRoot}`,
+      '--runtime-arg', `--log=${path.join(bundle, 'runc.log')}`,
+      '--runtime-arg', '--log-format=json',
+    ];
+    if (io.stdin) args.push('-i');
+    if (io.tty) args.push('-t');
+
+    // conmon's own stdout/stderr go to a file: a pipe we later close would kill it with SIGPIPE.
+    const out = fs.openSync(path.join(bundle, 'conmon.log'), 'a');
+    let child;
+    try {
+      child = spawn(this.o.conmonPath, args, {
+        cwd: bundle,
+        detached: true,
+        stdio: ['ignore', out, out, 'pipe'],
+        env: { ...process.env, _OCI_SYNCPIPE: '3' },
+      });
+    } finally {
+      fs.closeSync(out);
+    }
+    const sync = child.stdio[3] as Readable;
+    const exited = new Promise<number | null>((resolve) => {
+      child.once('exit', (code) => resolve(code));
+      child.once('error', (err) => { log.error('spawn conmon', { error: errorMessage(err) }); resolve(-1); });
+    });
+
+    let text = '';
+    const report = await new Promise<{ data: number; message?: string } | null>((resolve) => {
+      const timer = setTimeout(() => { log.error('conmon create timed out', { id }); resolve(null); }, CREATE_TIMEOUT_MS);
+      const done = (r: { data: number; message?: string } | null) => { clearTimeout(timer); sync.destroy(); resolve(r); };
+      sync.setEncoding('utf8');
+      sync.on('data', (chunk: string) => {
+        text += chunk;
+        const nl = text.indexOf('\n');
+        if (nl < 0) return;
+        try {
+          done(JSON.parse(text.slice(0, nl)) as { data: number; message?: string });
+        } catch {
+          done(null);
+        }
+      });
+      sync.on('end', () => done(null));
+      sync.on('error', () => done(null));
+    });
+    const firstExit = await exited;
+    child.unref();
+
+    if (report && report.data > 0) return report.data;
+
+    // Failure: the best message is runc's own, from its log or what conmon relayed.
+    const runcLog = (() => { try { return fs.readFileSync(path.join(bundle, 'runc.log'), 'utf8'); } catch { return ''; } })();
+    const conmonLog = (() => { try { return fs.readFileSync(path.join(bundle, 'conmon.log'), 'utf8'); } catch { return ''; } })();
+    const msg = runcMessage(runcLog) || runcMessage(report?.message ?? '') || conmonLog.trim() || `conmon exited with ${String(firstExit)}`;
+    throw new SystemError(`OCI runtime create failed: ${msg}: unknown`);
+  }
+
+  async start(id: string): Promise<void> {
+    validId(id);
+    try {
+      await this.runc(['start', id]);
+    } catch (err) {
+      throw new SystemError(`OCI runtime start failed: ${errorMessage(err)}: unknown`);
+    }
+  }
+
+  async kill(id: string, signal: string | number, all = false): Promise<void> {
+    validId(id);
+    const sig = typeof signal === 'number' ? String(signal) : signal.toUpperCase().replace(/^SIG/, '');
+    try {
+      await this.runc(['kill', ...(all ? ['--all'] : []), id, sig]);
+    } catch (err) {
+      const msg = errorMessage(err);
+      if (/does not exist/.test(msg)) throw new NotFound(`No such container: ${id}`);
+      if (/not running|process already finished/.test(msg)) throw new Conflict(`Container ${id} is not running`);
+      throw err;
+    }
+  }
+
+  async state(id: string): Promise<{ status: RuntimeStatus; pid: number } | null> {
+    validId(id);
+    try {
+      const { stdout } = await this.runc(['state', id]);
+      const s = JSON.parse(stdout) as { status: RuntimeStatus; pid: number };
+      return { status: s.status, pid: s.pid };
+    } catch (err) {
+      if (/does not exist/.test(errorMessage(err))) return null;
+      throw err;
+    }
+  }
+
+  async exitCode(id: string): Promise<number | null> {
+    validId(id);
+    return readIntFile(path.join(this.exitsDir, id));
+  }
+
+  async waitExit(id: string): Promise<number> {
+    validId(id);
+    const file = path.join(this.exitsDir, id);
+    fs.mkdirSync(this.exitsDir, { recursive: true });
+    return new Promise<number>((resolve, reject) => {
+      let settled = false;
+      const finish = (err: Error | null, code?: number) => {
+        if (settled) return;
+        settled = true;
+        watcher.close();
+        clearInterval(timer);
+        if (err) reject(err);
+        else resolve(code as number);
+      };
+      const check = () => {
+        const code = readIntFile(file);
+        if (code !== null) return finish(null, code);
+        // A conmon that died without an exit file (kill -9, reboot) will never write one.
+        const conmonPid = readIntFile(path.join(this.bundle(id), 'conmon.pid'));
+        if (!conmonAlive(conmonPid)) {
+          const again = readIntFile(file);
+          if (again !== null) return finish(null, again);
+          finish(new SystemError(`container ${id}: monitor (conmon) is gone without recording an exit code`));
+        }
+      };
+      const watcher = fs.watch(this.exitsDir, (_ev, name) => { if (name === id) check(); });
+      watcher.on('error', () => undefined);
+      // The watch covers the normal case; the slow poll catches a dead conmon.
+      const timer = setInterval(check, 1000);
+      check();
+    });
+  }
+
+  private cgroupPath(id: string): string | undefined {
+    let p = this.cgroupPaths.get(id);
+    if (p === undefined) {
+      try {
+        const spec = JSON.parse(fs.readFileSync(path.join(this.bundle(id), 'config.json'), 'utf8')) as OciSpec;
+        p = spec.linux.cgroupsPath;
+        this.cgroupPaths.set(id, p);
+      } catch {
+        return undefined;
+      }
+    }
+    return p;
+  }
+
+  oomKilled(id: string): boolean {
+    validId(id);
+    if (fs.existsSync(path.join(this.bundle(id), 'oom'))) return true;
+    const cg = this.cgroupPath(id);
+    return cg !== undefined && cgroupOomKilled(cg);
+  }
+
+  async delete(id: string): Promise<void> {
+    validId(id);
+    const bundle = this.bundle(id);
+    const cg = this.cgroupPath(id);
+    try {
+      await this.runc(['delete', '--force', id]);
+    } catch (err) {
+      if (!/does not exist/.test(errorMessage(err))) log.warn('runc delete', { id, error: errorMessage(err) });
+    }
+    // conmon notices the container's death, writes the exit file and leaves; wait so it does not
+    // write into a bundle (or exit dir) we have already cleaned.
+    const conmonPid = readIntFile(path.join(bundle, 'conmon.pid'));
+    for (let i = 0; i < 50 && conmonAlive(conmonPid); i++) await sleep(20);
+    if (conmonAlive(conmonPid)) {
+      try { process.kill(conmonPid as number, 'SIGKILL'); } catch { /* gone */ }
+      for (let i = 0; i < 50 && conmonAlive(conmonPid); i++) await sleep(20);
+    }
+    if (cg) removeCgroup(cg);
+    fs.rmSync(bundle, { recursive: true, force: true });
+    fs.rmSync(path.join(this.exitsDir, id), { force: true });
+    this.cgroupPaths.delete(id);
+  }
+
+  async list(): Promise<{ id: string; conmonAlive: boolean; exitCode: number | null }[]> {
+    let names: fs.Dirent[];
+    try {
+      names = fs.readdirSync(this.o.stateDir, { withFileTypes: true });
+    } catch {
+      return [];
+    }
+    const out: { id: string; conmonAlive: boolean; exitCode: number | null }[] = [];
+    for (const e of names) {
+      if (!e.isDirectory() || e.name === EXITS) continue;
+      if (!fs.existsSync(path.join(this.o.stateDir, e.name, 'config.json'))) continue;
+      out.push({
+        id: e.name,
+        conmonAlive: conmonAlive(readIntFile(path.join(this.o.stateDir, e.name, 'conmon.pid'))),
+        exitCode: readIntFile(path.join(this.exitsDir, e.name)),
+      });
+    }
+    return out;
+  }
+
+  async attach(id: string): Promise<{ stdin: Writable; stdout: Readable; stderr: Readable; close(): void }> {
+    validId(id);
+    const sock = path.join(this.bundle(id), 'attach');
+    if (!fs.existsSync(sock)) throw new NotFound(`No such container: ${id}`);
+    return attachSocket(sock);
+  }
+
+  async resize(id: string, height: number, width: number): Promise<void> {
+    validId(id);
+    const ctl = path.join(this.bundle(id), 'ctl');
+    let fd: number;
+    try {
+      // Non-blocking: conmon holds the read end; if it is gone, ENXIO instead of hanging.
+      fd = fs.openSync(ctl, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+    } catch (err) {
+      throw new Conflict(`cannot resize container ${id}: ${errorMessage(err)}`);
+    }
+    try {
+      fs.writeSync(fd, `1 ${Math.trunc(height)} ${Math.trunc(width)}\n`);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+}
+
+export function createRuntime(o: RuntimeOptions): Runtime {
+  return new ConmonRuntime(o);
+}

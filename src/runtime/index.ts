@@ -1,0 +1,18 @@
+/**
+ * runtime/: turns a prepared rootfs into a running, namespaced, cgroup-limited
+ * process that outlives the daemon.
+ *
+ *   buildSpec(options)        → OCI config.json (Docker's defaults)
+ *   createRuntime(...).create → conmon + `runc create`; start, kill, state, waitExit, delete
+ *   readLog / logOffset       → the k8s-file log conmon writes
+ *
+ * See conmon.ts for the per-container lifecycle and the files it keeps on disk.
+ */
+export { buildSpec, computeCapabilities, hostCapabilities, DEFAULT_CAPS, DEFAULT_PATH } from './spec.js';
+export type { SpecOptions, OciSpec, OciMount, OciProcess, OciResources, OciNamespace } from './spec.js';
+export { resolveUser } from './user.js';
+export { createRuntime } from './conmon.js';
+export type { Runtime, RuntimeOptions, RuntimeStatus } from './conmon.js';
+export { readLog, logOffset } from './logs.js';
+export type { LogEntry, ReadLogOptions } from './logs.js';
+export { cgroupParentCleanup, cgroupVersion } from './cgroups.js';

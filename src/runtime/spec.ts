@@ -1,0 +1,253 @@
+/**
+ * OCI runtime config.json for a container, with Docker's defaults: which
+ * namespaces, mounts, capabilities, masked paths, device rules and cgroup
+ * limits a `docker run` gets. Pure apart from reading a few host facts
+ * (cgroup version, the daemon's own capability bounding set and rlimits),
+ * which are cached because they do not change while the daemon runs.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { InvalidParameter } from '../errors.js';
+import { cgroupVersion, hasMemsw } from './cgroups.js';
+import { lookupHomeSync } from './user.js';
+
+export interface OciMount { destination: string; source: string; type: string; options: string[] }
+export interface OciNamespace { type: 'pid' | 'network' | 'mount' | 'ipc' | 'uts' | 'user' | 'cgroup'; path?: string }
+export interface OciRlimit { type: string; soft: number; hard: number }
+export interface OciCapabilities { bounding: string[]; effective: string[]; permitted: string[]; inheritable?: string[]; ambient?: string[] }
+export interface OciProcess {
+  terminal: boolean;
+  user: { uid: number; gid: number; additionalGids?: number[] };
+  args: string[];
+  env: string[];
+  cwd: string;
+  capabilities: OciCapabilities;
+  rlimits: OciRlimit[];
+  noNewPrivileges: boolean;
+}
+export interface OciDeviceRule { allow: boolean; type?: 'a' | 'c' | 'b'; major?: number; minor?: number; access: string }
+export interface OciResources {
+  devices: OciDeviceRule[];
+  memory?: { limit?: number; swap?: number };
+  cpu?: { shares?: number; quota?: number; period?: number };
+  pids?: { limit: number };
+}
+export interface OciSpec {
+  ociVersion: string;
+  process: OciProcess;
+  root: { path: string; readonly: boolean };
+  hostname: string;
+  mounts: OciMount[];
+  annotations?: Record<string, string>;
+  linux: {
+    namespaces: OciNamespace[];
+    cgroupsPath: string;
+    resources: OciResources;
+    maskedPaths: string[];
+    readonlyPaths: string[];
+    sysctl?: Record<string, string>;
+  };
+}
+
+export interface SpecOptions {
+  rootfs: string;
+  args: string[]; env: string[]; cwd: string;
+  user: { uid: number; gid: number; additionalGids: number[] };
+  hostname: string; tty: boolean; openStdin: boolean;
+  /** none = a new, empty network namespace (loopback only). */
+  network: { mode: 'none' | 'host' | 'netns'; path?: string };
+  ipcHost?: boolean; pidHost?: boolean; utsHost?: boolean;
+  /** cgroupfs-style path, e.g. "berth/<id>"; made absolute so it never depends on the daemon's own cgroup. */
+  cgroupsPath: string;
+  resources: { memory?: number; memorySwap?: number; cpuShares?: number; cpuQuota?: number; cpuPeriod?: number; pidsLimit?: number };
+  mounts: OciMount[];
+  privileged?: boolean; capAdd?: string[]; capDrop?: string[]; readonlyRootfs?: boolean;
+  labels?: Record<string, string>;
+}
+
+export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** Capability numbers as the kernel counts them (bit n of CapBnd). */
+const CAP_NAMES = [
+  'CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP',
+  'LINUX_IMMUTABLE', 'NET_BIND_SERVICE', 'NET_BROADCAST', 'NET_ADMIN', 'NET_RAW', 'IPC_LOCK', 'IPC_OWNER',
+  'SYS_MODULE', 'SYS_RAWIO', 'SYS_CHROOT', 'SYS_PTRACE', 'SYS_PACCT', 'SYS_ADMIN', 'SYS_BOOT', 'SYS_NICE',
+  'SYS_RESOURCE', 'SYS_TIME', 'SYS_TTY_CONFIG', 'MKNOD', 'LEASE', 'AUDIT_WRITE', 'AUDIT_CONTROL', 'SETFCAP',
+  'MAC_OVERRIDE', 'MAC_ADMIN', 'SYSLOG', 'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ', 'PERFMON', 'BPF',
+  'CHECKPOINT_RESTORE',
+].map((n) => `CAP_${n}`);
+
+export const DEFAULT_CAPS = [
+  'CHOWN', 'DAC_OVERRIDE', 'FSETID', 'FOWNER', 'MKNOD', 'NET_RAW', 'SETGID', 'SETUID', 'SETFCAP', 'SETPCAP',
+  'NET_BIND_SERVICE', 'SYS_CHROOT', 'KILL', 'AUDIT_WRITE',
+].map((n) => `CAP_${n}`);
+
+const MASKED_PATHS = [
+  '/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
+  '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap',
+];
+const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
+let hostBounding: string[] | undefined;
+/** The daemon's own bounding set: a container can never hold more (CAP_MAC_OVERRIDE is missing on some hosts). */
+export function hostCapabilities(): string[] {
+  if (!hostBounding) {
+    const status = fs.readFileSync('/proc/self/status', 'utf8');
+    const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(status);
+    const mask = m ? BigInt(`0x${m[1]}`) : (1n << BigInt(CAP_NAMES.length)) - 1n;
+    hostBounding = CAP_NAMES.filter((_, i) => (mask >> BigInt(i)) & 1n);
+  }
+  return hostBounding;
+}
+
+let nofile: { soft: number; hard: number } | undefined;
+/** RLIMIT_NOFILE of the daemon itself: asking runc for more than our hard limit fails ("error setting rlimit"). */
+function ownNofile(): { soft: number; hard: number } {
+  if (!nofile) {
+    const limits = fs.readFileSync('/proc/self/limits', 'utf8');
+    const m = /^Max open files\s+(\S+)\s+(\S+)/m.exec(limits);
+    const num = (s: string | undefined) => (s === undefined || s === 'unlimited' ? 1048576 : Number(s));
+    nofile = { soft: num(m?.[1]), hard: num(m?.[2]) };
+  }
+  return nofile;
+}
+
+function normalizeCap(name: string): string {
+  const up = name.trim().toUpperCase();
+  if (up === 'ALL') return 'ALL';
+  const full = up.startsWith('CAP_') ? up : `CAP_${up}`;
+  if (!CAP_NAMES.includes(full)) throw new InvalidParameter(`unknown capability: "${full}"`);
+  return full;
+}
+
+/** Docker's rules: start from the default 14 (or everything for ALL in capAdd), drop, then add. */
+export function computeCapabilities(o: Pick<SpecOptions, 'privileged' | 'capAdd' | 'capDrop'>): string[] {
+  const host = hostCapabilities();
+  if (o.privileged) return [...host];
+  const add = (o.capAdd ?? []).map(normalizeCap);
+  const drop = (o.capDrop ?? []).map(normalizeCap);
+  let caps: string[];
+  if (add.includes('ALL')) caps = [...host];
+  else if (drop.includes('ALL')) caps = [];
+  else caps = [...DEFAULT_CAPS];
+  caps = caps.filter((c) => !drop.includes(c) || add.includes(c));
+  for (const c of add) if (c !== 'ALL' && !caps.includes(c)) caps.push(c);
+  // A capability the daemon does not hold cannot be granted; runc would fail with EPERM.
+  return caps.filter((c) => host.includes(c));
+}
+
+function deviceRules(privileged: boolean): OciDeviceRule[] {
+  if (privileged) return [{ allow: true, access: 'rwm' }];
+  const c = (major: number, minor: number | undefined): OciDeviceRule => ({ allow: true, type: 'c', major, minor, access: 'rwm' });
+  const rules: OciDeviceRule[] = [
+    { allow: false, access: 'rwm' },
+    { allow: true, type: 'c', access: 'm' },   // mknod of any char/block device, but no use of it
+    { allow: true, type: 'b', access: 'm' },
+    c(1, 3), c(1, 5), c(1, 7), c(1, 8), c(1, 9), // null zero full random urandom
+    c(5, 0), c(5, 1), c(5, 2),                   // tty console ptmx
+    c(136, undefined),                           // /dev/pts/*
+    c(10, 200),                                  // tun
+  ];
+  return rules.map((r) => {
+    const out: OciDeviceRule = { allow: r.allow, access: r.access };
+    if (r.type) out.type = r.type;
+    if (r.major !== undefined) out.major = r.major;
+    if (r.minor !== undefined) out.minor = r.minor;
+    return out;
+  });
+}
+
+function defaultMounts(privileged: boolean): OciMount[] {
+  const ro = privileged ? 'rw' : 'ro';
+  return [
+    { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+    { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', ro] },
+    { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: [ro, 'nosuid', 'noexec', 'nodev'] },
+    { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=67108864'] },
+  ];
+}
+
+function withDefaultEnv(o: SpecOptions): string[] {
+  const env = [...o.env];
+  const has = (k: string) => env.some((e) => e.startsWith(`${k}=`));
+  if (!has('PATH')) env.unshift(DEFAULT_PATH);
+  if (!has('HOSTNAME')) env.splice(1, 0, `HOSTNAME=${o.hostname}`);
+  if (o.tty && !has('TERM')) env.push('TERM=xterm');
+  if (!has('HOME')) env.push(`HOME=${lookupHomeSync(o.rootfs, o.user.uid)}`);
+  return env;
+}
+
+export function buildSpec(o: SpecOptions): OciSpec {
+  const privileged = o.privileged ?? false;
+  const v2 = cgroupVersion() === 2;
+  const caps = computeCapabilities(o);
+  const { soft, hard } = ownNofile();
+
+  const namespaces: OciNamespace[] = [{ type: 'mount' }];
+  if (!o.pidHost) namespaces.push({ type: 'pid' });
+  if (!o.ipcHost) namespaces.push({ type: 'ipc' });
+  if (!o.utsHost) namespaces.push({ type: 'uts' });
+  if (o.network.mode === 'none') namespaces.push({ type: 'network' });
+  else if (o.network.mode === 'netns') {
+    if (!o.network.path) throw new InvalidParameter('network mode netns needs a namespace path');
+    namespaces.push({ type: 'network', path: o.network.path });
+  }
+  if (v2) namespaces.push({ type: 'cgroup' });
+
+  // A caller-supplied mount at a default destination (e.g. a bigger /dev/shm) replaces the default.
+  const extra = o.mounts.map((m) => ({ ...m, destination: path.posix.normalize(m.destination) }));
+  const mounts = [...defaultMounts(privileged).filter((d) => !extra.some((m) => m.destination === d.destination)), ...extra];
+
+  const resources: OciResources = { devices: deviceRules(privileged) };
+  const r = o.resources;
+  if (r.memory && r.memory > 0) {
+    resources.memory = { limit: r.memory };
+    if (hasMemsw()) {
+      if (r.memorySwap === -1) resources.memory.swap = -1;
+      else if (r.memorySwap && r.memorySwap > 0) resources.memory.swap = r.memorySwap;
+      else resources.memory.swap = r.memory * 2;
+    }
+  }
+  if (r.cpuShares || r.cpuQuota || r.cpuPeriod) {
+    resources.cpu = {};
+    if (r.cpuShares) resources.cpu.shares = r.cpuShares;
+    if (r.cpuQuota) resources.cpu.quota = r.cpuQuota;
+    if (r.cpuPeriod) resources.cpu.period = r.cpuPeriod;
+  }
+  if (r.pidsLimit && r.pidsLimit > 0) resources.pids = { limit: r.pidsLimit };
+
+  const cgroupsPath = o.cgroupsPath.startsWith('/') ? o.cgroupsPath : `/${o.cgroupsPath}`;
+
+  const spec: OciSpec = {
+    ociVersion: '1.0.2',
+    process: {
+      terminal: o.tty,
+      user: { uid: o.user.uid, gid: o.user.gid, ...(o.user.additionalGids.length ? { additionalGids: o.user.additionalGids } : {}) },
+      args: o.args,
+      env: withDefaultEnv(o),
+      cwd: o.cwd || '/',
+      capabilities: { bounding: caps, effective: caps, permitted: caps },
+      rlimits: [{ type: 'RLIMIT_NOFILE', soft: Math.min(soft, hard), hard }],
+      noNewPrivileges: false,
+    },
+    root: { path: o.rootfs, readonly: o.readonlyRootfs ?? false },
+    hostname: o.hostname,
+    mounts,
+    linux: {
+      namespaces,
+      cgroupsPath,
+      resources,
+      maskedPaths: privileged ? [] : MASKED_PATHS,
+      readonlyPaths: privileged ? [] : READONLY_PATHS,
+    },
+  };
+  if (o.network.mode !== 'host') {
+    // Docker ≥20.10 lets unprivileged users bind low ports and ping inside their own netns.
+    spec.linux.sysctl = { 'net.ipv4.ip_unprivileged_port_start': '0', 'net.ipv4.ping_group_range': '0 2147483647' };
+  }
+  if (o.labels && Object.keys(o.labels).length) spec.annotations = { ...o.labels };
+  return spec;
+}
