@@ -8,6 +8,7 @@ import tar from 'tar-stream';
 import { InvalidParameter } from '../errors.js';
 import { log } from '../log.js';
 import * as sys from '../sys/index.js';
+import { PaxTap, type PaxRecords } from './pax.js';
 import { cleanName, safeJoin, safeJoinParent } from './safejoin.js';
 
 export interface ApplyResult {
@@ -17,7 +18,7 @@ export interface ApplyResult {
   size: number;
 }
 
-type TarHeader = Omit<tar.Header, 'pax' | 'type'> & { type?: tar.Header['type'] | null; pax?: unknown };
+type TarHeader = Omit<tar.Header, 'pax' | 'type'> & { type?: tar.Header['type'] | null };
 /** An entry's content stream (a streamx Readable: async-iterable, resumable). */
 type Body = AsyncIterable<unknown> & { resume(): unknown };
 
@@ -96,12 +97,12 @@ class Applier {
 
   constructor(private readonly root: string) {}
 
-  async entry(h: TarHeader, body: Body): Promise<void> {
+  async entry(h: TarHeader, body: Body, pax: PaxRecords): Promise<void> {
     const rel = cleanName(h.name);
     if (rel === '') {
       // The root itself ("./"): only its metadata applies.
       body.resume();
-      if (h.type === 'directory') this.meta(this.root, h, true);
+      if (h.type === 'directory') this.meta(this.root, h, pax, true);
       return;
     }
     const { parent, target, base } = safeJoinParent(this.root, rel);
@@ -127,7 +128,7 @@ class Applier {
       case 'directory': {
         body.resume();
         if (!clear(target, true)) fs.mkdirSync(target, { mode: 0o700 });
-        this.meta(target, h, true);
+        this.meta(target, h, pax, true);
         return;
       }
       case 'file':
@@ -167,21 +168,21 @@ class Applier {
         body.resume();
         throw new InvalidParameter(`unhandled tar entry type ${String(h.type)} for ${h.name}`);
     }
-    this.meta(target, h, false);
+    this.meta(target, h, pax, false);
   }
 
   /** Owner, then mode (chown clears setuid bits), xattrs, and times (directories: deferred to the end). */
-  private meta(target: string, h: TarHeader, isDir: boolean): void {
+  private meta(target: string, h: TarHeader, pax: PaxRecords, isDir: boolean): void {
     sys.lchown(target, h.uid ?? 0, h.gid ?? 0);
     const isLink = h.type === 'symlink';
     if (!isLink) fs.chmodSync(target, (h.mode ?? (isDir ? 0o755 : 0o644)) & 0o7777);
-    for (const [key, value] of Object.entries((h.pax ?? {}) as Record<string, string>)) {
+    for (const [key, value] of pax) {
       if (!key.startsWith(XATTR_PREFIX)) continue;
       const name = key.slice(XATTR_PREFIX.length);
       // overlay's own xattrs (redirect, metacopy, ...) would change what the mount shows: a tar may not set them.
       if (name.startsWith('trusted.overlay.')) continue;
       try {
-        sys.setxattr(target, name, Buffer.from(value, 'utf8'));
+        sys.setxattr(target, name, value);
       } catch (err) {
         if (!(err instanceof sys.SysError && (err.code === 'ENOTSUP' || (isLink && err.code === 'EPERM')))) throw err;
         log.warn('xattr not applied', { path: target, name, error: err.code });
@@ -209,8 +210,9 @@ export async function applyLayer(input: Readable, dir: string): Promise<ApplyRes
   const applier = new Applier(root);
   const digester = new Digester();
   const extract = tar.extract();
+  const tap = new PaxTap();
   extract.on('entry', (header, stream, next) => {
-    applier.entry(header, stream).then(
+    applier.entry(header, stream, tap.next()).then(
       () => next(),
       (err: unknown) => {
         stream.resume();
@@ -220,7 +222,7 @@ export async function applyLayer(input: Readable, dir: string): Promise<ApplyRes
   });
   const source = await decompressed(input);
   // tar-stream's extract is a streamx Writable, which node's pipeline drives like its own.
-  await pipeline([...source, digester, extract as unknown as NodeJS.WritableStream]);
+  await pipeline([...source, digester, tap, extract as unknown as NodeJS.WritableStream]);
   applier.finish();
   return { diffId: `sha256:${digester.hash.digest('hex')}`, size: applier.size };
 }

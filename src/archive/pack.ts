@@ -1,53 +1,122 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import tar from 'tar-stream';
 import * as sys from '../sys/index.js';
+import { encodePax } from './pax.js';
 
-type Header = Partial<tar.Header> & { name: string; pax?: Record<string, string> };
+/*
+ * A small ustar + PAX writer of our own: tar-stream cannot emit PAX records
+ * with binary values (xattrs such as security.capability), and layers need them.
+ * Output is deterministic for a given tree: sorted names, no atime/ctime.
+ */
 
+const BLOCK = 512;
 const S_IFMT = 0o170000;
+const TYPE = { file: '0', link: '1', symlink: '2', char: '3', block: '4', dir: '5', fifo: '6', pax: 'x' } as const;
+
+interface Member {
+  name: string;
+  type: (typeof TYPE)[keyof typeof TYPE];
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number; // seconds
+  linkname?: string;
+  devmajor?: number;
+  devminor?: number;
+  /** Extra PAX records (xattrs). */
+  records?: [string, Buffer][];
+}
+
+function writeOctal(buf: Buffer, value: number, offset: number, width: number): boolean {
+  const s = Math.floor(value).toString(8);
+  if (s.length > width - 1) return false;
+  buf.write(s.padStart(width - 1, '0'), offset, 'ascii');
+  buf[offset + width - 1] = 0;
+  return true;
+}
+
+const fits = (s: string, max: number): boolean => Buffer.byteLength(s) <= max;
+
+function encodeHeader(m: Member, records: [string, Buffer][]): Buffer {
+  const h = Buffer.alloc(BLOCK);
+  if (fits(m.name, 100)) h.write(m.name, 0, 'utf8');
+  else {
+    records.push(['path', Buffer.from(m.name)]);
+    h.write(m.name.slice(-99).replace(/^[^\x20-\x7e]+/, ''), 0, 'ascii');
+  }
+  writeOctal(h, m.mode & 0o7777, 100, 8);
+  if (!writeOctal(h, m.uid, 108, 8)) records.push(['uid', Buffer.from(String(m.uid))]);
+  if (!writeOctal(h, m.gid, 116, 8)) records.push(['gid', Buffer.from(String(m.gid))]);
+  if (!writeOctal(h, m.size, 124, 12)) {
+    records.push(['size', Buffer.from(String(m.size))]);
+    writeOctal(h, 0, 124, 12);
+  }
+  writeOctal(h, Math.max(0, m.mtime), 136, 12);
+  h.write(m.type, 156, 'ascii');
+  if (m.linkname !== undefined) {
+    if (fits(m.linkname, 100)) h.write(m.linkname, 157, 'utf8');
+    else records.push(['linkpath', Buffer.from(m.linkname)]);
+  }
+  h.write('ustar\u000000', 257, 'ascii');
+  writeOctal(h, m.devmajor ?? 0, 329, 8);
+  writeOctal(h, m.devminor ?? 0, 337, 8);
+  return h;
+}
+
+function checksum(h: Buffer): Buffer {
+  h.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(sum.toString(8).padStart(6, '0') + '\u0000 ', 148, 'ascii');
+  return h;
+}
+
+const padding = (size: number): Buffer => Buffer.alloc((BLOCK - (size % BLOCK)) % BLOCK);
+
+/** Header block(s) of a member: a PAX header first when anything does not fit ustar. */
+function headerBlocks(m: Member): Buffer[] {
+  const records: [string, Buffer][] = [...(m.records ?? [])];
+  const main = encodeHeader(m, records);
+  if (records.length === 0) return [checksum(main)];
+  const pax = encodePax(records);
+  const paxHeader = encodeHeader(
+    { name: 'PaxHeader', type: TYPE.pax, mode: 0o644, uid: 0, gid: 0, size: pax.length, mtime: m.mtime },
+    [],
+  );
+  return [checksum(paxHeader), pax, padding(pax.length), checksum(main)];
+}
+
+function xattrRecords(full: string): [string, Buffer][] {
+  let names: string[];
+  try {
+    names = sys.listxattr(full);
+  } catch {
+    return [];
+  }
+  const out: [string, Buffer][] = [];
+  for (const name of names.sort()) {
+    if (name.startsWith('trusted.overlay.')) continue;
+    const value = sys.getxattr(full, name);
+    if (value) out.push([`SCHILY.xattr.${name}`, value]);
+  }
+  return out;
+}
 
 interface WalkOptions {
   /** Translate overlay whiteouts (char 0/0, opaque xattr) to OCI `.wh.` entries. */
   overlay: boolean;
 }
 
-function paxXattrs(full: string): Record<string, string> | undefined {
-  let names: string[];
-  try {
-    names = sys.listxattr(full);
-  } catch {
-    return undefined;
-  }
-  const pax: Record<string, string> = {};
-  for (const name of names) {
-    if (name.startsWith('trusted.overlay.')) continue;
-    const value = sys.getxattr(full, name);
-    if (value) pax[`SCHILY.xattr.${name}`] = value.toString('utf8');
-  }
-  return Object.keys(pax).length ? pax : undefined;
-}
-
-function baseHeader(name: string, st: fs.Stats): Header {
-  return { name, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime, size: 0 };
-}
-
-async function add(p: tar.Pack, h: Header, content?: string): Promise<void> {
-  if (content === undefined) {
-    // An explicit empty body: without one a 'file' entry of size 0 would wait for data forever.
-    await new Promise<void>((resolve, reject) => p.entry(h, Buffer.alloc(0), (err) => (err ? reject(err) : resolve())));
-    return;
-  }
-  const sink = p.entry(h);
-  await pipeline(fs.createReadStream(content), sink as unknown as NodeJS.WritableStream);
-}
-
 /** Depth-first, names sorted, so the same tree always gives the same tar (and diffId). */
-async function walk(p: tar.Pack, root: string, opts: WalkOptions): Promise<void> {
+async function* walk(root: string, opts: WalkOptions): AsyncGenerator<Buffer> {
   const seen = new Map<string, string>(); // "dev:ino" -> first name, for hard links
-  const visit = async (rel: string): Promise<void> => {
+  const marker = (name: string, st: fs.Stats): Member => ({
+    name, type: TYPE.file, mode: 0o644, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000),
+  });
+
+  async function* visit(rel: string): AsyncGenerator<Buffer> {
     const entries = fs.readdirSync(path.join(root, rel)).sort();
     for (const entry of entries) {
       const name = rel ? `${rel}/${entry}` : entry;
@@ -55,59 +124,63 @@ async function walk(p: tar.Pack, root: string, opts: WalkOptions): Promise<void>
       const st = fs.lstatSync(full);
       const type = st.mode & S_IFMT;
       if (opts.overlay && type === sys.S_IFCHR && st.rdev === 0) {
-        const wh = rel ? `${rel}/.wh.${entry}` : `.wh.${entry}`;
-        await add(p, { ...baseHeader(wh, st), mode: 0o644, type: 'file' });
+        yield* headerBlocks(marker(rel ? `${rel}/.wh.${entry}` : `.wh.${entry}`, st));
         continue;
       }
-      const h = baseHeader(name, st);
-      const pax = paxXattrs(full);
-      if (pax) h.pax = pax;
+      const m: Member = {
+        name, type: TYPE.file, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0,
+        mtime: Math.floor(st.mtimeMs / 1000), records: xattrRecords(full),
+      };
       if (st.isDirectory()) {
-        await add(p, { ...h, type: 'directory' });
-        const opaque = opts.overlay && sys.getxattr(full, 'trusted.overlay.opaque')?.toString() === 'y';
-        if (opaque) await add(p, { ...baseHeader(`${name}/.wh..wh..opq`, st), mode: 0o644, type: 'file' });
-        await visit(name);
+        yield* headerBlocks({ ...m, name: `${name}/`, type: TYPE.dir });
+        if (opts.overlay && sys.getxattr(full, 'trusted.overlay.opaque')?.toString() === 'y') {
+          yield* headerBlocks(marker(`${name}/.wh..wh..opq`, st));
+        }
+        yield* visit(name);
       } else if (st.isSymbolicLink()) {
-        await add(p, { ...h, type: 'symlink', linkname: fs.readlinkSync(full) });
+        yield* headerBlocks({ ...m, type: TYPE.symlink, linkname: fs.readlinkSync(full) });
       } else if (st.isFile()) {
         const id = `${st.dev}:${st.ino}`;
         const first = st.nlink > 1 ? seen.get(id) : undefined;
         if (first !== undefined) {
-          await add(p, { ...h, type: 'link', linkname: first });
-        } else {
-          if (st.nlink > 1) seen.set(id, name);
-          await add(p, { ...h, type: 'file', size: st.size }, full);
+          yield* headerBlocks({ ...m, type: TYPE.link, linkname: first });
+          continue;
         }
+        if (st.nlink > 1) seen.set(id, name);
+        yield* headerBlocks({ ...m, size: st.size });
+        // Exactly st.size bytes: a file that changes while we read must not corrupt the framing.
+        let left = st.size;
+        if (left > 0) {
+          for await (const chunk of fs.createReadStream(full, { start: 0, end: st.size - 1 })) {
+            const b = chunk as Buffer;
+            left -= b.length;
+            yield b;
+          }
+        }
+        if (left > 0) yield Buffer.alloc(left);
+        yield padding(st.size);
       } else if (st.isCharacterDevice() || st.isBlockDevice()) {
         const rdev = st.rdev;
         const devmajor = ((rdev >> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);
         const devminor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
-        await add(p, { ...h, type: st.isCharacterDevice() ? 'character-device' : 'block-device', devmajor, devminor });
+        yield* headerBlocks({ ...m, type: st.isCharacterDevice() ? TYPE.char : TYPE.block, devmajor, devminor });
       } else if (st.isFIFO()) {
-        await add(p, { ...h, type: 'fifo' });
+        yield* headerBlocks({ ...m, type: TYPE.fifo });
       }
       // sockets are not archived (tar has no type for them; Docker skips them too)
     }
-  };
-  await visit('');
-}
+  }
 
-function packWith(dir: string, opts: WalkOptions): Readable {
-  const p = tar.pack();
-  walk(p, dir, opts).then(
-    () => p.finalize(),
-    (err: unknown) => p.destroy(err instanceof Error ? err : new Error(String(err))),
-  );
-  // tar-stream's pack is a streamx stream; hand out a genuine node Readable.
-  return Readable.from(p);
+  yield* visit('');
+  yield Buffer.alloc(2 * BLOCK); // end of archive
 }
 
 /** Tar of the changes recorded in an overlay upper dir, whiteouts in OCI form. */
 export function diffLayer(upperDir: string): Readable {
-  return packWith(upperDir, { overlay: true });
+  return Readable.from(walk(upperDir, { overlay: true }), { objectMode: false });
 }
 
 /** Tar of a directory tree as-is. */
 export function packDir(dir: string): Readable {
-  return packWith(dir, { overlay: false });
+  return Readable.from(walk(dir, { overlay: false }), { objectMode: false });
 }

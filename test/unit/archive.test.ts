@@ -190,13 +190,33 @@ describe('diffLayer / packDir', () => {
     fs.writeFileSync(path.join(upper, 'f'), 'f');
     fs.linkSync(path.join(upper, 'f'), path.join(upper, 'f2'));
     const names = await listTar(diffLayer(upper));
-    assert.deepEqual([...names.keys()].sort(), ['.wh.gone', 'd', 'd/.wh..wh..opq', 'd/new', 'f', 'f2'].sort());
+    assert.deepEqual([...names.keys()].sort(), ['.wh.gone', 'd/', 'd/.wh..wh..opq', 'd/new', 'f', 'f2'].sort());
     assert.equal(names.get('f2')?.type, 'link');
     const again = fresh('again');
     await applyLayer(diffLayer(upper), again);
     assert.ok(fs.lstatSync(path.join(again, 'gone')).isCharacterDevice());
     assert.equal(sys.getxattr(path.join(again, 'd'), 'trusted.overlay.opaque')?.toString(), 'y');
     assert.equal(fs.lstatSync(path.join(again, 'f2')).ino, fs.lstatSync(path.join(again, 'f')).ino);
+  });
+
+  it('keeps binary xattrs (file capabilities) and long names through packDir -> applyLayer', async () => {
+    const src = fresh('bin-src');
+    const long = 'd'.repeat(60) + '/' + 'e'.repeat(60) + '/' + 'f'.repeat(90);
+    fs.mkdirSync(path.dirname(path.join(src, long)), { recursive: true });
+    fs.writeFileSync(path.join(src, long), 'long');
+    fs.writeFileSync(path.join(src, 'ping'), 'elf');
+    const bin = Buffer.from([0x00, 0xff, 0xfe, 0x80, 0x0a, 0x3d, 0x20]);
+    // VFS_CAP_REVISION_2 | effective, permitted = cap_net_bind_service (bit 10)
+    const cap = Buffer.alloc(20);
+    cap.writeUInt32LE(0x02000001, 0);
+    cap.writeUInt32LE(1 << 10, 4);
+    sys.setxattr(path.join(src, long), 'user.bin', bin);
+    sys.setxattr(path.join(src, 'ping'), 'security.capability', cap);
+    const dst = fresh('bin-dst');
+    await applyLayer(packDir(src), dst);
+    assert.equal(fs.readFileSync(path.join(dst, long), 'utf8'), 'long');
+    assert.deepEqual(sys.getxattr(path.join(dst, long), 'user.bin'), bin);
+    assert.deepEqual(sys.getxattr(path.join(dst, 'ping'), 'security.capability'), cap);
   });
 
   it('packDir round-trips a tree, identical bytes each time', async () => {
