@@ -1,0 +1,122 @@
+/**
+ * Output helpers that reproduce what docker prints, byte for byte where scripts
+ * care: Go's tabwriter layout (minwidth 10, padding 3), go-units human sizes and
+ * durations, ID truncation and the "…" ellipsis.
+ */
+
+/** Width in runes, as tabwriter counts (not UTF-16 units). */
+function width(s: string): number {
+  return [...s].length;
+}
+
+/**
+ * Lays out tab-separated lines like Go's tabwriter.NewWriter(out, 10, 1, 3, ' ', 0):
+ * a cell is a tab-terminated segment; the last segment of a line is not part of a column.
+ */
+export function tabwrite(lines: readonly string[], minwidth = 10, padding = 3): string {
+  const rows = lines.map((l) => l.split('\t'));
+  const widths: number[] = [];
+  for (const cells of rows) {
+    for (let c = 0; c < cells.length - 1; c++) widths[c] = Math.max(widths[c] ?? 0, width(cells[c]) + padding, minwidth);
+  }
+  return rows
+    .map((cells) => cells.map((cell, c) => (c < cells.length - 1 ? cell + ' '.repeat(widths[c] - width(cell)) : cell)).join(''))
+    .map((l) => l + '\n')
+    .join('');
+}
+
+/** go-units HumanDuration. */
+export function humanDuration(ms: number): string {
+  const seconds = Math.trunc(ms / 1000);
+  if (seconds < 1) return 'Less than a second';
+  if (seconds === 1) return '1 second';
+  if (seconds < 60) return `${seconds} seconds`;
+  const minutes = Math.trunc(ms / 60000);
+  if (minutes === 1) return 'About a minute';
+  if (minutes < 60) return `${minutes} minutes`;
+  const hours = Math.trunc(ms / 3600000 + 0.5);
+  if (hours === 1) return 'About an hour';
+  if (hours < 48) return `${hours} hours`;
+  if (hours < 24 * 7 * 2) return `${Math.trunc(hours / 24)} days`;
+  if (hours < 24 * 30 * 2) return `${Math.trunc(hours / 24 / 7)} weeks`;
+  if (hours < 24 * 365 * 2) return `${Math.trunc(hours / 24 / 30)} months`;
+  return `${Math.trunc(ms / 3600000 / 24 / 365)} years`;
+}
+
+/** "<duration> ago" for a unix timestamp in seconds, as ps/images/history print it. */
+export function since(unixSeconds: number, now = Date.now()): string {
+  return `${humanDuration(now - unixSeconds * 1000)} ago`;
+}
+
+/** Go's %.{p}g: shortest of fixed/exponent, trailing zeros removed. */
+export function goG(x: number, precision: number): string {
+  const s = x.toPrecision(precision);
+  const m = /^(-?[\d.]+)e([+-])(\d+)$/.exec(s);
+  if (m) {
+    let mant = m[1];
+    if (mant.includes('.')) mant = mant.replace(/0+$/, '').replace(/\.$/, '');
+    return `${mant}e${m[2]}${m[3].padStart(2, '0')}`;
+  }
+  return s.includes('.') ? s.replace(/0+$/, '').replace(/\.$/, '') : s;
+}
+
+const decimal = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB', 'ZB', 'YB'];
+const binary = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB', 'ZiB', 'YiB'];
+
+function scaled(size: number, base: number, units: string[], precision: number): string {
+  let i = 0;
+  while (size >= base && i < units.length - 1) {
+    size /= base;
+    i++;
+  }
+  return goG(size, precision) + units[i];
+}
+
+/** go-units HumanSizeWithPrecision (images and ps use precision 3). */
+export function humanSize(bytes: number, precision = 4): string {
+  return scaled(bytes, 1000, decimal, precision);
+}
+
+/** go-units BytesSize (binary units, as `info` prints Total Memory). */
+export function bytesSize(bytes: number): string {
+  return scaled(bytes, 1024, binary, 4);
+}
+
+/** go-units RAMInBytes: "512m", "1g", "100k", "1.5GiB" → bytes. */
+export function ramInBytes(s: string): number {
+  const m = /^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$/.exec(s);
+  if (!m) throw new Error(`invalid size: '${s}'`);
+  const mult: Record<string, number> = { k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 };
+  return Math.trunc(Number(m[1]) * (m[2] ? mult[m[2].toLowerCase()] : 1));
+}
+
+/** Docker's stringid.TruncateID: drop the algorithm prefix, keep 12 hex digits. */
+export function truncateId(id: string): string {
+  const i = id.indexOf(':');
+  const hex = i >= 0 ? id.slice(i + 1) : id;
+  return hex.slice(0, 12);
+}
+
+/** Docker's formatter.Ellipsis: at most max runes, the last one "…" when cut. */
+export function ellipsis(s: string, max: number): string {
+  const r = [...s];
+  if (r.length <= max) return s;
+  if (max <= 0) return '';
+  return r.slice(0, max - 1).join('') + '…';
+}
+
+/** Go's strconv.Quote for the strings a container command holds. */
+export function goQuote(s: string): string {
+  let out = '"';
+  for (const ch of s) {
+    const c = ch.codePointAt(0) as number;
+    if (ch === '"') out += '\\"';
+    else if (ch === '\\') out += '\\\\';
+    else if (ch === '\n') out += '\\n';
+    else if (ch === '\t') out += '\\t';
+    else if (ch === '\r') out += '\\r';
+    else if (c < 0x20 || c === 0x7f) out += '\\x' + c.toString(16).padStart(2, '0');
+    else out += ch;
+  }
+  return out + '"';
+}
