@@ -448,14 +448,10 @@ class SqliteImageStore implements ImageStore {
     this.bases.delete(id);
     records.push({ Deleted: id });
 
-    const usedChains = new Set<string>();
-    const usedBlobs = new Set<string>();
-    for (const b of this.bases.values()) {
-      for (const l of b.layers) usedChains.add(l.chainId);
-      for (const d of b.blobs) usedBlobs.add(d);
-    }
+    // Checked again right before each removal: another image may have been added meanwhile.
+    const inUse = (pred: (b: Base) => boolean): boolean => [...this.bases.values()].some(pred);
     for (const l of [...base.layers].reverse()) {
-      if (usedChains.has(l.chainId)) break; // lower layers are shared too
+      if (inUse((b) => b.layers.some((x) => x.chainId === l.chainId))) break; // lower layers are shared too
       try {
         await this.storage.removeLayer(l.chainId);
         records.push({ Deleted: l.chainId });
@@ -467,7 +463,8 @@ class SqliteImageStore implements ImageStore {
       }
     }
     for (const d of base.blobs) {
-      if (!usedBlobs.has(d)) await this.content.delete(d).catch((err) => log.warn('image: cannot delete blob', { digest: d, err: String(err) }));
+      if (inUse((b) => b.blobs.has(d))) continue;
+      await this.content.delete(d).catch((err) => log.warn('image: cannot delete blob', { digest: d, err: String(err) }));
     }
   }
 }
