@@ -3,7 +3,7 @@
  * everything it left behind.
  *
  * Lifecycle of a Daemon:
- *   startDaemon()  → temp dirs /tmp/berth-e2e-XXXXXX/{data,exec}, socket <exec>/berth.sock, a random
+ *   startDaemon()  → temp dirs /tmp/berth-e2e-XXXX/{data,exec}, socket <exec>/berth.sock, a random
  *                    cgroup parent; spawns bin/berthd (output appended to <root>/berthd.log) and
  *                    resolves once GET /_ping answers OK (15 s, else throws with the log tail).
  *   berth()/docker()/api()  → talk to it (berth CLI, real docker CLI, raw HTTP over the socket).
@@ -14,7 +14,8 @@
  *                    runc and container processes, unmounts everything under its roots, removes its
  *                    cgroups in every hierarchy and deletes the temp dirs. Works after a crash too.
  *   leftovers()    → what the daemon itself failed to clean (mounts, cgroups, monitor processes,
- *                    files in <exec>/containers); a clean daemon with no containers reports nothing.
+ *                    files and container-id dirs in <exec>/containers); a clean daemon with no
+ *                    containers reports nothing.
  *
  * If the test process is interrupted (SIGINT/SIGTERM) or exits with daemons still running, they are
  * killed and cleaned up synchronously, so a crashed test run leaves nothing on the host.
@@ -346,7 +347,8 @@ export function leftovers(t: DaemonTarget): Leftovers {
     }
     for (const e of ents.sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const p = path.join(d, e.name);
-      files.push(path.relative(containers, p));
+      // Bookkeeping dirs (e.g. an exits/ dir) may stay; files and container-id dirs may not.
+      if (!e.isDirectory() || /^[0-9a-f]{64}$/.test(e.name)) files.push(path.relative(containers, p));
       if (e.isDirectory()) walk(p);
     }
   };
@@ -533,6 +535,25 @@ export async function stopAllDaemons(): Promise<void> {
   for (const d of [...live]) await d.stop();
 }
 
+/**
+ * /tmp/berth-e2e-XXXX with 4 random characters (mkdtemp would add 6). Socket paths are capped at
+ * 107 bytes, and the runtime puts conmon's attach socket at <exec>/containers/<64-hex id>/attach:
+ * with this root that is exactly 107 bytes, so every character here counts.
+ */
+function makeShortTempDir(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  for (let i = 0; ; i++) {
+    const suffix = [...randomBytes(4)].map((b) => alphabet[b % alphabet.length]).join('');
+    const dir = `/tmp/berth-e2e-${suffix}`;
+    try {
+      fs.mkdirSync(dir, { mode: 0o700 });
+      return dir;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || i > 100) throw e;
+    }
+  }
+}
+
 class BerthDaemon implements Daemon {
   readonly root: string;
   readonly dataRoot: string;
@@ -551,7 +572,7 @@ class BerthDaemon implements Daemon {
   private stopped = false;
 
   constructor(opts: StartOptions) {
-    this.root = fs.mkdtempSync('/tmp/berth-e2e-');
+    this.root = makeShortTempDir();
     this.dataRoot = path.join(this.root, 'data');
     this.execRoot = path.join(this.root, 'exec');
     fs.mkdirSync(this.dataRoot);

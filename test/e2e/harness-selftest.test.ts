@@ -164,9 +164,11 @@ describe('leftovers and cleanupHost', () => {
       mount('tmpfs', m2, 'tmpfs', 0, 'size=1m');
 
       // A "monitor" naming the exec root, with a child of its own.
-      fs.mkdirSync(path.join(t.execRoot, 'containers', 'abc'), { recursive: true });
-      fs.writeFileSync(path.join(t.execRoot, 'containers', 'abc', 'exit'), '0');
-      const monitor = spawn('/bin/sh', ['-c', 'sleep 1000; :', 'sh', path.join(t.execRoot, 'containers', 'abc')], {
+      const id = 'c'.repeat(64);
+      fs.mkdirSync(path.join(t.execRoot, 'containers', id), { recursive: true });
+      fs.mkdirSync(path.join(t.execRoot, 'containers', 'exits', 'empty'), { recursive: true });
+      fs.writeFileSync(path.join(t.execRoot, 'containers', 'exits', id), '0');
+      const monitor = spawn('/bin/sh', ['-c', 'sleep 1000; :', 'sh', path.join(t.execRoot, 'containers', id)], {
         argv0: 'conmon',
         stdio: 'ignore',
       });
@@ -190,7 +192,7 @@ describe('leftovers and cleanupHost', () => {
       assert.deepEqual(l.cgroups.sort(), cgs.map((c) => fs.realpathSync(c)).sort());
       assert.equal(l.processes.length, 1);
       assert.match(l.processes[0], new RegExp(`^${monitor.pid} conmon `));
-      assert.deepEqual(l.files, ['abc', 'abc/exit']);
+      assert.deepEqual(l.files, [id, `exits/${id}`]);
 
       cleanupHost(t);
       assert.deepEqual(leftovers(t), { mounts: [], cgroups: [], processes: [], files: [] });
@@ -279,8 +281,9 @@ describe('daemon lifecycle (fake berthd)', () => {
     const d = await startDaemon({ config: { debug: true } });
     let stopped = false;
     try {
-      assert.ok(Buffer.byteLength(d.socket) < 100, d.socket);
-      assert.match(d.root, /^\/tmp\/berth-e2e-/);
+      assert.match(d.root, /^\/tmp\/berth-e2e-[a-z0-9]{4}$/);
+      // The deepest unix socket the runtime makes: conmon's attach socket (sun_path holds 107 bytes).
+      assert.ok(Buffer.byteLength(path.join(d.execRoot, 'containers', 'f'.repeat(64), 'attach')) <= 107);
       assert.equal(d.host, `unix://${d.socket}`);
       assert.equal(d.env.DOCKER_HOST, d.host);
       assert.equal(d.env.BERTH_HOST, d.host);
