@@ -37,8 +37,12 @@ export interface RuntimeOptions {
 
 export type RuntimeStatus = 'created' | 'running' | 'paused' | 'stopped';
 
+/** How conmon wires the container's stdio. leaveStdinOpen: an attach client closing its input does not
+ *  close the container's stdin (Docker's OpenStdin without StdinOnce, e.g. `docker run -di`). */
+export interface CreateIO { logPath: string; tty: boolean; stdin: boolean; leaveStdinOpen?: boolean }
+
 export interface Runtime {
-  create(id: string, spec: OciSpec, io: { logPath: string; tty: boolean; stdin: boolean }): Promise<{ pid: number; conmonPid: number }>;
+  create(id: string, spec: OciSpec, io: CreateIO): Promise<{ pid: number; conmonPid: number }>;
   start(id: string): Promise<void>;
   kill(id: string, signal: string | number, all?: boolean): Promise<void>;
   state(id: string): Promise<{ status: RuntimeStatus; pid: number } | null>;
@@ -145,7 +149,7 @@ class ConmonRuntime implements Runtime {
     });
   }
 
-  async create(id: string, spec: OciSpec, io: { logPath: string; tty: boolean; stdin: boolean }): Promise<{ pid: number; conmonPid: number }> {
+  async create(id: string, spec: OciSpec, io: CreateIO): Promise<{ pid: number; conmonPid: number }> {
     validId(id);
     const bundle = this.bundle(id);
     const attachPath = path.join(bundle, 'attach');
@@ -173,7 +177,7 @@ class ConmonRuntime implements Runtime {
   }
 
   /** Runs conmon and returns the container pid it reports on the sync pipe, or throws runc's error. */
-  private async spawnConmon(id: string, bundle: string, io: { logPath: string; tty: boolean; stdin: boolean }): Promise<number> {
+  private async spawnConmon(id: string, bundle: string, io: CreateIO): Promise<number> {
     const args = [
       '--api-version', '1',
       '-c', id, '-u', id, '-n', id,
@@ -192,6 +196,7 @@ class ConmonRuntime implements Runtime {
       '--runtime-arg', '--log-format=json',
     ];
     if (io.stdin) args.push('-i');
+    if (io.stdin && io.leaveStdinOpen) args.push('--leave-stdin-open');
     if (io.tty) args.push('-t');
 
     // conmon's own stdout/stderr go to a file: a pipe we later close would kill it with SIGPIPE.

@@ -12,7 +12,7 @@ export { buildSpec, computeCapabilities, hostCapabilities, DEFAULT_CAPS, DEFAULT
 export type { SpecOptions, OciSpec, OciMount, OciProcess, OciResources, OciNamespace } from './spec.js';
 export { resolveUser } from './user.js';
 export { createRuntime } from './conmon.js';
-export type { Runtime, RuntimeOptions, RuntimeStatus } from './conmon.js';
+export type { Runtime, RuntimeOptions, RuntimeStatus, CreateIO } from './conmon.js';
 export { readLog, logOffset } from './logs.js';
 export type { LogEntry, ReadLogOptions } from './logs.js';
 export { cgroupParentCleanup, cgroupVersion } from './cgroups.js';
