@@ -1,0 +1,382 @@
+/**
+ * Benchmark: berthd against dockerd, side by side, in one run.
+ *
+ *   node --import tsx bench/run.ts [--with-dockerd] [-n 30] [--warmup 3] [--containers 10]
+ *
+ * For each engine (berthd always; dockerd when Debian's docker.io is installed, or installed with
+ * apt-get under --with-dockerd):
+ *   1. start it on its own temp socket, data root, exec root, pidfile and cgroup parent under /tmp;
+ *   2. idle RSS: 2 s after start, VmRSS of the engine's processes (berthd; dockerd + containerd);
+ *   3. import the same busybox rootfs tar (scripts/mkimage-busybox.sh);
+ *   4. wall time of `docker run --rm --network none busybox true` with the real docker CLI,
+ *      after the warm-ups, sequentially; median and p90;
+ *   5. per-container overhead: engine RSS (berthd + conmons; dockerd + containerd + shims) with
+ *      N `sleep` containers running, minus the engine RSS just before starting them, divided by N;
+ *   6. stop it and remove everything it left (also on Ctrl-C / kill, via the harness's cleanup).
+ * Only unix sockets; containers have no network. Prints an aligned table and one JSON line.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import {
+  cleanupHost,
+  loadTestImages,
+  logTail,
+  paths,
+  run,
+  startDaemon,
+  testImages,
+  type DaemonTarget,
+  type RunResult,
+} from '../test/harness.js';
+
+interface Options {
+  withDockerd: boolean;
+  n: number;
+  warmup: number;
+  containers: number;
+}
+
+interface EngineResult {
+  engine: string;
+  version?: string;
+  runs?: number[];
+  medianS?: number;
+  p90S?: number;
+  idleRssMB?: number;
+  perContainerMB?: number;
+  error?: string;
+}
+
+/** How the bench drives one running engine; cleanup happens in stop(). */
+interface Engine {
+  name: string;
+  target: DaemonTarget;
+  env: NodeJS.ProcessEnv;
+  version(): Promise<string>;
+  loadBusybox(): Promise<void>;
+  stop(): Promise<void>;
+  log(): string;
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { withDockerd: false, n: 30, warmup: 3, containers: 10 };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const num = (max: number) => {
+      const v = Number(argv[++i]);
+      if (!Number.isInteger(v) || v < 0 || v > max) throw new Error(`bench: ${a} wants an integer in 0..${max}`);
+      return v;
+    };
+    if (a === '--with-dockerd') o.withDockerd = true;
+    else if (a === '-n') o.n = Math.max(1, num(500));
+    else if (a === '--warmup') o.warmup = num(20);
+    else if (a === '--containers') o.containers = Math.max(1, num(50));
+    else if (a === '-h' || a === '--help') {
+      process.stdout.write('usage: bench/run.ts [--with-dockerd] [-n 30] [--warmup 3] [--containers 10]\n');
+      process.exit(0);
+    } else throw new Error(`bench: unknown argument ${a}`);
+  }
+  return o;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function quantile(sorted: number[], q: number): number {
+  // Nearest rank: the smallest sample with at least q of the samples at or below it.
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+}
+
+/** VmRSS in kB summed over the engine's own processes: those whose command line names its dirs. */
+function engineRssKB(t: DaemonTarget, extraPids: number[] = []): number {
+  const dirs = [t.root, t.dataRoot, t.execRoot];
+  let total = 0;
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      const argv = fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
+      const ours = extraPids.includes(Number(name)) || argv.some((a) => dirs.some((d) => a === d || a.includes(d + '/') || a.endsWith('=' + d)));
+      if (!ours) continue;
+      const m = /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${name}/status`, 'utf8'));
+      if (m) total += Number(m[1]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return total;
+}
+
+function must(r: RunResult, what: string): RunResult {
+  if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// berthd
+
+async function startBerth(): Promise<Engine> {
+  const d = await startDaemon();
+  return {
+    name: 'berthd',
+    target: d,
+    env: d.env,
+    version: async () => must(await d.docker(['version', '--format', '{{.Server.Version}}']), 'docker version').stdout.trim(),
+    loadBusybox: () => loadTestImages(d),
+    stop: () => d.stop(),
+    log: () => logTail(d, 30),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// dockerd (Debian docker.io), on private dirs
+
+function which(cmd: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').concat(['/usr/sbin', '/usr/bin'])) {
+    const p = path.join(dir, cmd);
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return p;
+    } catch {}
+  }
+  return undefined;
+}
+
+async function ensureDockerd(install: boolean): Promise<string | undefined> {
+  const found = which('dockerd');
+  if (found || !install) return found;
+  process.stderr.write('bench: installing docker.io with apt-get (services kept stopped)...\n');
+  // Keep the package's init script from starting a system-wide dockerd.
+  const policy = '/usr/sbin/policy-rc.d';
+  const addedPolicy = !fs.existsSync(policy);
+  if (addedPolicy) fs.writeFileSync(policy, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
+  try {
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    let r = await run('apt-get', ['install', '-y', '--no-install-recommends', 'docker.io'], { env, timeoutMs: 600_000 });
+    if (r.code !== 0) {
+      must(await run('apt-get', ['update'], { env, timeoutMs: 300_000 }), 'apt-get update');
+      r = await run('apt-get', ['install', '-y', '--no-install-recommends', 'docker.io'], { env, timeoutMs: 600_000 });
+    }
+    must(r, 'apt-get install docker.io');
+  } finally {
+    if (addedPolicy) fs.rmSync(policy, { force: true });
+  }
+  return which('dockerd');
+}
+
+function ping(socket: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.request({ socketPath: socket, path: '/_ping', agent: false, timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+    req.end();
+  });
+}
+
+const dockerdTargets = new Set<DaemonTarget>();
+const dockerdChildren = new Set<ChildProcess>();
+
+async function startDockerd(bin: string): Promise<Engine> {
+  const root = fs.mkdtempSync('/tmp/bench-dockerd-');
+  const t: DaemonTarget = {
+    root,
+    dataRoot: path.join(root, 'data'),
+    execRoot: path.join(root, 'exec'),
+    cgroupParent: `bench-${path.basename(root)}`,
+  };
+  dockerdTargets.add(t);
+  fs.mkdirSync(t.dataRoot);
+  fs.mkdirSync(t.execRoot);
+  const socket = path.join(root, 'docker.sock');
+  const logFile = path.join(root, 'dockerd.log');
+  const configDir = path.join(root, 'docker-config');
+  fs.mkdirSync(configDir);
+  const env = { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: configDir, DOCKER_CLI_HINTS: 'false' };
+  const fd = fs.openSync(logFile, 'a');
+  const child = spawn(
+    bin,
+    [
+      '--data-root', t.dataRoot,
+      '--exec-root', t.execRoot,
+      '-H', `unix://${socket}`,
+      '--pidfile', path.join(root, 'dockerd.pid'),
+      '--bridge', 'none',
+      '--iptables=false',
+      '--ip-masq=false',
+      '--cgroup-parent', t.cgroupParent,
+      '--group', 'root',
+    ],
+    { stdio: ['ignore', fd, fd], env: { ...process.env, DOCKER_HOST: '' } },
+  );
+  fs.closeSync(fd);
+  dockerdChildren.add(child);
+  let exited = false;
+  const exit = new Promise<void>((r) => child.once('exit', () => ((exited = true), r())));
+  child.once('error', () => (exited = true));
+  const tail = () => fs.readFileSync(logFile, 'utf8').split('\n').slice(-30).join('\n');
+  const stop = async () => {
+    if (!exited) {
+      child.kill('SIGTERM');
+      await Promise.race([exit, sleep(15_000)]);
+    }
+    dockerdChildren.delete(child);
+    dockerdTargets.delete(t);
+    cleanupHost(t);
+  };
+  const deadline = Date.now() + 30_000;
+  while (!(await ping(socket))) {
+    if (exited || Date.now() > deadline) {
+      const why = exited ? 'exited' : 'did not answer /_ping in 30 s';
+      const log = tail();
+      await stop();
+      throw new Error(`dockerd ${why}:\n${log}`);
+    }
+    await sleep(100);
+  }
+  const docker = (args: string[]) => run(paths.docker, args, { env, timeoutMs: 120_000 });
+  return {
+    name: 'dockerd',
+    target: t,
+    env,
+    version: async () => must(await docker(['version', '--format', '{{.Server.Version}}']), 'docker version').stdout.trim(),
+    loadBusybox: async () => {
+      const [, busybox] = await testImages();
+      must(await docker(['import', '-c', 'CMD ["sh"]', busybox.tar, 'busybox:latest']), 'docker import');
+    },
+    stop,
+    log: tail,
+  };
+}
+
+// A Ctrl-C or kill must not leave a dockerd, its containerd, shims, mounts or cgroups behind.
+// (The harness does the same for berthd daemons on exit.)
+function killDockerdsSync(): void {
+  for (const c of dockerdChildren) c.kill('SIGKILL');
+  for (const t of dockerdTargets) {
+    try {
+      cleanupHost(t);
+    } catch (e) {
+      process.stderr.write(`${(e as Error).message}\n`);
+    }
+  }
+  dockerdTargets.clear();
+}
+process.on('exit', killDockerdsSync);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
+
+// ---------------------------------------------------------------------------------------------
+// The measurements
+
+async function measure(engine: Engine, o: Options): Promise<EngineResult> {
+  const res: EngineResult = { engine: engine.name };
+  const docker = (args: string[], timeoutMs = 60_000) => run(paths.docker, args, { env: engine.env, timeoutMs });
+  res.version = await engine.version();
+
+  await sleep(2000);
+  res.idleRssMB = engineRssKB(engine.target) / 1024;
+
+  await engine.loadBusybox();
+  const runArgs = ['run', '--rm', '--network', 'none', 'busybox', 'true'];
+  for (let i = 0; i < o.warmup; i++) must(await docker(runArgs), `${engine.name}: docker run (warm-up)`);
+  const times: number[] = [];
+  for (let i = 0; i < o.n; i++) {
+    const t0 = process.hrtime.bigint();
+    must(await docker(runArgs), `${engine.name}: docker run`);
+    times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  res.runs = times;
+  const sorted = [...times].sort((a, b) => a - b);
+  res.medianS = quantile(sorted, 0.5);
+  res.p90S = quantile(sorted, 0.9);
+
+  // Per-container overhead: baseline just before, after the runs settled.
+  await sleep(2000);
+  const before = engineRssKB(engine.target);
+  const ids: string[] = [];
+  try {
+    for (let i = 0; i < o.containers; i++) {
+      ids.push(must(await docker(['run', '-d', '--network', 'none', 'busybox', 'sleep', '600']), `${engine.name}: docker run -d`).stdout.trim());
+    }
+    await sleep(2000);
+    const withContainers = engineRssKB(engine.target);
+    res.perContainerMB = (withContainers - before) / 1024 / o.containers;
+  } finally {
+    if (ids.length) await docker(['rm', '-f', ...ids], 120_000);
+  }
+  return res;
+}
+
+function fmt(v: number | undefined, unit: string, digits: number): string {
+  return v === undefined ? '-' : `${v.toFixed(digits)} ${unit}`;
+}
+
+function table(results: EngineResult[], o: Options): string {
+  const head = ['engine', 'version', `run median`, `run p90`, 'idle RSS', `per container`];
+  const rows = results.map((r) =>
+    r.error
+      ? [r.engine, r.version ?? '-', 'error', '-', '-', '-']
+      : [r.engine, r.version ?? '-', fmt(r.medianS, 's', 3), fmt(r.p90S, 's', 3), fmt(r.idleRssMB, 'MB', 1), fmt(r.perContainerMB, 'MB', 1)],
+  );
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const title = `docker run --rm --network none busybox true: N=${o.n} after ${o.warmup} warm-ups; per container: ${o.containers} sleep containers`;
+  return [title, line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  const engines: (() => Promise<Engine>)[] = [startBerth];
+  const dockerd = await ensureDockerd(o.withDockerd);
+  if (dockerd) engines.push(() => startDockerd(dockerd));
+  else process.stderr.write('bench: dockerd not installed; comparing berthd only (--with-dockerd installs docker.io)\n');
+  await testImages(); // build the tars before any engine starts
+
+  const results: EngineResult[] = [];
+  for (const start of engines) {
+    let engine: Engine | undefined;
+    const res: EngineResult = { engine: start === startBerth ? 'berthd' : 'dockerd' };
+    try {
+      engine = await start();
+      process.stderr.write(`bench: measuring ${engine.name}...\n`);
+      Object.assign(res, await measure(engine, o));
+    } catch (e) {
+      res.error = (e as Error).message;
+      process.stderr.write(`bench: ${res.engine} failed: ${res.error}\n${engine ? engine.log() : ''}\n`);
+    } finally {
+      if (engine) await engine.stop();
+    }
+    results.push(res);
+  }
+
+  process.stdout.write(table(results, o) + '\n');
+  const json = {
+    bench: 'docker-run-rm-true',
+    n: o.n,
+    warmup: o.warmup,
+    containers: o.containers,
+    engines: Object.fromEntries(
+      results.map((r) => [
+        r.engine,
+        r.error
+          ? { error: r.error }
+          : {
+              version: r.version,
+              medianS: r.medianS,
+              p90S: r.p90S,
+              idleRssMB: Number(r.idleRssMB?.toFixed(1)),
+              perContainerMB: Number(r.perContainerMB?.toFixed(2)),
+            },
+      ]),
+    ),
+  };
+  process.stdout.write(JSON.stringify(json) + '\n');
+  if (results.some((r) => r.error)) process.exitCode = 1;
+}
+
+main().catch((e: Error) => {
+  process.stderr.write(`bench: ${e.message}\n`);
+  process.exit(1);
+});
