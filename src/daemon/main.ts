@@ -153,7 +153,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   const runtime = createRuntime({
     runtimePath,
     conmonPath,
-    stateDir: path.join(config.execRoot, 'containers'),
+    stateDir: path.join(config.execRoot, 'c'),
     runtimeRoot: path.join(config.execRoot, 'runc'),
   });
   const containersRoot = path.join(config.dataRoot, 'containers');
