@@ -48,16 +48,42 @@ export function since(unixSeconds: number, now = Date.now()): string {
   return `${humanDuration(now - unixSeconds * 1000)} ago`;
 }
 
-/** Go's %.{p}g: shortest of fixed/exponent, trailing zeros removed. */
+/**
+ * Go's %.{p}g: exact decimal rounding with ties to even (Go rounds 15.625 to "15.62",
+ * where toPrecision gives "15.63"), exponent form when exp < -4 or exp >= p,
+ * trailing zeros removed.
+ */
 export function goG(x: number, precision: number): string {
-  const s = x.toPrecision(precision);
-  const m = /^(-?[\d.]+)e([+-])(\d+)$/.exec(s);
-  if (m) {
-    let mant = m[1];
-    if (mant.includes('.')) mant = mant.replace(/0+$/, '').replace(/\.$/, '');
-    return `${mant}e${m[2]}${m[3].padStart(2, '0')}`;
+  if (x === 0) return '0';
+  if (!Number.isFinite(x)) return x > 0 ? '+Inf' : x < 0 ? '-Inf' : 'NaN';
+  const neg = x < 0;
+  const [mant, expStr] = Math.abs(x).toExponential(80).split('e');
+  const digits = mant.replace('.', '');
+  let exp = Number(expStr);
+  let kept = digits.slice(0, precision).split('').map(Number);
+  const rest = digits.slice(precision);
+  const tie = rest[0] === '5' && /^0*$/.test(rest.slice(1));
+  const up = rest[0] > '5' || (rest[0] === '5' && !tie) || (tie && kept[kept.length - 1] % 2 === 1);
+  if (up) {
+    let i = kept.length - 1;
+    while (i >= 0 && kept[i] === 9) kept[i--] = 0;
+    if (i < 0) {
+      kept = [1, ...kept.slice(0, -1)];
+      exp++;
+    } else kept[i]++;
   }
-  return s.includes('.') ? s.replace(/0+$/, '').replace(/\.$/, '') : s;
+  const ds = kept.join('').replace(/0+$/, '') || '0';
+  let out: string;
+  if (exp < -4 || exp >= precision) {
+    out = ds[0] + (ds.length > 1 ? '.' + ds.slice(1) : '') + 'e' + (exp < 0 ? '-' : '+') + String(Math.abs(exp)).padStart(2, '0');
+  } else if (exp >= 0) {
+    const int = ds.slice(0, exp + 1).padEnd(exp + 1, '0');
+    const frac = ds.slice(exp + 1);
+    out = frac ? `${int}.${frac}` : int;
+  } else {
+    out = '0.' + '0'.repeat(-exp - 1) + ds;
+  }
+  return neg ? '-' + out : out;
 }
 
 const decimal = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB', 'ZB', 'YB'];

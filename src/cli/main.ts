@@ -117,7 +117,7 @@ export async function main(argv: string[], io: MainIO = {}): Promise<number> {
     }
     cmd = group.commands.find((x) => x.name === sub || x.aliases?.includes(sub));
     if (!cmd) {
-      err.write(`berth: unknown command: ${path} ${sub}\n\nRun '${path} --help' for more information\n`);
+      err.write(`berth: unknown command: ${path} ${sub}\n\nUsage:  ${path}\n\nRun '${path} --help' for more information\n`);
       return 1;
     }
     path += ` ${sub}`;
@@ -152,12 +152,15 @@ export async function main(argv: string[], io: MainIO = {}): Promise<number> {
   const { min, max } = cmd.args ?? {};
   const n = p.args.length;
   let arity: string | undefined;
-  if (min !== undefined && max !== undefined && min === max && n !== min) arity = `requires ${min === 1 ? '1 argument' : `exactly ${min} arguments`}`;
+  let hint = 'Run';
+  if (min !== undefined && max !== undefined && min === max && n !== min) arity = `requires ${min} argument${min === 1 ? '' : 's'}`;
   else if (max === 0 && n > 0) arity = 'accepts no arguments';
-  else if (min !== undefined && n < min) arity = `requires at least ${min} argument${min === 1 ? '' : 's'}`;
-  else if (max !== undefined && n > max) arity = `requires at most ${max} argument${max === 1 ? '' : 's'}`;
+  else if (min !== undefined && n < min) {
+    arity = `requires at least ${min} argument${min === 1 ? '' : 's'}`;
+    hint = 'See';
+  } else if (max !== undefined && n > max) arity = `requires at most ${max} argument${max === 1 ? '' : 's'}`;
   if (arity) {
-    err.write(`berth: '${path}' ${arity}\n\n${usageLine(cmd, path)}\n\nSee '${path} --help' for more information\n`);
+    err.write(`berth: '${path}' ${arity}\n\n${usageLine(cmd, path)}\n\n${hint} '${path} --help' for more information\n`);
     return 1;
   }
 

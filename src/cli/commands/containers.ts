@@ -37,18 +37,56 @@ export interface ContainerSummary {
   NetworkSettings?: { Networks?: Record<string, unknown> | null } | null;
 }
 
-/** docker's "0.0.0.0:8080->80/tcp, 443/tcp" */
+/**
+ * docker's DisplayablePorts: sorted, consecutive ports of one ip/proto grouped into
+ * ranges ("8000-8002/tcp", "0.0.0.0:80-81->80-81/tcp"), remapped ports listed last.
+ */
 export function displayPorts(ports: Port[] | null | undefined): string {
-  const out: string[] = [];
-  for (const p of ports ?? []) {
-    let s: string;
-    if (p.IP !== undefined && p.IP !== '' && p.PublicPort) {
-      const ip = p.IP.includes(':') ? `[${p.IP}]` : p.IP;
-      s = `${ip}:${p.PublicPort}->${p.PrivatePort}/${p.Type}`;
-    } else s = `${p.PrivatePort}/${p.Type}`;
-    if (!out.includes(s)) out.push(s);
+  const sorted = [...(ports ?? [])].sort(
+    (a, b) =>
+      a.PrivatePort - b.PrivatePort ||
+      (a.IP ?? '').localeCompare(b.IP ?? '') ||
+      (a.PublicPort ?? 0) - (b.PublicPort ?? 0) ||
+      a.Type.localeCompare(b.Type),
+  );
+  const groups = new Map<string, { first: number; last: number }>();
+  const result: string[] = [];
+  const hostMappings: string[] = [];
+  const form = (key: string, g: { first: number; last: number }): string => {
+    const slash = key.lastIndexOf('/');
+    const ip = slash >= 0 ? key.slice(0, slash) : '';
+    const type = slash >= 0 ? key.slice(slash + 1) : key;
+    let group = String(g.first);
+    if (g.first !== g.last) group += `-${g.last}`;
+    if (ip) group = `${ip}:${group}->${group}`;
+    return `${group}/${type}`;
+  };
+  for (const p of sorted) {
+    const cur = p.PrivatePort;
+    let key = p.Type;
+    if (p.IP) {
+      if (p.PublicPort !== cur) {
+        const host = p.IP.includes(':') ? `[${p.IP}]` : p.IP;
+        hostMappings.push(`${host}:${p.PublicPort ?? 0}->${cur}/${p.Type}`);
+        continue;
+      }
+      key = `${p.IP}/${p.Type}`;
+    }
+    const g = groups.get(key);
+    if (!g) {
+      groups.set(key, { first: cur, last: cur });
+      continue;
+    }
+    if (cur === g.last + 1) {
+      g.last = cur;
+      continue;
+    }
+    result.push(form(key, g));
+    // Go re-inserts the key; map order is insertion order of first creation, kept by Map.set.
+    groups.set(key, { first: cur, last: cur });
   }
-  return out.join(', ');
+  for (const [key, g] of groups) result.push(form(key, g));
+  return [...result, ...hostMappings].join(', ');
 }
 
 function createdAt(unix: number): string {
@@ -326,7 +364,7 @@ export async function inspectObjects(ctx: Ctx, names: string[], kinds: Kind[], f
         if (!(e instanceof ApiError) || e.status !== 404) throw e;
       }
     }
-    if (obj === undefined) errs.push(`Error: No such ${generic ? 'object' : kinds[0]}: ${n}`);
+    if (obj === undefined) errs.push(generic ? `Error: No such object: ${n}` : `Error response from daemon: No such ${kinds[0]}: ${n}`);
     else found.push(obj);
   }
   if (format) {

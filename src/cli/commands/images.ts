@@ -175,7 +175,7 @@ export const importCmd: Command = {
     { long: 'message', short: 'm', kind: 'string', help: 'Set commit message for imported image' },
     { long: 'platform', kind: 'string', help: 'Set platform if server is multi-platform capable' },
   ],
-  args: { min: 1, max: 2 },
+  args: { min: 1 },
   async run(ctx, p) {
     const [source, target] = p.args;
     let repo: string | undefined;
@@ -254,7 +254,7 @@ export const history: Command = {
     let format = p.str('format') ?? '';
     if (p.bool('quiet')) format = '{{.ID}}';
     if (format === '' || format === 'table') format = def;
-    const headers = { ID: 'IMAGE', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', CreatedBy: 'CREATED BY', Size: 'SIZE', Comment: 'COMMENT' };
+    const headers = { ID: 'IMAGE', CreatedSince: human ? 'CREATED' : 'CREATED AT', CreatedAt: 'CREATED AT', CreatedBy: 'CREATED BY', Size: 'SIZE', Comment: 'COMMENT' };
     ctx.out.write(renderRows(format, rows, headers, def));
     return 0;
   },

@@ -526,6 +526,7 @@ export const pull: Command = {
   async run(ctx, p) {
     const ref = parseRef(p.args[0]);
     if (p.bool('all-tags') && (ref.tag || ref.digest)) throw new StatusError('tag can\'t be used with --all-tags/-a', 1);
+    if (!ref.tag && !ref.digest && !p.bool('all-tags')) ctx.out.write('Using default tag: latest\n');
     try {
       await pullImage(ctx, p.args[0], ctx.out, { platform: p.str('platform'), quiet: p.bool('quiet'), allTags: p.bool('all-tags') });
     } catch (e) {

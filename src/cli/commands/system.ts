@@ -55,6 +55,17 @@ interface ServerVersion {
   Experimental?: boolean;
 }
 
+/** docker shows build times in time.ANSIC ("Fri May 30 12:07:14 2025"), local time. */
+function ansic(t: string): string {
+  const ms = Date.parse(t);
+  if (!t || Number.isNaN(ms)) return t;
+  const d = new Date(ms);
+  const day = d.toLocaleString('en-US', { weekday: 'short' });
+  const mon = d.toLocaleString('en-US', { month: 'short' });
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${day} ${mon} ${String(d.getDate()).padStart(2, ' ')} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${d.getFullYear()}`;
+}
+
 function execFormat(format: string, data: unknown): string {
   const { body } = normalizeFormat(format);
   try {
@@ -103,7 +114,7 @@ export const version: Command = {
               `  API version:\t${d.ApiVersion ?? server.ApiVersion} (minimum version ${d.MinAPIVersion ?? server.MinAPIVersion})`,
               `  Go version:\t${d.GoVersion ?? server.GoVersion ?? ''}`,
               `  Git commit:\t${d.GitCommit ?? server.GitCommit ?? ''}`,
-              `  Built:\t${d.BuildTime ?? server.BuildTime ?? ''}`,
+              `  Built:\t${ansic(d.BuildTime ?? server.BuildTime ?? '')}`,
               `  OS/Arch:\t${d.Os ?? server.Os}/${d.Arch ?? server.Arch}`,
               `  Experimental:\t${d.Experimental ?? String(server.Experimental ?? false)}`,
             );
