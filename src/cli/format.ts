@@ -111,7 +111,10 @@ export function bytesSize(bytes: number): string {
 /** go-units RAMInBytes: "512m", "1g", "100k", "1.5GiB" → bytes. */
 export function ramInBytes(s: string): number {
   const m = /^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$/.exec(s);
-  if (!m) throw new Error(`invalid size: '${s}'`);
+  if (!m) {
+    const num = /^\d+(?:\.\d+)*/.exec(s);
+    throw new Error(num ? `invalid suffix: '${s.slice(num[0].length)}'` : `invalid size: '${s}'`);
+  }
   const mult: Record<string, number> = { k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 };
   return Math.trunc(Number(m[1]) * (m[2] ? mult[m[2].toLowerCase()] : 1));
 }

@@ -184,7 +184,11 @@ export async function main(argv: string[], io: MainIO = {}): Promise<number> {
       if (e.message) err.write(`${e.message}\n`);
       return e.code;
     }
-    if (e instanceof ApiError || e instanceof ConnectError || e instanceof StreamError || e instanceof TemplateError) {
+    if (e instanceof TemplateError) {
+      err.write(`template parsing error: ${e.message}\n`);
+      return 1;
+    }
+    if (e instanceof ApiError || e instanceof ConnectError || e instanceof StreamError) {
       if (usesRunErrors) {
         const se = r.runStatusError(e, path);
         err.write(`${se.message}\n`);

@@ -370,6 +370,7 @@ export async function inspectObjects(ctx: Ctx, names: string[], kinds: Kind[], f
   if (format) {
     const f = format === 'json' ? '{{json .}}' : format;
     const tpl = Template.compile(f.replace(/\\t/g, '\t').replace(/\\n/g, '\n'));
+    if (found.length === 0) ctx.out.write('\n');
     for (const o of found) {
       try {
         ctx.out.write(tpl.execute(o) + '\n');

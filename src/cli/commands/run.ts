@@ -83,6 +83,13 @@ const bad = (msg: string): never => {
   throw new StatusError(msg, 125);
 };
 
+/** A flag whose value does not parse: docker prints it with the usage line (exit 125). */
+export class FlagValueError extends StatusError {
+  constructor(message: string) {
+    super(message, 125);
+  }
+}
+
 function parsePorts(specs: string[], exposed: Record<string, object>, bindings: Record<string, Array<{ HostIp: string; HostPort: string }>>): void {
   for (const spec of specs) {
     let rest = spec;
@@ -123,7 +130,6 @@ function parsePorts(specs: string[], exposed: Record<string, object>, bindings: 
 
 function parseRestart(s: string): { Name: string; MaximumRetryCount: number } {
   const [name, count] = s.split(':');
-  if (!['no', 'always', 'unless-stopped', 'on-failure', ''].includes(name)) bad(`invalid restart policy '${name}'`);
   if (count !== undefined && name !== 'on-failure') bad(`invalid restart policy: maximum retry count can only be used with 'on-failure'`);
   if (count !== undefined && !/^\d+$/.test(count)) bad(`invalid restart policy: strconv.Atoi: parsing "${count}": invalid syntax`);
   return { Name: name === '' ? 'no' : name, MaximumRetryCount: count ? Number(count) : 0 };
@@ -160,7 +166,7 @@ export function buildCreate(p: Parsed, detach: boolean, env: NodeJS.ProcessEnv =
 
   const attachList = p.list('attach').map((s) => s.toLowerCase());
   for (const a of attachList) if (!['stdin', 'stdout', 'stderr'].includes(a)) bad(`invalid argument "${a}" for "-a, --attach" flag: valid streams are STDIN, STDOUT and STDERR`);
-  if (detach && attachList.length) bad('Conflicting options: -a and -d');
+  if (detach && attachList.length) throw new StatusError('conflicting options: cannot specify both --attach and --detach', 1);
   const interactive = p.bool('interactive');
   const attach = detach
     ? { stdin: false, stdout: false, stderr: false }
@@ -213,13 +219,19 @@ export function buildCreate(p: Parsed, detach: boolean, env: NodeJS.ProcessEnv =
     try {
       host.Memory = ramInBytes(p.str('memory') as string);
     } catch (e) {
-      bad(`invalid argument "${p.str('memory')}" for "-m, --memory" flag: ${(e as Error).message}`);
+      throw new FlagValueError(`invalid argument "${p.str('memory')}" for "-m, --memory" flag: ${(e as Error).message}`);
     }
   }
-  if (p.has('shm-size')) host.ShmSize = ramInBytes(p.str('shm-size') as string);
+  if (p.has('shm-size')) {
+    try {
+      host.ShmSize = ramInBytes(p.str('shm-size') as string);
+    } catch (e) {
+      throw new FlagValueError(`invalid argument "${p.str('shm-size')}" for "--shm-size" flag: ${(e as Error).message}`);
+    }
+  }
   if (p.has('cpus')) {
     const n = Number(p.str('cpus'));
-    if (!Number.isFinite(n) || n < 0) bad(`invalid argument "${p.str('cpus')}" for "--cpus" flag: failed to parse ${p.str('cpus')} as a rational number`);
+    if (!Number.isFinite(n) || n < 0) throw new FlagValueError(`invalid argument "${p.str('cpus')}" for "--cpus" flag: failed to parse ${p.str('cpus')} as a rational number`);
     host.NanoCpus = Math.round(n * 1e9);
   }
   if (p.has('cpu-shares')) host.CpuShares = p.int('cpu-shares');
@@ -297,7 +309,10 @@ export async function createContainer(ctx: Ctx, req: CreateRequest): Promise<str
 
 /** docker's toStatusError: the exit code tells "not found" (127) from "cannot execute" (126). */
 export function runStatusError(e: unknown, path: string): StatusError {
-  if (e instanceof StatusError) return e;
+  if (e instanceof FlagValueError) {
+    return new StatusError(`${e.message}\n\nUsage:  ${path} [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun '${path} --help' for more information`, 125);
+  }
+  if (e instanceof StatusError && e.code !== 125) return e;
   const msg = e instanceof Error ? e.message : String(e);
   const text = `${path.split(' ')[0]}: ${msg}\n\nRun '${path} --help' for more information`;
   if (/executable file not found|no such file or directory|system cannot find the file specified/.test(msg)) return new StatusError(text, 127);
@@ -398,7 +413,7 @@ async function runRun(ctx: Ctx, p: Parsed, isRun: boolean): Promise<number> {
     throw runStatusError(e, ctx.path);
   }
   if (isRun && !detach && req.tty && req.attach.stdin && !ctx.stdin.isTTY) {
-    throw new StatusError(`${ctx.path.split(' ')[0]}: the input device is not a TTY`, 1);
+    throw new StatusError('the input device is not a TTY', 1);
   }
   let id: string;
   try {
@@ -430,6 +445,7 @@ async function runRun(ctx: Ctx, p: Parsed, isRun: boolean): Promise<number> {
     return 0;
   }
   const stopResize = req.tty ? monitorSize(ctx, id) : () => undefined;
+  const stopProxy = !req.tty && (p.has('sig-proxy') ? p.bool('sig-proxy') : true) ? proxySignals(ctx, id) : () => undefined;
   try {
     if (attached) await attached.done;
     return await (status as Promise<number>);
@@ -438,8 +454,22 @@ async function runRun(ctx: Ctx, p: Parsed, isRun: boolean): Promise<number> {
     throw new StatusError(`${ctx.path.split(' ')[0]}: ${(e as Error).message}`, 125);
   } finally {
     stopResize();
+    stopProxy();
     attached?.close();
   }
+}
+
+/** --sig-proxy: signals the CLI receives are sent to the container (docker's ForwardAllSignals, the common ones). */
+function proxySignals(ctx: Ctx, id: string): () => void {
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+  const handlers = signals.map((sig) => {
+    const h = () => void ctx.client.call('POST', `/containers/${encodeURIComponent(id)}/kill`, { query: { signal: sig } }).catch(() => undefined);
+    process.on(sig, h);
+    return [sig, h] as const;
+  });
+  return () => {
+    for (const [sig, h] of handlers) process.off(sig, h);
+  };
 }
 
 export const run: Command = {

@@ -9,13 +9,14 @@ import { bytesSize, tabwrite } from '../format.js';
 import { API_VERSION, ConnectError } from '../http.js';
 import { normalizeFormat, Template } from '../template.js';
 
+/** src/cli/commands → ../../../ is the repo root; dist/src/cli/commands needs one more level. */
 function clientVersion(): string {
   try {
-    const pkg = JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
     if (pkg.version) return pkg.version;
   } catch {}
   try {
-    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    const pkg = JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8')) as { version?: string };
     if (pkg.version) return pkg.version;
   } catch {}
   return 'dev';
@@ -68,11 +69,7 @@ function ansic(t: string): string {
 
 function execFormat(format: string, data: unknown): string {
   const { body } = normalizeFormat(format);
-  try {
-    return Template.compile(body).execute(data) + '\n';
-  } catch (e) {
-    throw new StatusError(`template: ${(e as Error).message}`, 1);
-  }
+  return Template.compile(body).execute(data) + '\n';
 }
 
 export const version: Command = {
