@@ -8,10 +8,12 @@
  *   1. start it on its own temp socket, data root, exec root, pidfile and cgroup parent under /tmp;
  *   2. idle RSS: 2 s after start, VmRSS of the engine's processes (berthd; dockerd + containerd);
  *   3. import the same busybox rootfs tar (scripts/mkimage-busybox.sh);
- *   4. wall time of `docker run --rm --network none busybox true` with the real docker CLI,
+ *   4. per-container overhead: engine RSS (berthd + conmons; dockerd + containerd + shims) with
+ *      N `sleep` containers running, minus the engine RSS just before starting them, divided by N,
+ *      split into new monitor processes and growth of the engine itself (each RSS figure is the
+ *      median of 5 samples; measured before the timing runs so their garbage does not count);
+ *   5. wall time of `docker run --rm --network none busybox true` with the real docker CLI,
  *      after the warm-ups, sequentially; median and p90;
- *   5. per-container overhead: engine RSS (berthd + conmons; dockerd + containerd + shims) with
- *      N `sleep` containers running, minus the engine RSS just before starting them, divided by N;
  *   6. stop it and remove everything it left (also on Ctrl-C / kill, via the harness's cleanup).
  * Only unix sockets; containers have no network. Prints an aligned table and one JSON line.
  */
@@ -46,6 +48,10 @@ interface EngineResult {
   p90S?: number;
   idleRssMB?: number;
   perContainerMB?: number;
+  /** Part of perContainerMB: processes started for the containers (conmon; containerd-shim). */
+  monitorMB?: number;
+  /** Part of perContainerMB: growth of the processes that were already running (the engine itself). */
+  engineGrowthMB?: number;
   error?: string;
 }
 
@@ -88,23 +94,35 @@ function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
 }
 
-/** VmRSS in kB summed over the engine's own processes: those whose command line names its dirs. */
-function engineRssKB(t: DaemonTarget, extraPids: number[] = []): number {
+/** VmRSS in kB of each of the engine's own processes: those whose command line names its dirs. */
+function engineRss(t: DaemonTarget): Map<number, number> {
   const dirs = [t.root, t.dataRoot, t.execRoot];
-  let total = 0;
+  const rss = new Map<number, number>();
   for (const name of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
     try {
       const argv = fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
-      const ours = extraPids.includes(Number(name)) || argv.some((a) => dirs.some((d) => a === d || a.includes(d + '/') || a.endsWith('=' + d)));
-      if (!ours) continue;
+      if (!argv.some((a) => dirs.some((d) => a === d || a.includes(d + '/') || a.endsWith('=' + d)))) continue;
       const m = /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${name}/status`, 'utf8'));
-      if (m) total += Number(m[1]);
+      if (m) rss.set(Number(name), Number(m[1]));
     } catch {
       // exited meanwhile
     }
   }
-  return total;
+  return rss;
+}
+
+const sum = (xs: Iterable<number>) => [...xs].reduce((a, b) => a + b, 0);
+
+/** The median of a few samples, so one GC in a Node or Go daemon does not decide the figure. */
+async function sampleRss(t: DaemonTarget, samples = 5, gapMs = 400): Promise<Map<number, number>> {
+  const runs: Map<number, number>[] = [];
+  for (let i = 0; i < samples; i++) {
+    if (i) await sleep(gapMs);
+    runs.push(engineRss(t));
+  }
+  runs.sort((a, b) => sum(a.values()) - sum(b.values()));
+  return runs[Math.floor(runs.length / 2)];
 }
 
 function must(r: RunResult, what: string): RunResult {
@@ -195,6 +213,11 @@ async function startDockerd(bin: string): Promise<Engine> {
   const configDir = path.join(root, 'docker-config');
   fs.mkdirSync(configDir);
   const env = { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: configDir, DOCKER_CLI_HINTS: 'false' };
+  // dockerd 20.10 writes its trust key under /etc/docker unless told otherwise.
+  const config = path.join(root, 'daemon.json');
+  fs.writeFileSync(config, JSON.stringify({ 'deprecated-key-path': path.join(root, 'key.json') }));
+  // It (and its containerd) also make a few fixed dirs under /run; remove those it created.
+  const hostDirs = ['/run/docker/plugins', '/run/docker', '/run/containerd/s', '/run/containerd'].filter((d) => !fs.existsSync(d));
   const fd = fs.openSync(logFile, 'a');
   const child = spawn(
     bin,
@@ -208,6 +231,7 @@ async function startDockerd(bin: string): Promise<Engine> {
       '--ip-masq=false',
       '--cgroup-parent', t.cgroupParent,
       '--group', 'root',
+      '--config-file', config,
     ],
     { stdio: ['ignore', fd, fd], env: { ...process.env, DOCKER_HOST: '' } },
   );
@@ -225,6 +249,11 @@ async function startDockerd(bin: string): Promise<Engine> {
     dockerdChildren.delete(child);
     dockerdTargets.delete(t);
     cleanupHost(t);
+    for (const d of hostDirs) {
+      try {
+        fs.rmdirSync(d); // only if empty
+      } catch {}
+    }
   };
   const deadline = Date.now() + 30_000;
   while (!(await ping(socket))) {
@@ -276,9 +305,26 @@ async function measure(engine: Engine, o: Options): Promise<EngineResult> {
   res.version = await engine.version();
 
   await sleep(2000);
-  res.idleRssMB = engineRssKB(engine.target) / 1024;
-
+  res.idleRssMB = sum((await sampleRss(engine.target)).values()) / 1024;
   await engine.loadBusybox();
+
+  // Per-container overhead first, before the timing runs leave garbage in the daemons' heaps.
+  const before = await sampleRss(engine.target);
+  const ids: string[] = [];
+  try {
+    for (let i = 0; i < o.containers; i++) {
+      ids.push(must(await docker(['run', '-d', '--network', 'none', 'busybox', 'sleep', '600']), `${engine.name}: docker run -d`).stdout.trim());
+    }
+    await sleep(2000);
+    const after = await sampleRss(engine.target);
+    const mb = (kb: number) => kb / 1024 / o.containers;
+    res.monitorMB = mb(sum([...after].filter(([pid]) => !before.has(pid)).map(([, kb]) => kb)));
+    res.engineGrowthMB = mb(sum([...after].filter(([pid]) => before.has(pid)).map(([pid, kb]) => kb - before.get(pid)!)));
+    res.perContainerMB = res.monitorMB + res.engineGrowthMB;
+  } finally {
+    if (ids.length) await docker(['rm', '-f', ...ids], 120_000);
+  }
+
   const runArgs = ['run', '--rm', '--network', 'none', 'busybox', 'true'];
   for (let i = 0; i < o.warmup; i++) must(await docker(runArgs), `${engine.name}: docker run (warm-up)`);
   const times: number[] = [];
@@ -291,21 +337,6 @@ async function measure(engine: Engine, o: Options): Promise<EngineResult> {
   const sorted = [...times].sort((a, b) => a - b);
   res.medianS = quantile(sorted, 0.5);
   res.p90S = quantile(sorted, 0.9);
-
-  // Per-container overhead: baseline just before, after the runs settled.
-  await sleep(2000);
-  const before = engineRssKB(engine.target);
-  const ids: string[] = [];
-  try {
-    for (let i = 0; i < o.containers; i++) {
-      ids.push(must(await docker(['run', '-d', '--network', 'none', 'busybox', 'sleep', '600']), `${engine.name}: docker run -d`).stdout.trim());
-    }
-    await sleep(2000);
-    const withContainers = engineRssKB(engine.target);
-    res.perContainerMB = (withContainers - before) / 1024 / o.containers;
-  } finally {
-    if (ids.length) await docker(['rm', '-f', ...ids], 120_000);
-  }
   return res;
 }
 
@@ -314,11 +345,19 @@ function fmt(v: number | undefined, unit: string, digits: number): string {
 }
 
 function table(results: EngineResult[], o: Options): string {
-  const head = ['engine', 'version', `run median`, `run p90`, 'idle RSS', `per container`];
+  const head = ['engine', 'version', 'run median', 'run p90', 'idle RSS', 'per container', '(monitor + engine)'];
   const rows = results.map((r) =>
     r.error
-      ? [r.engine, r.version ?? '-', 'error', '-', '-', '-']
-      : [r.engine, r.version ?? '-', fmt(r.medianS, 's', 3), fmt(r.p90S, 's', 3), fmt(r.idleRssMB, 'MB', 1), fmt(r.perContainerMB, 'MB', 1)],
+      ? [r.engine, r.version ?? '-', 'error', '-', '-', '-', '-']
+      : [
+          r.engine,
+          r.version ?? '-',
+          fmt(r.medianS, 's', 3),
+          fmt(r.p90S, 's', 3),
+          fmt(r.idleRssMB, 'MB', 1),
+          fmt(r.perContainerMB, 'MB', 1),
+          `(${fmt(r.monitorMB, 'MB', 1)} + ${fmt(r.engineGrowthMB, 'MB', 1)})`,
+        ],
   );
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
@@ -368,6 +407,9 @@ async function main(): Promise<void> {
               p90S: r.p90S,
               idleRssMB: Number(r.idleRssMB?.toFixed(1)),
               perContainerMB: Number(r.perContainerMB?.toFixed(2)),
+              monitorMB: Number(r.monitorMB?.toFixed(2)),
+              engineGrowthMB: Number(r.engineGrowthMB?.toFixed(2)),
+              runsS: r.runs?.map((x) => Number(x.toFixed(4))),
             },
       ]),
     ),
