@@ -337,7 +337,7 @@ export function leftovers(t: DaemonTarget): Leftovers {
     .filter((p) => p.state !== 'Z' && p.pid !== process.pid && isMonitor(p.argv) && mentions(p.argv, dirs))
     .map((p) => `${p.pid} ${p.argv.join(' ')}`);
   const files: string[] = [];
-  const containers = path.join(t.execRoot, 'containers');
+  const containers = path.join(t.execRoot, 'c');
   const walk = (d: string) => {
     let ents: fs.Dirent[];
     try {
