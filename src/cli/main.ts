@@ -212,6 +212,8 @@ function isEntry(): boolean {
 }
 
 if (isEntry()) {
+  // A reader that goes away (`berth logs x | head`) ends us quietly, as it ends docker.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : 1));
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (e: unknown) => {
