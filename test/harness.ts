@@ -14,7 +14,7 @@
  *                    runc and container processes, unmounts everything under its roots, removes its
  *                    cgroups in every hierarchy and deletes the temp dirs. Works after a crash too.
  *   leftovers()    → what the daemon itself failed to clean (mounts, cgroups, monitor processes,
- *                    files and container-id dirs in <exec>/containers); a clean daemon with no
+ *                    files and container-id dirs in <exec>/c); a clean daemon with no
  *                    containers reports nothing.
  *
  * If the test process is interrupted (SIGINT/SIGTERM) or exits with daemons still running, they are
@@ -327,6 +327,13 @@ function targetDirs(t: DaemonTarget): string[] {
   return [...new Set([t.root, t.dataRoot, t.execRoot])];
 }
 
+/**
+ * Where under the exec root the runtime keeps per-container state (bundles, attach sockets, exit
+ * files). The daemon uses the short "c" (socket paths must fit in 107 bytes); "containers" is the
+ * name the harness was first specified with, still checked in case a layout uses it.
+ */
+export const runtimeStateDirs = ['c', 'containers'];
+
 /** What the daemon left on the host. A daemon that cleans up after itself reports four empty lists. */
 export function leftovers(t: DaemonTarget): Leftovers {
   const dirs = targetDirs(t);
@@ -337,7 +344,7 @@ export function leftovers(t: DaemonTarget): Leftovers {
     .filter((p) => p.state !== 'Z' && p.pid !== process.pid && isMonitor(p.argv) && mentions(p.argv, dirs))
     .map((p) => `${p.pid} ${p.argv.join(' ')}`);
   const files: string[] = [];
-  const containers = path.join(t.execRoot, 'c');
+  let containers = '';
   const walk = (d: string) => {
     let ents: fs.Dirent[];
     try {
@@ -352,7 +359,13 @@ export function leftovers(t: DaemonTarget): Leftovers {
       if (e.isDirectory()) walk(p);
     }
   };
-  walk(containers);
+  for (const dir of runtimeStateDirs) {
+    containers = path.join(t.execRoot, dir);
+    const before = files.length;
+    walk(containers);
+    // Prefix with the state dir when both exist, so the paths stay unambiguous.
+    if (dir !== runtimeStateDirs[0]) for (let i = before; i < files.length; i++) files[i] = path.join(dir, files[i]);
+  }
   return { mounts, cgroups, processes, files };
 }
 
@@ -537,8 +550,8 @@ export async function stopAllDaemons(): Promise<void> {
 
 /**
  * /tmp/berth-e2e-XXXX with 4 random characters (mkdtemp would add 6). Socket paths are capped at
- * 107 bytes, and the runtime puts conmon's attach socket at <exec>/containers/<64-hex id>/attach:
- * with this root that is exactly 107 bytes, so every character here counts.
+ * 107 bytes, and the runtime puts conmon's attach socket at <exec>/c/<64-hex id>/attach (98 bytes
+ * with this root); keep the root short so that stays true.
  */
 function makeShortTempDir(): string {
   const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';

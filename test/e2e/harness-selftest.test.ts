@@ -165,10 +165,12 @@ describe('leftovers and cleanupHost', () => {
 
       // A "monitor" naming the exec root, with a child of its own.
       const id = 'c'.repeat(64);
-      fs.mkdirSync(path.join(t.execRoot, 'containers', id), { recursive: true });
-      fs.mkdirSync(path.join(t.execRoot, 'containers', 'exits', 'empty'), { recursive: true });
-      fs.writeFileSync(path.join(t.execRoot, 'containers', 'exits', id), '0');
-      const monitor = spawn('/bin/sh', ['-c', 'sleep 1000; :', 'sh', path.join(t.execRoot, 'containers', id)], {
+      fs.mkdirSync(path.join(t.execRoot, 'c', id), { recursive: true });
+      fs.mkdirSync(path.join(t.execRoot, 'c', 'exits', 'empty'), { recursive: true });
+      fs.writeFileSync(path.join(t.execRoot, 'c', 'exits', id), '0');
+      fs.mkdirSync(path.join(t.execRoot, 'containers'), { recursive: true });
+      fs.writeFileSync(path.join(t.execRoot, 'containers', 'stray'), '');
+      const monitor = spawn('/bin/sh', ['-c', 'sleep 1000; :', 'sh', path.join(t.execRoot, 'c', id)], {
         argv0: 'conmon',
         stdio: 'ignore',
       });
@@ -192,7 +194,7 @@ describe('leftovers and cleanupHost', () => {
       assert.deepEqual(l.cgroups.sort(), cgs.map((c) => fs.realpathSync(c)).sort());
       assert.equal(l.processes.length, 1);
       assert.match(l.processes[0], new RegExp(`^${monitor.pid} conmon `));
-      assert.deepEqual(l.files, [id, `exits/${id}`]);
+      assert.deepEqual(l.files, [id, `exits/${id}`, 'containers/stray']);
 
       cleanupHost(t);
       assert.deepEqual(leftovers(t), { mounts: [], cgroups: [], processes: [], files: [] });
@@ -284,6 +286,7 @@ describe('daemon lifecycle (fake berthd)', () => {
       assert.match(d.root, /^\/tmp\/berth-e2e-[a-z0-9]{4}$/);
       // The deepest unix socket the runtime makes: conmon's attach socket (sun_path holds 107 bytes).
       assert.ok(Buffer.byteLength(path.join(d.execRoot, 'containers', 'f'.repeat(64), 'attach')) <= 107);
+      assert.ok(Buffer.byteLength(path.join(d.execRoot, 'c', 'f'.repeat(64), 'attach')) <= 107);
       assert.equal(d.host, `unix://${d.socket}`);
       assert.equal(d.env.DOCKER_HOST, d.host);
       assert.equal(d.env.BERTH_HOST, d.host);
