@@ -341,7 +341,6 @@ export class ContainerService {
   async restart(idOrName: string, opts: { timeout?: number; signal?: string }): Promise<void> {
     const c = this.store.get(idOrName);
     if (c.state.Status === 'running') await this.stop(c.id, opts);
-    c.restartCount = c.restartCount;
     await this.start(c.id);
   }
 

@@ -11,6 +11,7 @@ import type http from 'node:http';
 import { pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { errorMessage } from '../errors.js';
+import { writeFileAtomic } from '../util/fs.js';
 import { log, setLevel } from '../log.js';
 import { loadConfig, type DaemonConfig } from './config.js';
 import { openContentStore } from '../content/index.js';
@@ -65,17 +66,6 @@ function groupId(name: string): number | null {
   return /^\d+$/.test(name) ? Number(name) : null;
 }
 
-function writeAtomic(file: string, data: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'w', 0o644);
-  try {
-    fs.writeSync(fd, data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
-}
 
 function takePidfile(file: string): void {
   try {
@@ -95,7 +85,7 @@ function takePidfile(file: string): void {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  writeAtomic(file, `${process.pid}`);
+  writeFileAtomic(file, `${process.pid}`);
 }
 
 function daemonId(dataRoot: string): string {
@@ -104,7 +94,7 @@ function daemonId(dataRoot: string): string {
     return fs.readFileSync(file, 'utf8').trim();
   } catch {
     const id = crypto.randomUUID();
-    writeAtomic(file, id);
+    writeFileAtomic(file, id);
     return id;
   }
 }

@@ -17,6 +17,7 @@
  */
 import { spawn, execFile } from 'node:child_process';
 import fs from 'node:fs';
+import { writeFileAtomic } from '../util/fs.js';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable, Writable } from 'node:stream';
@@ -63,20 +64,6 @@ function validId(id: string): void {
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(id)) throw new InvalidParameter(`invalid container id: ${JSON.stringify(id)}`);
 }
 
-/** Writes `data` to `file` so a crash leaves either the old file or the whole new one. */
-function writeFileAtomic(file: string, data: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'w', 0o600);
-  try {
-    fs.writeSync(fd, data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
-  const dfd = fs.openSync(path.dirname(file), 'r');
-  try { fs.fsyncSync(dfd); } finally { fs.closeSync(dfd); }
-}
 
 function readIntFile(file: string): number | null {
   try {
@@ -162,7 +149,7 @@ class ConmonRuntime implements Runtime {
     fs.mkdirSync(bundle, { recursive: true, mode: 0o700 });
     fs.mkdirSync(path.dirname(io.logPath), { recursive: true });
     fs.rmSync(path.join(this.exitsDir, id), { force: true });
-    writeFileAtomic(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
+    writeFileAtomic(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2), 0o600);
     this.cgroupPaths.set(id, spec.linux.cgroupsPath);
 
     try {
