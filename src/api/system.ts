@@ -104,7 +104,11 @@ export function systemRoutes(router: Router, d: SystemDeps): void {
       OSType: 'linux',
       Architecture: os.machine(),
       IndexServerAddress: 'https://index.docker.io/v1/',
-      RegistryConfig: { IndexConfigs: {}, InsecureRegistryCIDRs: ['127.0.0.0/8'], Mirrors: [] },
+      RegistryConfig: {
+        IndexConfigs: Object.fromEntries(c.insecureRegistries.filter((r) => !r.includes('/')).map((r) => [r, { Name: r, Mirrors: [], Secure: false, Official: false }])),
+        InsecureRegistryCIDRs: ['127.0.0.0/8', '::1/128', ...c.insecureRegistries.filter((r) => r.includes('/'))],
+        Mirrors: c.registryMirrors,
+      },
       NCPU: os.cpus().length,
       MemTotal: os.totalmem(),
       DockerRootDir: c.dataRoot,

@@ -25,6 +25,8 @@ export interface DaemonConfig {
   logDriver: string;
   logOpts: Record<string, string>;
   debug: boolean;
+  registryMirrors: string[];
+  insecureRegistries: string[];
 }
 
 export const defaults: DaemonConfig = {
@@ -44,6 +46,8 @@ export const defaults: DaemonConfig = {
   logDriver: 'k8s-file',
   logOpts: {},
   debug: false,
+  registryMirrors: [],
+  insecureRegistries: [],
 };
 
 type Kind = 'string' | 'bool' | 'strings' | 'map' | 'runtimes';
@@ -64,6 +68,8 @@ const fileKeys: Record<string, [keyof DaemonConfig, Kind]> = {
   'log-driver': ['logDriver', 'string'],
   'log-opts': ['logOpts', 'map'],
   debug: ['debug', 'bool'],
+  'registry-mirrors': ['registryMirrors', 'strings'],
+  'insecure-registries': ['insecureRegistries', 'strings'],
 };
 
 /** Command-line flag → daemon.json key (flags share the file's validation). */
@@ -87,6 +93,8 @@ const flagKeys: Record<string, string> = {
   '--log-driver': 'log-driver',
   '--debug': 'debug',
   '-D': 'debug',
+  '--registry-mirror': 'registry-mirrors',
+  '--insecure-registry': 'insecure-registries',
 };
 
 export const supportedStorageDrivers = ['overlay2'];
@@ -205,6 +213,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
   for (const h of config.hosts) {
     if (!h.startsWith('unix://')) throw new InvalidParameter(`invalid host "${h}": only unix:// sockets are supported`);
+  }
+  for (const m of config.registryMirrors) {
+    if (!/^https?:\/\/[^/]+\/?$/.test(m)) throw new InvalidParameter(`invalid mirror: "${m}" is not a valid URI (want http(s)://host[:port])`);
   }
   return { config, help, version };
 }
