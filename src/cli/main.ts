@@ -19,7 +19,7 @@ import { ApiClient, ApiError, ConnectError, resolveHost } from './http.js';
 import { StreamError } from './progress.js';
 import { TemplateError } from './template.js';
 
-const topLevel: Command[] = [r.run, r.create, r.start, c.stop, c.kill, c.restart, c.rm, c.ps, c.logs, c.wait, c.inspect, i.images, i.rmi, i.tag, i.importCmd, i.history, r.pull, i.push, i.login, s.info, s.version];
+const topLevel: Command[] = [r.run, r.create, r.start, c.stop, c.kill, c.restart, c.rm, c.ps, c.logs, c.wait, c.inspect, i.images, i.rmi, i.tag, i.importCmd, i.history, r.pull, i.push, i.login, i.logout, s.info, s.version];
 
 const groups: Record<string, { description: string; commands: Command[] }> = {
   container: {

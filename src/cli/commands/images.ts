@@ -1,6 +1,7 @@
 /**
  * Image commands: images, rmi, tag, import, history, image inspect/prune, push, login.
  */
+import { removeCredentials, saveCredentials, serverKey } from '../credentials.js';
 import { createReadStream } from 'node:fs';
 import type { Command } from '../command.js';
 import { filtersJson, renderRows, StatusError } from '../command.js';
@@ -316,7 +317,7 @@ export const push: Command = {
     const name = familiarName(ref);
     const res = await ctx.client.request('POST', `/images/${enc(name)}/push`, {
       query: { tag: p.bool('all-tags') ? undefined : (ref.tag ?? 'latest'), platform: p.str('platform') },
-      headers: { 'X-Registry-Auth': registryAuth(ctx) },
+      headers: { 'X-Registry-Auth': registryAuth(ctx, ref.domain) },
     });
     try {
       await displayJsonMessages(res, ctx.out, p.bool('quiet'));
@@ -351,10 +352,30 @@ export const login: Command = {
       ctx.err.write('WARNING! Using --password via the CLI is insecure. Use --password-stdin.\n');
     }
     if (!p.str('username') || password === undefined) throw new StatusError('Error: Cannot perform an interactive login from a non TTY device', 1);
-    const r = await ctx.client.json<{ Status?: string }>('POST', '/auth', {
-      body: { username: p.str('username'), password, serveraddress: p.args[0] ?? 'https://index.docker.io/v1/' },
+    const serveraddress = serverKey(p.args[0]);
+    const username = p.str('username') as string;
+    const r = await ctx.client.json<{ Status?: string; IdentityToken?: string }>('POST', '/auth', {
+      body: { username, password, serveraddress },
     });
+    saveCredentials(ctx.env, { username, password, serveraddress, identitytoken: r?.IdentityToken || undefined });
     ctx.out.write(`${r?.Status || 'Login Succeeded'}\n`);
+    return 0;
+  },
+};
+
+export const logout: Command = {
+  name: 'logout',
+  usage: 'logout [SERVER]',
+  description: 'Log out from a registry',
+  flags: [],
+  args: { max: 1 },
+  async run(ctx, p) {
+    const server = serverKey(p.args[0]);
+    if (!removeCredentials(ctx.env, server)) {
+      ctx.out.write(`Not logged in to ${server}\n`);
+      return 0;
+    }
+    ctx.out.write(`Removing login credentials for ${server}\n`);
     return 0;
   },
 };

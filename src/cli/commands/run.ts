@@ -7,6 +7,7 @@
  * (before start, so a fast exit is not missed), start, resize, then drain output
  * and exit with the container's status code.
  */
+import { registryAuthHeader } from '../credentials.js';
 import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { finished } from 'node:stream/promises';
@@ -280,14 +281,14 @@ export async function pullImage(ctx: Ctx, image: string, out: Ctx['out'], opts: 
   const tag = opts.allTags ? undefined : (ref.digest ?? ref.tag ?? 'latest');
   const res = await ctx.client.request('POST', '/images/create', {
     query: { fromImage: fullName(ref), tag, platform: opts.platform },
-    headers: { 'X-Registry-Auth': registryAuth(ctx) },
+    headers: { 'X-Registry-Auth': registryAuth(ctx, ref.domain) },
   });
   await displayJsonMessages(res, out, opts.quiet);
 }
 
-/** Docker sends base64url JSON credentials; berth has no credential store yet, so an empty object. */
-export function registryAuth(_ctx: Ctx): string {
-  return Buffer.from('{}').toString('base64url');
+/** The X-Registry-Auth header for a registry, from the credentials `berth login` stored. */
+export function registryAuth(ctx: Ctx, registry: string): string {
+  return registryAuthHeader(ctx.env, registry);
 }
 
 export async function createContainer(ctx: Ctx, req: CreateRequest): Promise<string> {
