@@ -99,3 +99,22 @@ test('containers keep running when berthd is killed with SIGKILL, and a new bert
   assert.equal((await waiter).stdout, '7\n');
   await berth(['rm', 'survivor', 'quitter']);
 });
+
+test('logs: --tail, -t, --since and -f, which follows until the container exits', async () => {
+  const id = (await berth(['run', '-d', 'busybox', 'sh', '-c', 'for i in 1 2 3; do echo line$i; done; echo oops >&2; sleep 1; echo late; exit 2'])).trim();
+  const follow = d.berth(['logs', '-f', id]);
+  const all = await follow;
+  assert.equal(all.code, 0);
+  assert.equal(all.stdout, 'line1\nline2\nline3\nlate\n');
+  assert.equal(all.stderr, 'oops\n');
+  assert.equal(await berth(['logs', '--tail', '2', id]), 'late\n', 'the last two lines are oops (stderr) and late');
+  const stamped = (await berth(['logs', '-t', id])).trim().split('\n');
+  assert.match(stamped[0], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z line1$/);
+  assert.equal(await berth(['logs', '--since', String(Math.floor(Date.now() / 1000) + 60), id]), '');
+  assert.equal((await berth(['wait', id])).trim(), '2');
+  // start -a attaches to a fresh run and returns its exit code.
+  const again = await d.berth(['start', '-a', id]);
+  assert.equal(again.code, 2);
+  assert.equal(again.stdout, 'line1\nline2\nline3\nlate\n');
+  await berth(['rm', id]);
+});
