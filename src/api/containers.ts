@@ -291,12 +291,7 @@ async function pumpStdin(svc: ContainerService, c: Container, socket: NodeJS.Rea
     ended = true;
     if (sink && c.config.StdinOnce) sink.end();
   });
-  while (!signal.aborted) {
-    const cur = svc.list().find((x) => x.id === c.id);
-    if (!cur) return;
-    if (cur.state.Status === 'running') break;
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await svc.running(c, signal);
   if (signal.aborted) return;
   try {
     sink = await svc.stdin(c);

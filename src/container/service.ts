@@ -453,6 +453,21 @@ export class ContainerService {
     })();
   }
 
+  /** Resolves once the container runs (at once if it does), or when the signal aborts. */
+  running(c: Container, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const cur = this.store.find(c.id);
+      if (!cur || cur.state.Status === 'running' || signal.aborted) return resolve();
+      const done = () => {
+        this.events.off(`start:${c.id}`, done);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      this.events.on(`start:${c.id}`, done);
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
   /** Stdin of a running container (OpenStdin), through its monitor. */
   async stdin(c: Container): Promise<NodeJS.WritableStream> {
     const streams = await this.deps.runtime.attach(c.id);
