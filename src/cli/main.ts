@@ -12,6 +12,7 @@ import { StatusError } from './command.js';
 import * as c from './commands/containers.js';
 import * as i from './commands/images.js';
 import * as r from './commands/run.js';
+import * as reg from './commands/registry.js';
 import * as s from './commands/system.js';
 import type { FlagSpec } from './flags.js';
 import { FlagError, flagUsages, parseFlags } from './flags.js';
@@ -31,6 +32,7 @@ const groups: Record<string, { description: string; commands: Command[] }> = {
     commands: [i.images, i.rmi, i.tag, i.importCmd, i.history, i.imageInspect, i.imagePrune, r.pull, i.push],
   },
   system: { description: 'Manage berth', commands: [s.info, s.version] },
+  registry: { description: 'Run an OCI image registry', commands: [reg.serve, reg.gc] },
 };
 
 const globalFlags: FlagSpec[] = [
