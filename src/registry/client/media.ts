@@ -45,7 +45,8 @@ export function isManifest(mediaType: string): boolean {
 
 /** Streaming zstd decompression (fzstd has no zlib-style stream; this adapts its push API). */
 export class ZstdDecompress extends Transform {
-  private readonly dec = new Decompress((chunk) => { this.push(Buffer.from(chunk)); // a copy: fzstd may reuse its window });
+  // Buffer.from copies: fzstd may reuse its output window.
+  private readonly dec = new Decompress((chunk) => { this.push(Buffer.from(chunk)); });
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     try {
       this.dec.push(chunk);
