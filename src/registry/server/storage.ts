@@ -355,9 +355,7 @@ export class RegistryStore {
 
   private async hashFile(file: string, alg: 'sha256' | 'sha512'): Promise<Hash> {
     const h = createHash(alg);
-    await pipeline(createReadStream(file), async function* (src: AsyncIterable<Buffer>) {
-      for await (const c of src) h.update(c);
-    });
+    for await (const c of createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) h.update(c);
     return h;
   }
 
