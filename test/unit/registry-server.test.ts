@@ -31,7 +31,8 @@ after(async () => {
 });
 
 async function req(method: string, p: string, init: { body?: Buffer | string; headers?: Record<string, string> } = {}) {
-  const r = await fetch(base + p, { method, body: init.body, headers: init.headers, redirect: 'manual' });
+  const body = typeof init.body === 'string' || init.body === undefined ? init.body : new Uint8Array(init.body);
+  const r = await fetch(base + p, { method, body, headers: init.headers, redirect: 'manual' });
   const text = method === 'HEAD' ? '' : await r.text();
   return { status: r.status, headers: r.headers, text, json: () => JSON.parse(text) as Record<string, unknown> };
 }

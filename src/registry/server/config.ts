@@ -19,7 +19,7 @@ export interface RegistryConfig {
 
 export const DEFAULT_ADDR = '127.0.0.1:5000';
 
-const KEYS: Record<string, keyof RegistryConfig> = {
+const KEYS: Record<string, 'addr' | 'root' | 'htpasswd' | 'tlsCert' | 'tlsKey' | 'readOnly'> = {
   addr: 'addr',
   root: 'root',
   htpasswd: 'htpasswd',
