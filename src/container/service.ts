@@ -66,6 +66,9 @@ export class ContainerService {
   private readonly exits = new Map<string, Promise<void>>();
   /** Exit codes of containers removed recently, for `wait?condition=removed` that arrives late. */
   private readonly removedCodes = new Map<string, number>();
+  /** Pending restarts (restart policy) and their current back-off delay. */
+  private readonly restartTimers = new Map<string, NodeJS.Timeout>();
+  private readonly backoff = new Map<string, number>();
 
   constructor(private readonly deps: ContainerDeps) {
     this.store = deps.store;
@@ -176,6 +179,8 @@ export class ContainerService {
   async start(idOrName: string): Promise<void> {
     const c = this.store.get(idOrName);
     if (c.state.Status === 'running' || c.state.Status === 'paused') throw new NotModified('container already started');
+    this.cancelRestart(c.id);
+    c.manuallyStopped = false;
     if (c.state.Status === 'removing') throw new Conflict(`cannot start container ${c.id.slice(0, 12)}: container is marked for removal`);
     // A previous run may still be finishing its exit processing.
     await this.exits.get(c.id);
@@ -266,7 +271,46 @@ export class ContainerService {
     this.emit('die', c, { exitCode: String(code) });
     if (c.hostConfig.AutoRemove) {
       await this.removeFiles(c).catch((err) => log.error('auto-remove failed', { id, error: errorMessage(err) }));
+    } else if (shouldRestart(c, code)) {
+      this.scheduleRestart(c);
     }
+  }
+
+  /** Restart after a back-off that doubles from 100 ms up to a minute, and resets once a run lasted 10 s. */
+  private scheduleRestart(c: Container): void {
+    const ranFor = Date.now() - Date.parse(c.state.StartedAt);
+    const delay = ranFor > 10_000 ? 100 : Math.min((this.backoff.get(c.id) ?? 50) * 2, 60_000);
+    this.backoff.set(c.id, delay);
+    c.state = { ...c.state, Status: 'restarting' };
+    this.store.save(c);
+    const timer = setTimeout(() => {
+      this.restartTimers.delete(c.id);
+      const cur = this.store.find(c.id);
+      if (!cur || cur.state.Status !== 'restarting') return;
+      cur.restartCount++;
+      this.store.save(cur);
+      this.start(cur.id).catch((err) => {
+        log.warn('restart failed', { id: cur.id, error: errorMessage(err) });
+        const after = this.store.find(cur.id);
+        if (after && shouldRestart(after, after.state.ExitCode)) this.scheduleRestart(after);
+      });
+    }, delay);
+    timer.unref();
+    this.restartTimers.set(c.id, timer);
+  }
+
+  private cancelRestart(id: string): void {
+    const timer = this.restartTimers.get(id);
+    if (timer) clearTimeout(timer);
+    this.restartTimers.delete(id);
+  }
+
+  /** A stop or kill by the user: no restart policy brings the container back, and a pending restart is dropped. */
+  private markStopped(c: Container): void {
+    this.cancelRestart(c.id);
+    c.manuallyStopped = true;
+    if (c.state.Status === 'restarting') c.state = { ...c.state, Status: 'exited' };
+    this.store.save(c);
   }
 
   private emit(action: string, c: Container, extra: Record<string, string> = {}): void {
@@ -314,6 +358,9 @@ export class ContainerService {
 
   async stop(idOrName: string, opts: { timeout?: number; signal?: string }): Promise<void> {
     const c = this.store.get(idOrName);
+    const wasRestarting = c.state.Status === 'restarting';
+    this.markStopped(c);
+    if (wasRestarting) return;
     if (c.state.Status !== 'running' && c.state.Status !== 'paused') throw new NotModified('container already stopped');
     const signal = opts.signal || c.config.StopSignal || 'SIGTERM';
     const timeout = opts.timeout ?? c.config.StopTimeout ?? DEFAULT_STOP_TIMEOUT;
@@ -333,6 +380,7 @@ export class ContainerService {
     if (c.state.Status !== 'running' && c.state.Status !== 'paused') {
       throw new Conflict(`cannot kill container: ${idOrName}: container ${c.id} is not running`);
     }
+    this.markStopped(c);
     const sig = signal || 'SIGKILL';
     await this.deps.runtime.kill(c.id, /^\d+$/.test(sig) ? Number(sig) : sig.startsWith('SIG') ? sig : `SIG${sig}`);
     if (sig === 'SIGKILL' || sig === 'KILL' || sig === '9') await this.exited(c);
@@ -368,6 +416,12 @@ export class ContainerService {
 
   async remove(idOrName: string, opts: { force: boolean; volumes: boolean }): Promise<void> {
     const c = this.store.get(idOrName);
+    if (c.state.Status === 'restarting') {
+      if (!opts.force) {
+        throw new Conflict(`cannot remove container "/${c.name}": container is restarting: stop the container before removing or force remove`);
+      }
+      this.markStopped(c);
+    }
     if (c.state.Status === 'running' || c.state.Status === 'paused') {
       if (!opts.force) {
         throw new Conflict(`cannot remove container "/${c.name}": container is running: stop the container before removing or force remove`);
@@ -509,6 +563,15 @@ export class ContainerService {
         } catch {}
       }
     }
+    // Like dockerd at start: bring back containers whose policy says so.
+    for (const c of this.store.list()) {
+      const policy = c.hostConfig.RestartPolicy.Name;
+      const wanted = policy === 'always' || (policy === 'unless-stopped' && !c.manuallyStopped) || c.state.Status === 'restarting';
+      if (wanted && (c.state.Status === 'exited' || c.state.Status === 'restarting')) {
+        c.manuallyStopped = false;
+        await this.start(c.id).catch((err) => log.warn('restart at daemon start failed', { id: c.id, error: errorMessage(err) }));
+      }
+    }
     for (const orphan of known.keys()) {
       log.warn('removing runtime state of unknown container', { id: orphan });
       await this.deps.runtime.delete(orphan).catch(() => {});
@@ -516,12 +579,30 @@ export class ContainerService {
   }
 }
 
+function shouldRestart(c: Container, code: number): boolean {
+  if (c.manuallyStopped) return false;
+  const p = c.hostConfig.RestartPolicy;
+  switch (p.Name) {
+    case 'always':
+    case 'unless-stopped':
+      return true;
+    case 'on-failure':
+      return code !== 0 && (p.MaximumRetryCount === 0 || c.restartCount < p.MaximumRetryCount);
+    default:
+      return false;
+  }
+}
+
+const RESTART_POLICIES = ['no', 'always', 'unless-stopped', 'on-failure'];
+
 function normalizeHostConfig(h: Partial<HostConfig>): HostConfig {
   const nano = h.NanoCpus ?? 0;
   if (nano && (h.CpuQuota || h.CpuPeriod)) throw new InvalidParameter('Conflicting options: Nano CPUs and CPU Period cannot both be set');
   if (h.Memory && h.Memory > 0 && h.Memory < 6 * 1024 * 1024) throw new InvalidParameter('Minimum memory limit allowed is 6MB');
   if (h.Binds && h.Binds.length) throw new InvalidParameter('bind mounts are not supported yet');
   const restart = h.RestartPolicy ?? { Name: 'no', MaximumRetryCount: 0 };
+  if (restart.Name && !RESTART_POLICIES.includes(restart.Name)) throw new InvalidParameter(`invalid restart policy: unknown policy '${restart.Name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'`);
+  if (restart.MaximumRetryCount && restart.Name !== 'on-failure') throw new InvalidParameter(`invalid restart policy: maximum retry count can only be used with 'on-failure'`);
   if (restart.Name && restart.Name !== 'no' && h.AutoRemove) {
     throw new InvalidParameter('can\'t create \'AutoRemove\' container with restart policy');
   }

@@ -65,6 +65,8 @@ export interface Container {
   hostConfig: HostConfig;
   state: State;
   restartCount: number;
+  /** Docker's HasBeenManuallyStopped: a stop or kill by the user keeps the restart policy from bringing it back. */
+  manuallyStopped?: boolean;
   /** Path, args: what runs as PID 1 (Entrypoint + Cmd). */
   path: string;
   args: string[];

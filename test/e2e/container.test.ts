@@ -118,3 +118,33 @@ test('logs: --tail, -t, --since and -f, which follows until the container exits'
   assert.equal(again.stdout, 'line1\nline2\nline3\nlate\n');
   await berth(['rm', id]);
 });
+
+test('restart policies: on-failure retries up to its count, always restarts until stopped', async () => {
+  const id = (await berth(['run', '-d', '--restart', 'on-failure:2', 'busybox', 'sh', '-c', 'echo run; exit 3'])).trim();
+  let state = '';
+  for (let i = 0; i < 50 && state !== 'exited 2 3'; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    state = (await berth(['inspect', '-f', '{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}', id])).trim();
+  }
+  assert.equal(state, 'exited 2 3', 'one run and two retries, then it stays down');
+  assert.equal(await berth(['logs', id]), 'run\nrun\nrun\n');
+  await berth(['rm', id]);
+
+  const always = (await berth(['run', '-d', '--restart', 'always', 'busybox', 'sh', '-c', 'sleep 0.2; exit 1'])).trim();
+  let count = 0;
+  for (let i = 0; i < 50 && count < 2; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    count = Number(await berth(['inspect', '-f', '{{.RestartCount}}', always]));
+  }
+  assert.ok(count >= 2, `restarted ${count} times`);
+  await berth(['stop', always]);
+  const after = await berth(['inspect', '-f', '{{.State.Status}} {{.RestartCount}}', always]);
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(await berth(['inspect', '-f', '{{.State.Status}} {{.RestartCount}}', always]), after, 'a stopped container stays stopped');
+  assert.match(after, /^exited /);
+  await berth(['rm', always]);
+
+  const bad = await d.berth(['run', '--rm', '--restart', 'always', 'busybox', 'true']);
+  assert.equal(bad.code, 125);
+  assert.match(bad.stderr, /conflicting options: cannot specify both --restart and --rm|AutoRemove/);
+});
