@@ -23,6 +23,8 @@ export interface SharedState {
   /** host → base URL that answered /v2/ (https or http). */
   bases: Map<string, URL>;
   tokens: Map<string, { token: string; expires: number }>;
+  /** Token requests in flight, so parallel requests share one. */
+  pendingTokens: Map<string, Promise<{ token: string; expires: number }>>;
 }
 
 export interface Response { status: number; headers: http.IncomingHttpHeaders; body: http.IncomingMessage; url: URL }
@@ -157,7 +159,7 @@ export async function errorText(res: Response): Promise<string> {
 }
 
 export class Transport {
-  private basicFor = new Set<string>();
+  private readonly basicFor = new Set<string>();
 
   constructor(
     readonly domain: string,
@@ -208,24 +210,34 @@ export class Transport {
     return null;
   }
 
-  /** Answers a 401 challenge: fetch a token (Bearer) or switch to Basic. Returns false when nothing can help. */
-  private async answer(res: Response, scopes: string[], signal?: AbortSignal): Promise<boolean> {
+  /**
+   * Answers a 401 challenge: fetch a token (Bearer) or switch to Basic. `sent` is the Authorization we
+   * sent: if it was already the answer, the credentials are refused and nothing can help (false).
+   */
+  private async answer(res: Response, scopes: string[], sent: string | null, signal?: AbortSignal): Promise<boolean> {
     const ch = parseChallenge(res.headers['www-authenticate'] as string | undefined);
     if (!ch) return false;
     if (ch.scheme === 'basic') {
-      if (!basicOf(this.auth) || this.basicFor.has(this.endpoint.url.host)) return false;
+      const b = basicOf(this.auth);
+      if (!b || sent === `Basic ${b}`) return false;
       this.basicFor.add(this.endpoint.url.host);
       return true;
     }
     if (ch.scheme !== 'bearer' || !ch.params.realm) return false;
     const key = this.tokenKey(scopes);
-    if (this.state.tokens.has(key) && this.state.tokens.get(key)!.expires > Date.now()) {
-      // We sent a valid-looking token and were refused: the token does not grant this scope.
-      this.state.tokens.delete(key);
+    const cached = this.state.tokens.get(key);
+    if (cached && cached.expires > Date.now()) {
+      if (sent !== `Bearer ${cached.token}`) return true; // another request got a token meanwhile
+      this.state.tokens.delete(key); // refused: the token does not grant this scope
       return false;
     }
-    const token = await this.fetchToken(ch.params.realm, ch.params.service, scopes.length ? scopes : ch.params.scope ? [ch.params.scope] : [], signal);
-    this.state.tokens.set(key, token);
+    let p = this.state.pendingTokens.get(key);
+    if (!p) {
+      p = this.fetchToken(ch.params.realm, ch.params.service, scopes.length ? scopes : ch.params.scope ? [ch.params.scope] : [], signal);
+      this.state.pendingTokens.set(key, p);
+      p.then(() => this.state.pendingTokens.delete(key), () => this.state.pendingTokens.delete(key));
+    }
+    this.state.tokens.set(key, await p);
     return true;
   }
 
@@ -275,7 +287,7 @@ export class Transport {
       const res = await send(method, url, { headers, body: opts.body, insecureTls: this.endpoint.insecureTls, signal: opts.signal });
       if (res.status === 401 && sameHost && attempt < 2 && (opts.body === undefined || Buffer.isBuffer(opts.body))) {
         res.body.resume();
-        if (await this.answer(res, scopes, opts.signal)) continue;
+        if (await this.answer(res, scopes, a, opts.signal)) continue;
         throw new Unauthorized(`unauthorized: authentication required`);
       }
       if (opts.follow && [301, 302, 303, 307, 308].includes(res.status) && res.headers.location) {

@@ -51,7 +51,7 @@ export function createRegistryClient(deps: {
   /** Upload sizes (tests use small ones to exercise chunked uploads). */
   tuning?: PushTuning;
 }): RegistryClient {
-  const state: SharedState = { bases: new Map(), tokens: new Map() };
+  const state: SharedState = { bases: new Map(), tokens: new Map(), pendingTokens: new Map() };
   const puller = new Puller(deps, state);
   return {
     pull: (ref, opts) => puller.pull(ref, opts),
