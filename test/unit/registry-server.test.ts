@@ -391,3 +391,79 @@ test('read-only: reads work, every write answers 405 UNSUPPORTED', async () => {
     await srv.close();
   }
 });
+
+test('an upload survives a restart of the server: the session resumes from its bytes on disk', async () => {
+  const root = path.join(dir, 'root-restart');
+  const blob = randomBytes(70_000);
+  let srv = await startRegistry({ root, addr: '127.0.0.1:0', logRequests: false });
+  const start = await fetch(`${srv.url}/v2/resume/blobs/uploads/`, { method: 'POST' });
+  const loc = start.headers.get('location')!;
+  const c1 = await fetch(srv.url + loc, { method: 'PATCH', body: new Uint8Array(blob.subarray(0, 30_000)), headers: { 'Content-Range': '0-29999' } });
+  assert.equal(c1.status, 202);
+  await srv.close();
+  srv = await startRegistry({ root, addr: '127.0.0.1:0', logRequests: false });
+  try {
+    const st = await fetch(srv.url + loc);
+    assert.equal(st.headers.get('range'), '0-29999');
+    const c2 = await fetch(srv.url + loc, { method: 'PATCH', body: new Uint8Array(blob.subarray(30_000)), headers: { 'Content-Range': '30000-69999' } });
+    assert.equal(c2.status, 202);
+    const put = await fetch(`${srv.url}${loc}?digest=${sha(blob)}`, { method: 'PUT' });
+    assert.equal(put.status, 201);
+    const got = Buffer.from(await (await fetch(`${srv.url}/v2/resume/blobs/${sha(blob)}`)).arrayBuffer());
+    assert.deepEqual(got, blob);
+  } finally {
+    await srv.close();
+  }
+});
+
+test('TLS: with a certificate and key the registry answers over https', async () => {
+  const key = path.join(dir, 'tls.key');
+  const cert = path.join(dir, 'tls.crt');
+  const { execFileSync } = await import('node:child_process');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  const srv = await startRegistry({ root: path.join(dir, 'root-tls'), addr: '127.0.0.1:0', tlsCert: cert, tlsKey: key, logRequests: false });
+  try {
+    assert.match(srv.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+    const https = await import('node:https');
+    const status = await new Promise<number>((resolve, reject) => {
+      https.get(`${srv.url}/v2/`, { ca: fs.readFileSync(cert) }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      }).on('error', reject);
+    });
+    assert.equal(status, 200);
+  } finally {
+    await srv.close();
+  }
+});
+
+test('a truncated upload (client gone mid-body) stores nothing and leaves the session at its old size', async () => {
+  const net = await import('node:net');
+  const blob = randomBytes(1000);
+  const send = (head: string, body: Buffer) =>
+    new Promise<void>((resolve) => {
+      const u = new URL(base);
+      const s = net.connect(Number(u.port), u.hostname, () => {
+        s.write(head);
+        s.write(body.subarray(0, 400));
+        setTimeout(() => {
+          s.destroy();
+          resolve();
+        }, 50);
+      });
+    });
+  await send(`POST /v2/trunc/blobs/uploads/?digest=${sha(blob)} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n`, blob);
+  const start = await req('POST', '/v2/trunc/blobs/uploads/');
+  const loc = start.headers.get('location')!;
+  await send(`PATCH ${loc} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\nContent-Range: 0-999\r\n\r\n`, blob);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal((await req('HEAD', `/v2/trunc/blobs/${sha(blob)}`)).status, 404);
+  assert.equal((await req('GET', loc)).headers.get('range'), '0-0');
+  const uploads = fs.readdirSync(path.join(dir, 'root', 'uploads'));
+  assert.ok(uploads.includes(loc.split('/').pop()!));
+  assert.deepEqual(uploads.filter((f) => f.startsWith('.')), [], 'no temp dir of the monolithic upload is left');
+  // The client retries the chunk whole and finishes.
+  assert.equal((await req('PATCH', loc, { body: blob, headers: { 'Content-Range': '0-999' } })).status, 202);
+  assert.equal((await req('PUT', `${loc}?digest=${sha(blob)}`)).status, 201);
+  assert.equal((await req('HEAD', `/v2/trunc/blobs/${sha(blob)}`)).status, 200);
+});

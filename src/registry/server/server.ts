@@ -176,7 +176,7 @@ class Handler {
       return;
     }
     // Streamed straight from the file; if the client goes away the stream is destroyed with the socket.
-    const src = fs.createReadStream(blob.path, { start, end });
+    const src = fs.createReadStream(blob.path, { start, end, highWaterMark: 1 << 20 });
     await new Promise<void>((resolve) => {
       src.on('error', () => {
         this.res.destroy();
