@@ -308,6 +308,7 @@ function sendError(req: Req, res: Res, err: RegistryError, extra: Record<string,
 }
 
 export async function startRegistry(config: RegistryConfig): Promise<RegistryServer> {
+  const { host, port } = parseAddr(config.addr ?? DEFAULT_ADDR);
   const store = new RegistryStore(config.root);
   await store.init();
   const auth = config.htpasswd ? new Htpasswd(config.htpasswd) : undefined;
@@ -374,7 +375,6 @@ export async function startRegistry(config: RegistryConfig): Promise<RegistrySer
   const server: http.Server = tls ? https.createServer(tls, listener) : http.createServer(listener);
   // Blob uploads may take longer than Node's default 5-minute request timeout.
   server.requestTimeout = 0;
-  const { host, port } = parseAddr(config.addr ?? DEFAULT_ADDR);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
