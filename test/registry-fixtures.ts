@@ -9,7 +9,7 @@
  *   blobFile(reg, digest)           → where distribution keeps a blob (to tamper with it in tests).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -194,13 +194,17 @@ async function busyboxTar(): Promise<Buffer> {
 
 /**
  * Pushes a 2-layer busybox image (rootfs + /etc/berth-hello) to host/repo:tag. `extra` changes the
- * second layer (so tests can make distinct images sharing the base layer).
+ * second layer (so tests can make distinct images sharing the base layer); `randomBytes` makes it big.
  */
-export async function pushBusybox(host: string, repoTag: string, opts: { compression?: 'gzip' | 'zstd'; creds?: string; extra?: string } = {}): Promise<PushedImage> {
+export async function pushBusybox(host: string, repoTag: string,
+  opts: { compression?: 'gzip' | 'zstd'; creds?: string; extra?: string; randomBytes?: number } = {}): Promise<PushedImage> {
   const { repo, tag } = split(repoTag);
   const dir = await newLayout();
   try {
-    const hello = await tarOf({ 'etc/berth-hello': `${opts.extra ?? 'hello from the registry'}\n` });
+    const files: Record<string, string> = { 'etc/berth-hello': `${opts.extra ?? 'hello from the registry'}\n` };
+    // Incompressible filler makes the second layer big and unique (e.g. to interrupt its download).
+    if (opts.randomBytes) files['var/random'] = randomBytes(Math.ceil(opts.randomBytes / 2)).toString('hex');
+    const hello = await tarOf(files);
     const img = await buildImage(dir, {
       platform: { os: 'linux', architecture: 'amd64' }, layers: [await busyboxTar(), hello], compression: opts.compression ?? 'gzip', cmd: ['sh'],
     });

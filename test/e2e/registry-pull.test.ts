@@ -48,8 +48,8 @@ test('docker pull from a loopback registry, then run the image', async () => {
   const again = await ok(['pull', `${host}/busybox:latest`]);
   assert.match(again.stdout, new RegExp(`Status: Image is up to date for ${host}/busybox:latest`));
 
-  const ids = await ok(['images', '--digests', '--format', '{{.Repository}} {{.Tag}} {{.Digest}} {{.ID}}', `${host}/busybox`]);
-  assert.equal(ids.stdout.trim(), `${host}/busybox latest ${bb.manifestDigest} ${bb.configDigest.slice(7, 19)}`);
+  const ids = await ok(['image', 'inspect', '--format', '{{.Id}} {{json .RepoTags}} {{json .RepoDigests}}', `${host}/busybox`]);
+  assert.equal(ids.stdout.trim(), `${bb.configDigest} ["${host}/busybox:latest"] ["${host}/busybox@${bb.manifestDigest}"]`);
 
   const run = await ok(['run', '--rm', `${host}/busybox`, 'cat', '/etc/berth-hello']);
   assert.equal(run.stdout, 'hello from the registry\n');
@@ -121,21 +121,26 @@ test('docker login against an htpasswd registry', async () => {
 
 test('a pull killed halfway (kill -9 berthd) resumes cleanly after restart', async () => {
   // A proxy that sends the big layer slowly, so the daemon dies mid-download.
-  const slow = await pushBusybox(reg.host, 'slow:latest', { extra: 'slow' });
+  const slow = await pushBusybox(reg.host, 'slow:latest', { extra: 'slow', randomBytes: 2_000_000 });
+  const big = slow.layers[1]!.digest;
   let blobStarted = false;
   const server = http.createServer((req, res) => {
     const up = http.request(`${reg.url}${req.url}`, { method: req.method, headers: { ...req.headers, host: reg.host } }, (r) => {
       res.writeHead(r.statusCode ?? 502, r.headers);
-      if (!(req.method === 'GET' && req.url?.endsWith(slow.layers[0]!.digest))) return void r.pipe(res);
+      if (!(req.method === 'GET' && req.url?.endsWith(big))) return void r.pipe(res);
       blobStarted = true;
       let sent = 0;
+      let paused = false;
       r.on('data', (c: Buffer) => {
         sent += c.length;
-        if (sent > 300_000) r.pause();
         res.write(c);
+        if (sent > 300_000 && !paused) {
+          paused = true; // once: hold the rest for 3 s
+          r.pause();
+          setTimeout(() => r.resume(), 3000).unref();
+        }
       });
       r.on('end', () => res.end());
-      setTimeout(() => r.resume(), 3000).unref();
     });
     up.on('error', () => res.destroy());
     req.pipe(up);
