@@ -1,10 +1,12 @@
 /** /images routes. Pull and push answer a clear error until the registry client lands. */
-import { InvalidParameter, NotFound, errorMessage } from '../errors.js';
+import { InvalidParameter, errorMessage } from '../errors.js';
 import type { ContentStore } from '../content/index.js';
 import { type Image, type ImageStore, importImage } from '../image/index.js';
 import type { Snapshotter } from '../storage/index.js';
 import type { ContainerService } from '../container/service.js';
+import type { RegistryClient } from '../registry/client/index.js';
 import type { Router } from './server.js';
+import { pull, push, login } from './registry.js';
 import { parseFilters, matchLabels } from './filters.js';
 
 export interface ImageDeps {
@@ -12,6 +14,7 @@ export interface ImageDeps {
   content: ContentStore;
   storage: Snapshotter;
   containers: ContainerService;
+  registry: RegistryClient;
   storageDriver: string;
 }
 
@@ -60,7 +63,7 @@ export function imageRoutes(router: Router, d: ImageDeps): void {
     const dangling = filters.get('dangling')?.[0];
     if (dangling !== undefined) list = list.filter((i) => (i.repoTags.length === 0) === (dangling === 'true' || dangling === '1'));
     const refs = filters.get('reference');
-    if (refs) list = list.filter((i) => i.repoTags.some((t) => refs.some((r) => globMatch(r.includes(':') ? r : `${r}:*`, t))));
+    if (refs) list = list.filter((i) => i.repoTags.some((t) => refs.some((r) => globMatch(hasTag(r) ? r : `${r}:*`, t))));
     list = list.filter((i) => matchLabels(i.config.config?.Labels ?? undefined, filters.get('label') ?? []));
     return list.sort((a, b) => (a.created < b.created ? 1 : -1)).map((i) => summary(i, d.containers));
   });
@@ -69,9 +72,8 @@ export function imageRoutes(router: Router, d: ImageDeps): void {
     const q = ctx.query;
     const fromSrc = q.get('fromSrc');
     if (fromSrc === null) {
-      const from = q.get('fromImage');
-      if (!from) throw new InvalidParameter('either fromSrc or fromImage must be set');
-      throw new NotFound(`pull access denied for ${from}: pulling from registries is not implemented in this berth yet; import an image with 'berth import'`);
+      if (!q.get('fromImage')) throw new InvalidParameter('either fromSrc or fromImage must be set');
+      return pull(ctx, d.registry);
     }
     if (fromSrc !== '-') throw new InvalidParameter('importing from a URL is not supported; send the tar as the request body (fromSrc=-)');
     const repo = q.get('repo');
@@ -104,9 +106,8 @@ export function imageRoutes(router: Router, d: ImageDeps): void {
     ctx.res.end();
   });
 
-  router.post('/images/{name:.+}/push', () => {
-    throw new NotFound('pushing to registries is not implemented in this berth yet');
-  });
+  router.post('/images/{name:.+}/push', (ctx) => push(ctx, d.registry));
+  router.post('/auth', (ctx) => login(ctx, d.registry));
 
   router.delete('/images/{name:.+}', (ctx) => {
     const q = ctx.query;
@@ -124,6 +125,11 @@ export function imageRoutes(router: Router, d: ImageDeps): void {
     }
     return { ImagesDeleted: deleted.length ? deleted : null, SpaceReclaimed: 0 };
   });
+}
+
+/** A tag follows the last ':' after the last '/' (a registry port does not count). */
+function hasTag(ref: string): boolean {
+  return ref.slice(ref.lastIndexOf('/') + 1).includes(':');
 }
 
 function globMatch(pattern: string, s: string): boolean {

@@ -24,6 +24,7 @@ import { Router, createApiServer } from '../api/server.js';
 import { systemRoutes, BERTH_VERSION } from '../api/system.js';
 import { containerRoutes } from '../api/containers.js';
 import { imageRoutes } from '../api/images.js';
+import { createRegistryClient } from '../registry/client/index.js';
 
 const usage = `Usage:	berthd [OPTIONS]
 
@@ -181,7 +182,8 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
       }
     },
   });
-  imageRoutes(router, { images, content, storage, containers, storageDriver: config.storageDriver });
+  const registry = createRegistryClient({ content, storage, images, options: { mirrors: config.registryMirrors, insecure: config.insecureRegistries } });
+  imageRoutes(router, { images, content, storage, containers, registry, storageDriver: config.storageDriver });
 
   const servers: http.Server[] = [];
   const sockets: string[] = [];
