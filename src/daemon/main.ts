@@ -17,12 +17,14 @@ import { loadConfig, type DaemonConfig } from './config.js';
 import { openContentStore } from '../content/index.js';
 import { openOverlay2, backingFs } from '../storage/index.js';
 import { openImageStore } from '../image/index.js';
-import { createRuntime, cgroupVersion } from '../runtime/index.js';
+import { createRuntime, createExecRuntime, cgroupVersion } from '../runtime/index.js';
 import { ContainerStore } from '../container/store.js';
 import { ContainerService } from '../container/service.js';
 import { Router, createApiServer } from '../api/server.js';
 import { systemRoutes, BERTH_VERSION } from '../api/system.js';
 import { containerRoutes } from '../api/containers.js';
+import { execRoutes } from '../api/exec.js';
+import { ExecService } from '../container/exec.js';
 import { imageRoutes } from '../api/images.js';
 import { createRegistryClient } from '../registry/client/index.js';
 
@@ -183,6 +185,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
     },
   });
   const registry = createRegistryClient({ content, storage, images, options: { mirrors: config.registryMirrors, insecure: config.insecureRegistries } });
+  execRoutes(router, new ExecService(containers, createExecRuntime({ runtimePath, conmonPath, runtimeRoot: path.join(config.execRoot, 'runc'), bundlesDir: path.join(config.execRoot, 'c') })));
   imageRoutes(router, { images, content, storage, containers, registry, storageDriver: config.storageDriver });
 
   const servers: http.Server[] = [];

@@ -5,6 +5,7 @@
  *   buildSpec(options)        → OCI config.json (Docker's defaults)
  *   createRuntime(...).create → conmon + `runc create`; start, kill, state, waitExit, delete
  *   readLog / logOffset       → the k8s-file log conmon writes
+ *   createExecRuntime(...).exec → another process in a running container (conmon --exec)
  *
  * See conmon.ts for the per-container lifecycle and the files it keeps on disk.
  */
@@ -16,3 +17,5 @@ export type { Runtime, RuntimeOptions, RuntimeStatus, CreateIO } from './conmon.
 export { readLog, logOffset } from './logs.js';
 export type { LogEntry, ReadLogOptions } from './logs.js';
 export { cgroupParentCleanup, cgroupVersion } from './cgroups.js';
+export { createExecRuntime, ExecStartError, execFailureCode } from './exec.js';
+export type { ExecRuntime, ExecRuntimeOptions, ExecIO, ExecProcess } from './exec.js';

@@ -1,0 +1,343 @@
+/**
+ * Extra processes in a running container (`docker exec`), run by conmon in
+ * exec mode: conmon calls `runc exec --process <spec>`, so the process joins
+ * the container's namespaces and cgroup, and conmon holds its stdio (a pty
+ * when asked, which Node cannot receive over SCM_RIGHTS by itself).
+ *
+ * Lifecycle of one exec, all of it under <bundlesDir>/exec/<execId12>/:
+ *
+ *   exec    process.json is written; conmon is spawned with three pipes:
+ *           sync (fd 3: the pid, or runc's error, then the exit code),
+ *           start (fd 4: "go") and attach (fd 5: "the attach socket is
+ *           ready"). When attached, we connect to the socket *before* letting
+ *           runc start, so not a byte of output is lost.
+ *   exit    conmon reports the exit code on the sync pipe, closes the attach
+ *           socket (our output streams end) and exits; EOF on the sync pipe
+ *           means it is gone, and the directory is removed.
+ *
+ * Nothing is persisted: like dockerd, a restarted daemon forgets exec
+ * sessions (sweep() removes the directories of ones whose conmon is gone).
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { BerthError, Conflict, InvalidParameter, SystemError, errorMessage } from '../errors.js';
+import { log } from '../log.js';
+import { writeFileAtomic } from '../util/fs.js';
+import { attachSocket, type AttachStreams } from './attach.js';
+import { runcMessage } from './conmon.js';
+import type { OciProcess, OciSpec } from './spec.js';
+
+export interface ExecRuntimeOptions {
+  runtimePath: string;
+  conmonPath: string;
+  /** runc --root, the same as the containers'. */
+  runtimeRoot: string;
+  /**
+   * The containers' bundles (<bundlesDir>/<id>/config.json), whose process an exec starts from.
+   * Running execs keep one short directory each under <bundlesDir>/exec/ (attach socket paths
+   * must fit in 107 bytes).
+   */
+  bundlesDir: string;
+}
+
+export interface ExecIO {
+  tty: boolean;
+  /** Give the process a stdin pipe fed from the attach socket. */
+  stdin: boolean;
+  /** Connect to the process's stdio; false for `exec -d` (output is discarded). */
+  attach: boolean;
+}
+
+export interface ExecProcess {
+  pid: number;
+  /** The process's stdio when attached: stdout/stderr end when it has exited and all output is read. */
+  streams: AttachStreams | null;
+  /** Resolves with the exit code once the process is gone (128+n when killed by signal n). */
+  exit: Promise<number>;
+  /** Window size of the exec's pty. */
+  resize(height: number, width: number): void;
+}
+
+/** runc could not start the process; exitCode is what docker reports for it (126, 127, or 126 for other failures). */
+export class ExecStartError extends BerthError {
+  override readonly status: number;
+  constructor(message: string, readonly exitCode: number) {
+    super(message);
+    this.status = exitCode === 126 || exitCode === 127 ? 400 : 500;
+  }
+}
+
+export interface ExecRuntime {
+  /** The container's own process spec (capabilities, rlimits...), the base of every exec in it. */
+  containerProcess(containerId: string): OciProcess;
+  exec(containerId: string, execId: string, process: OciProcess, io: ExecIO): Promise<ExecProcess>;
+  /** Remove directories of execs whose conmon is gone (after a daemon restart). */
+  sweep(): void;
+}
+
+const SOCKET_PATH_MAX = 107;
+const START_TIMEOUT_MS = 60_000;
+
+interface SyncMessage { data: number; message?: string }
+
+/** docker's exit codes for a process that could not be started. */
+export function execFailureCode(message: string): number {
+  if (/executable file not found|no such file or directory|system cannot find the file specified/.test(message)) return 127;
+  return 126;
+}
+
+function validId(id: string): void {
+  if (!/^[0-9a-f]{64}$/.test(id)) throw new InvalidParameter(`invalid container id: ${JSON.stringify(id)}`);
+}
+
+function conmonAlive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X' && fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'conmon';
+  } catch {
+    return false;
+  }
+}
+
+/** conmon's JSON lines on a pipe, one at a time. */
+class LineReader {
+  private buf = '';
+  private waiters: Array<(m: SyncMessage | null) => void> = [];
+  private queue: Array<SyncMessage | null> = [];
+  private ended = false;
+
+  constructor(stream: Readable) {
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      this.buf += chunk;
+      for (let nl = this.buf.indexOf('\n'); nl >= 0; nl = this.buf.indexOf('\n')) {
+        const line = this.buf.slice(0, nl).trim();
+        this.buf = this.buf.slice(nl + 1);
+        if (!line) continue;
+        try {
+          this.push(JSON.parse(line) as SyncMessage);
+        } catch {
+          log.warn('conmon sent a line that is not JSON', { line });
+        }
+      }
+    });
+    const end = () => {
+      if (this.ended) return;
+      this.ended = true;
+      this.push(null);
+    };
+    stream.on('end', end);
+    stream.on('close', end);
+    stream.on('error', end);
+  }
+
+  private push(m: SyncMessage | null): void {
+    const w = this.waiters.shift();
+    if (w) w(m);
+    else this.queue.push(m);
+  }
+
+  /** The next message; null once the writer has closed its end. */
+  next(): Promise<SyncMessage | null> {
+    if (this.queue.length) {
+      const m = this.queue.shift() as SyncMessage | null;
+      if (m === null) this.queue.push(null); // stays at EOF
+      return Promise.resolve(m);
+    }
+    if (this.ended) return Promise.resolve(null);
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_r, reject) => { timer = setTimeout(() => reject(new SystemError(`timed out waiting for ${what}`)), ms); });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+class ConmonExecRuntime implements ExecRuntime {
+  private readonly stateDir: string;
+
+  constructor(private readonly o: ExecRuntimeOptions) {
+    this.stateDir = path.join(o.bundlesDir, 'exec');
+  }
+
+  containerProcess(containerId: string): OciProcess {
+    validId(containerId);
+    try {
+      return (JSON.parse(fs.readFileSync(path.join(this.o.bundlesDir, containerId, 'config.json'), 'utf8')) as OciSpec).process;
+    } catch (err) {
+      throw new Conflict(`Container ${containerId} is not running: ${errorMessage(err)}`);
+    }
+  }
+
+  sweep(): void {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.stateDir);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const dir = path.join(this.stateDir, name);
+      let pid = 0;
+      try { pid = parseInt(fs.readFileSync(path.join(dir, 'conmon.pid'), 'utf8'), 10); } catch { /* never started */ }
+      if (pid > 0 && conmonAlive(pid)) continue;
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  async exec(containerId: string, execId: string, proc: OciProcess, io: ExecIO): Promise<ExecProcess> {
+    validId(containerId);
+    if (!/^[0-9a-f]{12,}$/.test(execId)) throw new InvalidParameter(`invalid exec id: ${JSON.stringify(execId)}`);
+    const dir = path.join(this.stateDir, execId.slice(0, 12));
+    if (Buffer.byteLength(path.join(dir, 'attach')) > SOCKET_PATH_MAX) {
+      throw new InvalidParameter(`state directory too deep for a unix socket path: ${dir}`);
+    }
+    if (fs.existsSync(dir)) throw new Conflict(`exec ${execId} is already running`);
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const cleanup = () => fs.rmSync(dir, { recursive: true, force: true });
+    try {
+      writeFileAtomic(path.join(dir, 'process.json'), JSON.stringify(proc), 0o600);
+      return await this.spawn(containerId, execId, dir, io, cleanup);
+    } catch (err) {
+      cleanup();
+      throw err;
+    }
+  }
+
+  private async spawn(containerId: string, execId: string, dir: string, io: ExecIO, cleanup: () => void): Promise<ExecProcess> {
+    const args = [
+      '--api-version', '1',
+      '-c', containerId, '-u', execId, '-n', execId,
+      '-r', this.o.runtimePath,
+      '-b', dir,
+      '-p', path.join(dir, 'pid'),
+      '-P', path.join(dir, 'conmon.pid'),
+      // The exit file is named after the container: it must not land in the containers' exit dir.
+      '--exit-dir', dir,
+      '--full-attach',
+      '--socket-dir-path', dir,
+      '-l', 'none:',
+      '--log-level', 'warning',
+      '--runtime-arg', `--root=${this.o.runtimeRoot}`,
+      '--runtime-arg', `--log=${path.join(dir, 'runc.log')}`,
+      '--runtime-arg', '--log-format=json',
+      '--exec',
+      '--exec-process-spec', path.join(dir, 'process.json'),
+    ];
+    if (io.attach) args.push('--exec-attach');
+    if (io.stdin) args.push('-i');
+    if (io.tty) args.push('-t');
+
+    const out = fs.openSync(path.join(dir, 'conmon.log'), 'a');
+    let child;
+    try {
+      child = spawn(this.o.conmonPath, args, {
+        cwd: dir,
+        detached: true,
+        // conmon's own output goes to a file: a pipe we later close would kill it with SIGPIPE.
+        stdio: ['ignore', out, out, 'pipe', 'pipe', 'pipe'],
+        env: { ...process.env, _OCI_SYNCPIPE: '3', _OCI_STARTPIPE: '4', ...(io.attach ? { _OCI_ATTACHPIPE: '5' } : {}) },
+      });
+    } finally {
+      fs.closeSync(out);
+    }
+    child.on('error', (err) => log.error('spawn conmon (exec)', { error: errorMessage(err) }));
+    child.unref();
+    const pipes = child.stdio as unknown as Array<Readable | Writable | null>;
+    const sync = new LineReader(pipes[3] as Readable);
+    const start = pipes[4] as Writable;
+    start.on('error', () => undefined);
+    const attachPipe = pipes[5] as Readable;
+    const closePipes = () => {
+      start.destroy();
+      attachPipe.destroy();
+    };
+
+    let streams: AttachStreams | null = null;
+    try {
+      // First "go": conmon forks and sets up its sockets.
+      start.write('0');
+      if (io.attach) {
+        const ready = new LineReader(attachPipe);
+        const msg = await withTimeout(ready.next(), START_TIMEOUT_MS, 'conmon attach socket');
+        if (msg === null) throw new SystemError(this.failure(dir, null, 'conmon exited before its attach socket was ready'));
+        streams = attachSocket(path.join(dir, 'attach'));
+        // Second "go": runc exec may start now that we are listening.
+        start.write('0');
+      }
+      const first = await withTimeout(sync.next(), START_TIMEOUT_MS, 'runc exec');
+      if (first === null || first.data <= 0) {
+        const message = this.failure(dir, first, `conmon exited with no report`);
+        throw new ExecStartError(message, execFailureCode(message));
+      }
+      const pid = first.data;
+      const exit = (async () => {
+        const last = await sync.next();
+        // EOF: conmon has exited (the pipe is close-on-exec in the process it runs).
+        while ((await sync.next()) !== null) { /* drain */ }
+        closePipes();
+        let code = last?.data ?? null;
+        if (code === null || code < 0) {
+          try { code = parseInt(fs.readFileSync(path.join(dir, containerId), 'utf8'), 10); } catch { code = null; }
+        }
+        cleanup();
+        return code === null || !Number.isFinite(code) || code < 0 ? 137 : code;
+      })();
+      return {
+        pid,
+        streams,
+        exit,
+        resize: (height, width) => this.resize(dir, height, width),
+      };
+    } catch (err) {
+      streams?.close();
+      closePipes();
+      // A conmon still waiting for "go" would linger: it is ours alone, end it.
+      const pidFile = path.join(dir, 'conmon.pid');
+      try {
+        const pid = parseInt(fs.readFileSync(pidFile, 'utf8'), 10);
+        if (pid > 0 && conmonAlive(pid)) process.kill(pid, 'SIGKILL');
+      } catch { /* not written */ }
+      // Let conmon leave before the directory it works in is removed.
+      await withTimeout(waitNull(sync), 5000, 'conmon to exit').catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** runc's own words for why the exec failed, as docker phrases it. */
+  private failure(dir: string, report: SyncMessage | null, fallback: string): string {
+    let runcLog = '';
+    try { runcLog = fs.readFileSync(path.join(dir, 'runc.log'), 'utf8'); } catch { /* none */ }
+    let conmonLog = '';
+    try { conmonLog = fs.readFileSync(path.join(dir, 'conmon.log'), 'utf8').trim(); } catch { /* none */ }
+    const msg = runcMessage(runcLog) || runcMessage(report?.message ?? '') || conmonLog || fallback;
+    return `OCI runtime exec failed: ${msg}: unknown`;
+  }
+
+  private resize(dir: string, height: number, width: number): void {
+    let fd: number;
+    try {
+      fd = fs.openSync(path.join(dir, 'ctl'), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+    } catch (err) {
+      throw new Conflict(`cannot resize exec: ${errorMessage(err)}`);
+    }
+    try {
+      fs.writeSync(fd, `1 ${Math.trunc(height)} ${Math.trunc(width)}\n`);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+}
+
+async function waitNull(r: LineReader): Promise<void> {
+  while ((await r.next()) !== null) { /* drain */ }
+}
+
+export function createExecRuntime(o: ExecRuntimeOptions): ExecRuntime {
+  return new ConmonExecRuntime(o);
+}
