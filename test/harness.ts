@@ -78,7 +78,7 @@ export interface Daemon extends DaemonTarget {
   socket: string;
   /** unix://<socket> */
   host: string;
-  /** process.env with DOCKER_HOST, BERTH_HOST and a private DOCKER_CONFIG set. */
+  /** process.env with DOCKER_HOST, BERTH_HOST and private DOCKER_CONFIG and BERTH_CONFIG set. */
   env: NodeJS.ProcessEnv;
   logFile: string;
   /** The daemon's pid (from its pidfile once written, else the spawned process). */
@@ -598,7 +598,7 @@ class BerthDaemon implements Daemon {
     this.readyTimeoutMs = opts.readyTimeoutMs ?? 15_000;
     const dockerConfig = path.join(this.root, 'docker-config');
     fs.mkdirSync(dockerConfig);
-    this.env = { ...process.env, DOCKER_HOST: this.host, BERTH_HOST: this.host, DOCKER_CONFIG: dockerConfig, DOCKER_CLI_HINTS: 'false' };
+    this.env = { ...process.env, DOCKER_HOST: this.host, BERTH_HOST: this.host, DOCKER_CONFIG: dockerConfig, BERTH_CONFIG: dockerConfig, DOCKER_CLI_HINTS: 'false' };
     this.args = [
       '--data-root', this.dataRoot,
       '--exec-root', this.execRoot,

@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import bcrypt from 'bcryptjs';
 import tarStream from 'tar-stream';
-import { run, testImages } from './harness.js';
+import { paths, run, testImages } from './harness.js';
 
 export interface Distribution {
   /** http://127.0.0.1:PORT */
@@ -48,7 +48,7 @@ export async function freePort(): Promise<number> {
 async function waitHttp(url: string, proc: ChildProcess, log: () => string): Promise<void> {
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
-    if (proc.exitCode !== null) throw new Error(`docker-registry exited (${proc.exitCode}):\n${log()}`);
+    if (proc.exitCode !== null) throw new Error(`registry exited (${proc.exitCode}):\n${log()}`);
     try {
       const res = await fetch(url);
       await res.arrayBuffer();
@@ -57,7 +57,7 @@ async function waitHttp(url: string, proc: ChildProcess, log: () => string): Pro
       await new Promise((r) => setTimeout(r, 50));
     }
   }
-  throw new Error(`docker-registry did not answer on ${url}:\n${log()}`);
+  throw new Error(`registry did not answer on ${url}:\n${log()}`);
 }
 
 export async function startDistribution(opts: { htpasswd?: { user: string; password: string } } = {}): Promise<Distribution> {
@@ -87,6 +87,39 @@ export async function startDistribution(opts: { htpasswd?: { user: string; passw
     if (proc.exitCode === null && proc.signalCode === null) {
       const gone = new Promise<void>((r) => proc.once('exit', () => r()));
       proc.kill('SIGKILL');
+      await gone;
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitHttp(`http://127.0.0.1:${port}/v2/`, proc, readLog);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { url: `http://127.0.0.1:${port}`, host: `127.0.0.1:${port}`, root, stop };
+}
+
+/** `berth registry serve` on a free loopback port with a temp root (and an htpasswd file when asked). */
+export async function startBerthRegistry(opts: { htpasswd?: { user: string; password: string } } = {}): Promise<Distribution> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-breg-'));
+  const root = path.join(dir, 'root');
+  const port = await freePort();
+  const args = ['registry', 'serve', '--root', root, '--addr', `127.0.0.1:${port}`];
+  if (opts.htpasswd) {
+    const file = path.join(dir, 'htpasswd');
+    fs.writeFileSync(file, `${opts.htpasswd.user}:${bcrypt.hashSync(opts.htpasswd.password, 5)}\n`);
+    args.push('--htpasswd', file);
+  }
+  const logFile = path.join(dir, 'registry.log');
+  const out = fs.openSync(logFile, 'a');
+  const proc = spawn(paths.berth, args, { stdio: ['ignore', out, out] });
+  fs.closeSync(out);
+  const readLog = (): string => { try { return fs.readFileSync(logFile, 'utf8').slice(-4000); } catch { return ''; } };
+  const stop = async (): Promise<void> => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      const gone = new Promise<void>((r) => proc.once('exit', () => r()));
+      proc.kill('SIGTERM');
       await gone;
     }
     fs.rmSync(dir, { recursive: true, force: true });

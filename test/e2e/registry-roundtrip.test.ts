@@ -1,0 +1,93 @@
+/**
+ * berthd and `berth registry serve` together, driven by the real docker CLI and
+ * by berth's own: push, remove, pull back, run; login to a registry with a password.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startDaemon, loadTestImages, printLogTail, type Daemon } from '../harness.js';
+import { startBerthRegistry, skopeoInspect, type Distribution } from '../registry-fixtures.js';
+
+let d: Daemon;
+let reg: Distribution;
+let locked: Distribution;
+
+before(async () => {
+  d = await startDaemon();
+  await loadTestImages(d);
+  reg = await startBerthRegistry();
+  locked = await startBerthRegistry({ htpasswd: { user: 'ada', password: 'lovelace' } });
+});
+
+after(async () => {
+  await d?.stop();
+  await reg?.stop();
+  await locked?.stop();
+});
+
+async function ok(tool: 'docker' | 'berth', args: string[], input?: string) {
+  const r = await d[tool](args, { input });
+  if (r.code !== 0) printLogTail(d, `${tool} ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  assert.equal(r.code, 0, `${tool} ${args.join(' ')}: ${r.stderr}`);
+  return r;
+}
+
+test('docker push to berth registry serve, rmi, pull back and run', async () => {
+  const ref = `${reg.host}/tools/busybox:v1`;
+  await ok('docker', ['tag', 'busybox', ref]);
+  const push = await ok('docker', ['push', ref]);
+  assert.match(push.stdout, new RegExp(`The push refers to repository \\[${reg.host}/tools/busybox\\]`));
+  assert.match(push.stdout, /Pushed/);
+  const digest = /v1: digest: (sha256:[0-9a-f]{64}) size: \d+/.exec(push.stdout)?.[1];
+  assert.ok(digest, push.stdout);
+  const inspected = await skopeoInspect(ref);
+  assert.equal(JSON.parse(inspected.raw).layers.length, 1);
+
+  await ok('docker', ['rmi', ref]);
+  const pull = await ok('docker', ['pull', ref]);
+  assert.match(pull.stdout, /v1: Pulling from tools\/busybox/);
+  assert.match(pull.stdout, new RegExp(`Digest: ${digest}`));
+  assert.match(pull.stdout, new RegExp(`Status: (Downloaded newer image|Image is up to date) for ${ref}`));
+  assert.equal((await ok('docker', ['run', '--rm', ref, 'echo', 'from the registry'])).stdout, 'from the registry\n');
+
+  const byDigest = `${reg.host}/tools/busybox@${digest}`;
+  await ok('docker', ['pull', byDigest]);
+  assert.match((await ok('docker', ['image', 'inspect', '-f', '{{json .RepoDigests}}', ref])).stdout, new RegExp(digest!));
+});
+
+test('berth push and pull draw docker\'s progress; berth run --pull always fetches again', async () => {
+  const ref = `${reg.host}/hello:latest`;
+  await ok('berth', ['tag', 'hello-world', ref]);
+  const push = await ok('berth', ['push', ref]);
+  assert.match(push.stdout, /latest: digest: sha256:[0-9a-f]{64} size: \d+/);
+  await ok('berth', ['rmi', ref, 'hello-world']);
+  const pull = await ok('berth', ['pull', ref]);
+  assert.match(pull.stdout, /Pull complete/);
+  assert.match(pull.stdout, new RegExp(`Status: Downloaded newer image for ${ref}`));
+  const run = await ok('berth', ['run', '--rm', '--pull', 'always', ref]);
+  assert.match(run.stdout, /Hello from berth!/);
+  assert.match(run.stderr, /Image is up to date|Already exists/);
+  const never = await d.berth(['run', '--rm', '--pull', 'never', `${reg.host}/absent:v1`]);
+  assert.equal(never.code, 125);
+  assert.match(never.stderr, /No such image/);
+});
+
+test('berth login / logout against a registry with htpasswd', async () => {
+  const ref = `${locked.host}/private/busybox:v1`;
+  await ok('berth', ['tag', 'busybox', ref]);
+  const anonymous = await d.berth(['push', ref]);
+  assert.notEqual(anonymous.code, 0);
+  assert.match(anonymous.stderr + anonymous.stdout, /unauthorized|authentication required|no basic auth credentials/i);
+
+  const wrong = await d.berth(['login', '-u', 'ada', '--password-stdin', locked.host], { input: 'babbage\n' });
+  assert.equal(wrong.code, 1);
+  assert.match(wrong.stderr, /unauthorized|incorrect username or password/i);
+  const right = await ok('berth', ['login', '-u', 'ada', '--password-stdin', locked.host], 'lovelace\n');
+  assert.match(right.stdout, /Login Succeeded/);
+  await ok('berth', ['push', ref]);
+  await ok('berth', ['rmi', ref]);
+  await ok('berth', ['pull', ref]);
+  const out = await ok('berth', ['logout', locked.host]);
+  assert.equal(out.stdout, `Removing login credentials for ${locked.host}\n`);
+  await ok('berth', ['rmi', ref]);
+  assert.notEqual((await d.berth(['pull', ref])).code, 0, 'after logout the registry refuses again');
+});
