@@ -60,6 +60,30 @@ async function waitHttp(url: string, proc: ChildProcess, log: () => string): Pro
   throw new Error(`registry did not answer on ${url}:\n${log()}`);
 }
 
+/** Runs a registry process on 127.0.0.1:port, logging to dir; stop() ends it and removes dir. */
+async function serve(dir: string, root: string, port: number, cmd: string, args: string[], stopSignal: NodeJS.Signals): Promise<Distribution> {
+  const logFile = path.join(dir, 'registry.log');
+  const out = fs.openSync(logFile, 'a');
+  const proc = spawn(cmd, args, { stdio: ['ignore', out, out] });
+  fs.closeSync(out);
+  const readLog = (): string => { try { return fs.readFileSync(logFile, 'utf8').slice(-4000); } catch { return ''; } };
+  const stop = async (): Promise<void> => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      const gone = new Promise<void>((r) => proc.once('exit', () => r()));
+      proc.kill(stopSignal);
+      await gone;
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitHttp(`http://127.0.0.1:${port}/v2/`, proc, readLog);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { url: `http://127.0.0.1:${port}`, host: `127.0.0.1:${port}`, root, stop };
+}
+
 export async function startDistribution(opts: { htpasswd?: { user: string; password: string } } = {}): Promise<Distribution> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-reg-'));
   const root = path.join(dir, 'storage');
@@ -78,26 +102,7 @@ export async function startDistribution(opts: { htpasswd?: { user: string; passw
   }
   const cfg = path.join(dir, 'config.yml');
   fs.writeFileSync(cfg, lines.join('\n') + '\n');
-  const logFile = path.join(dir, 'registry.log');
-  const out = fs.openSync(logFile, 'a');
-  const proc = spawn('/usr/bin/docker-registry', ['serve', cfg], { stdio: ['ignore', out, out] });
-  fs.closeSync(out);
-  const readLog = (): string => { try { return fs.readFileSync(logFile, 'utf8').slice(-4000); } catch { return ''; } };
-  const stop = async (): Promise<void> => {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      const gone = new Promise<void>((r) => proc.once('exit', () => r()));
-      proc.kill('SIGKILL');
-      await gone;
-    }
-    fs.rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    await waitHttp(`http://127.0.0.1:${port}/v2/`, proc, readLog);
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  return { url: `http://127.0.0.1:${port}`, host: `127.0.0.1:${port}`, root, stop };
+  return serve(dir, root, port, '/usr/bin/docker-registry', ['serve', cfg], 'SIGKILL');
 }
 
 /** `berth registry serve` on a free loopback port with a temp root (and an htpasswd file when asked). */
@@ -111,26 +116,7 @@ export async function startBerthRegistry(opts: { htpasswd?: { user: string; pass
     fs.writeFileSync(file, `${opts.htpasswd.user}:${bcrypt.hashSync(opts.htpasswd.password, 5)}\n`);
     args.push('--htpasswd', file);
   }
-  const logFile = path.join(dir, 'registry.log');
-  const out = fs.openSync(logFile, 'a');
-  const proc = spawn(paths.berth, args, { stdio: ['ignore', out, out] });
-  fs.closeSync(out);
-  const readLog = (): string => { try { return fs.readFileSync(logFile, 'utf8').slice(-4000); } catch { return ''; } };
-  const stop = async (): Promise<void> => {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      const gone = new Promise<void>((r) => proc.once('exit', () => r()));
-      proc.kill('SIGTERM');
-      await gone;
-    }
-    fs.rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    await waitHttp(`http://127.0.0.1:${port}/v2/`, proc, readLog);
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  return { url: `http://127.0.0.1:${port}`, host: `127.0.0.1:${port}`, root, stop };
+  return serve(dir, root, port, paths.berth, args, 'SIGTERM');
 }
 
 /** Where distribution's filesystem driver keeps a blob's bytes. */
