@@ -3,6 +3,7 @@
  * renders it (width 200, no start time, so bar + "current/total" and no time left), and the per-layer
  * messages that carry an empty progressDetail.
  */
+import { Transform, type TransformCallback } from 'node:stream';
 import type { JSONMessage, Progress } from './types.js';
 
 const UNITS = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB', 'ZB', 'YB'];
@@ -62,4 +63,15 @@ export class Ticker {
 /** The 12-hex short form of a digest docker uses as a layer's progress id. */
 export function shortDigest(d: string): string {
   return d.replace(/^[a-z0-9]+:/, '').slice(0, 12);
+}
+
+/** Passes bytes through, reporting the running count (the Downloading/Extracting/Pushing bars). */
+export class Counter extends Transform {
+  n = 0;
+  constructor(private readonly onBytes: (n: number) => void) { super(); }
+  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
+    this.n += chunk.length;
+    this.onBytes(this.n);
+    cb(null, chunk);
+  }
 }

@@ -10,7 +10,7 @@
  * content.recover() drops.
  */
 import { once } from 'node:events';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { BerthError, InvalidParameter, NotFound, Unavailable } from '../../errors.js';
 import { log } from '../../log.js';
 import { sha256Digest, type ContentStore } from '../../content/index.js';
@@ -21,7 +21,7 @@ import {
 } from '../../image/index.js';
 import { endpointsFor, errorText, readAll, Transport, Unauthorized, type SharedState } from './http.js';
 import { isIndex, isManifest, layerCompression, MANIFEST_ACCEPT, ZstdDecompress } from './media.js';
-import { layerProgress, layerStatus, message, shortDigest, Ticker } from './progress.js';
+import { Counter, layerProgress, layerStatus, message, shortDigest, Ticker } from './progress.js';
 import type { AuthConfig, Descriptor, Progress, RegistryOptions } from './types.js';
 
 export interface Deps { content: ContentStore; storage: Snapshotter; images: ImageStore; options: RegistryOptions }
@@ -50,16 +50,6 @@ class Limiter {
   }
 }
 
-/** Counts bytes passing through (Extracting progress). */
-class Counter extends Transform {
-  n = 0;
-  constructor(private readonly onBytes: (n: number) => void) { super(); }
-  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.n += chunk.length;
-    this.onBytes(this.n);
-    cb(null, chunk);
-  }
-}
 
 function isAbort(err: unknown): boolean {
   return (err as Error)?.name === 'AbortError';

@@ -6,7 +6,6 @@
  * one PUT when small, PATCH chunks then PUT when large.
  */
 import * as fs from 'node:fs';
-import { Transform, type TransformCallback } from 'node:stream';
 import { InvalidParameter, NotFound, Unavailable } from '../../errors.js';
 import { sha256Digest, type ContentStore } from '../../content/index.js';
 import {
@@ -14,7 +13,7 @@ import {
 } from '../../image/index.js';
 import { endpointsFor, errorText, Transport, type SharedState } from './http.js';
 import { isManifest } from './media.js';
-import { layerProgress, layerStatus, message, shortDigest, Ticker } from './progress.js';
+import { Counter, layerProgress, layerStatus, message, shortDigest, Ticker } from './progress.js';
 import type { Manifest } from './pull.js';
 import type { AuthConfig, Descriptor, Progress, RegistryOptions } from './types.js';
 
@@ -28,15 +27,6 @@ export interface PushTuning {
 /** dockerd's max-concurrent-uploads default. */
 const UPLOADS = 5;
 
-class Counter extends Transform {
-  n = 0;
-  constructor(private readonly onBytes: (n: number) => void) { super(); }
-  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.n += chunk.length;
-    this.onBytes(this.n);
-    cb(null, chunk);
-  }
-}
 
 export interface PushDeps {
   content: ContentStore;
