@@ -235,9 +235,10 @@ export class ContainerService {
         this.store.save(c);
         if (c.hostConfig.AutoRemove) await this.remove(c.id, { force: true, volumes: false }).catch(() => {});
       }
+      // A command that cannot run is the caller's mistake (400, as dockerd answers); other failures keep their class.
+      if (startFailureCode(message) !== 128) throw new InvalidParameter(`failed to create task for container: ${message}`);
       if (err instanceof BerthError) throw err;
-      const wrapped = `failed to create task for container: OCI runtime create failed: ${message}: unknown`;
-      throw startFailureCode(message) === 128 ? new SystemError(wrapped) : new InvalidParameter(wrapped);
+      throw new SystemError(`failed to create task for container: ${message}`);
     }
     this.emit('start', c);
   }
@@ -257,7 +258,7 @@ export class ContainerService {
   private async onExit(id: string, code: number): Promise<void> {
     const c = this.store.find(id);
     if (!c) return;
-    const { runtime, storage } = this.deps;
+    const { runtime } = this.deps;
     const oom = runtime.oomKilled(id);
     await runtime.delete(id).catch((err) => log.warn('runtime delete failed', { id, error: errorMessage(err) }));
     try {
@@ -265,7 +266,6 @@ export class ContainerService {
     } catch (err) {
       log.warn('unmount failed', { id, error: errorMessage(err) });
     }
-    void storage;
     c.state = { ...c.state, Status: 'exited', Pid: 0, ExitCode: code, OOMKilled: oom, FinishedAt: now() };
     this.store.save(c);
     this.emit('die', c, { exitCode: String(code) });
