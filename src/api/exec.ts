@@ -118,6 +118,8 @@ async function start(ctx: Context, execs: ExecService): Promise<void> {
     // The process keeps running (as with docker); only our connection to its stdio goes.
     streams.close();
   });
+  // The process may exit (and conmon close its end) while the client still sends input.
+  streams.stdin.on('error', () => socket.unpipe(streams.stdin));
   if (s.config.AttachStdin) socket.pipe(streams.stdin);
   else socket.resume();
   const pump = async (r: Readable, name: 'stdout' | 'stderr', wanted: boolean) => {

@@ -12,6 +12,7 @@ import { StatusError } from './command.js';
 import * as c from './commands/containers.js';
 import * as i from './commands/images.js';
 import * as r from './commands/run.js';
+import * as x from './commands/exec.js';
 import * as reg from './commands/registry.js';
 import * as s from './commands/system.js';
 import type { FlagSpec } from './flags.js';
@@ -20,12 +21,12 @@ import { ApiClient, ApiError, ConnectError, resolveHost } from './http.js';
 import { StreamError } from './progress.js';
 import { TemplateError } from './template.js';
 
-const topLevel: Command[] = [r.run, r.create, r.start, c.stop, c.kill, c.restart, c.rm, c.ps, c.logs, c.wait, c.inspect, i.images, i.rmi, i.tag, i.importCmd, i.history, r.pull, i.push, i.login, i.logout, s.info, s.version];
+const topLevel: Command[] = [r.run, r.create, r.start, x.exec, c.stop, c.kill, c.restart, c.rm, c.ps, c.logs, c.wait, c.inspect, i.images, i.rmi, i.tag, i.importCmd, i.history, r.pull, i.push, i.login, i.logout, s.info, s.version];
 
 const groups: Record<string, { description: string; commands: Command[] }> = {
   container: {
     description: 'Manage containers',
-    commands: [r.run, r.create, r.start, c.stop, c.kill, c.restart, c.rm, c.ps, c.logs, c.wait, c.containerInspect, c.containerPrune],
+    commands: [r.run, r.create, r.start, x.exec, c.stop, c.kill, c.restart, c.rm, c.ps, c.logs, c.wait, c.containerInspect, c.containerPrune],
   },
   image: {
     description: 'Manage images',

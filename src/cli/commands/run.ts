@@ -136,7 +136,8 @@ function parseRestart(s: string): { Name: string; MaximumRetryCount: number } {
   return { Name: name === '' ? 'no' : name, MaximumRetryCount: count ? Number(count) : 0 };
 }
 
-function envOf(p: Parsed, env: NodeJS.ProcessEnv): string[] {
+/** -e and --env-file, docker's way (run, create, exec). */
+export function envOf(p: Parsed, env: NodeJS.ProcessEnv): string[] {
   const out: string[] = [];
   for (const file of p.list('env-file')) {
     let text: string;
@@ -331,8 +332,15 @@ export interface Attached {
  * Hijacks /containers/{id}/attach and wires it to the local terminal: stdin is
  * piped in (half-closing after EOF), output is raw (tty) or demultiplexed.
  */
-export async function attachContainer(ctx: Ctx, id: string, a: { stdin: boolean; stdout: boolean; stderr: boolean }, tty: boolean): Promise<Attached> {
-  const sock: Duplex = await ctx.client.hijack('POST', `/containers/${encodeURIComponent(id)}/attach`, {
+export async function attachContainer(
+  ctx: Ctx,
+  id: string,
+  a: { stdin: boolean; stdout: boolean; stderr: boolean },
+  tty: boolean,
+  /** Another hijacked request to wire up instead of the container's attach (exec start). */
+  open?: () => Promise<Duplex>,
+): Promise<Attached> {
+  const sock: Duplex = open ? await open() : await ctx.client.hijack('POST', `/containers/${encodeURIComponent(id)}/attach`, {
     query: { stream: true, stdin: a.stdin, stdout: a.stdout, stderr: a.stderr },
   });
   const restore = a.stdin && tty ? setRaw(ctx) : () => undefined;
@@ -385,15 +393,16 @@ function setRaw(ctx: Ctx): () => void {
   return () => ctx.stdin.setRawMode?.(false);
 }
 
-async function resize(ctx: Ctx, id: string): Promise<void> {
+async function resize(ctx: Ctx, id: string, base: string): Promise<void> {
   if (!ctx.out.isTTY || !ctx.out.rows || !ctx.out.columns) return;
-  await ctx.client.call('POST', `/containers/${encodeURIComponent(id)}/resize`, { query: { h: ctx.out.rows, w: ctx.out.columns } }).catch(() => undefined);
+  await ctx.client.call('POST', `${base}/${encodeURIComponent(id)}/resize`, { query: { h: ctx.out.rows, w: ctx.out.columns } }).catch(() => undefined);
 }
 
-function monitorSize(ctx: Ctx, id: string): () => void {
+/** Keeps the remote tty's size in step with ours; base is /containers or /exec. */
+export function monitorSize(ctx: Ctx, id: string, base = '/containers'): () => void {
   if (!ctx.out.isTTY) return () => undefined;
-  void resize(ctx, id);
-  const on = () => void resize(ctx, id);
+  void resize(ctx, id, base);
+  const on = () => void resize(ctx, id, base);
   ctx.out.on('resize', on);
   return () => ctx.out.off('resize', on);
 }
