@@ -73,7 +73,7 @@ export interface ExecRuntime {
   /** The container's own process spec (capabilities, rlimits...), the base of every exec in it. */
   containerProcess(containerId: string): OciProcess;
   exec(containerId: string, execId: string, process: OciProcess, io: ExecIO): Promise<ExecProcess>;
-  /** Remove directories of execs whose conmon is gone (after a daemon restart). */
+  /** After a daemon restart: remove the directories of execs whose conmon is gone, and of the others once it goes. */
   sweep(): void;
 }
 
@@ -185,7 +185,16 @@ class ConmonExecRuntime implements ExecRuntime {
       const dir = path.join(this.stateDir, name);
       let pid = 0;
       try { pid = parseInt(fs.readFileSync(path.join(dir, 'conmon.pid'), 'utf8'), 10); } catch { /* never started */ }
-      if (pid > 0 && conmonAlive(pid)) continue;
+      if (pid > 0 && conmonAlive(pid)) {
+        // An exec a previous daemon started: nobody waits for it any more, but its files go when it ends.
+        const timer = setInterval(() => {
+          if (conmonAlive(pid)) return;
+          clearInterval(timer);
+          fs.rmSync(dir, { recursive: true, force: true });
+        }, 1000);
+        timer.unref();
+        continue;
+      }
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }

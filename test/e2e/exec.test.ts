@@ -183,3 +183,21 @@ test('execs end with their container and leave nothing behind', async () => {
   const left = leftovers(d);
   assert.deepEqual(left, { mounts: [], cgroups: [], processes: [], files: [] }, JSON.stringify(left));
 });
+
+test('a daemon killed with -9 under a running exec: the exec runs on, the next daemon removes its files', async () => {
+  await ok('docker', ['run', '-d', '--name', 'c2', 'busybox', 'sleep', '600']);
+  await ok('docker', ['exec', '-d', 'c2', 'sh', '-c', 'sleep 1.5; touch /late']);
+  await d.restart();
+  let late = false;
+  for (let i = 0; i < 60 && !late; i++) {
+    late = (await d.docker(['exec', 'c2', 'test', '-e', '/late'])).code === 0;
+    if (!late) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(late, 'the exec started by the killed daemon finished its work');
+  const execDir = path.join(d.execRoot, 'c', 'exec');
+  for (let i = 0; i < 50 && fs.existsSync(execDir) && fs.readdirSync(execDir).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(fs.existsSync(execDir) ? fs.readdirSync(execDir) : [], []);
+  await ok('docker', ['rm', '-f', 'c2']);
+  const left = leftovers(d);
+  assert.deepEqual(left, { mounts: [], cgroups: [], processes: [], files: [] }, JSON.stringify(left));
+});
