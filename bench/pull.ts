@@ -1,0 +1,254 @@
+/**
+ * Benchmark: cold pull (then remove) of a ~90 MB, 4-layer Debian-based image from a loopback
+ * registry, berthd against dockerd, side by side, in one run.
+ *
+ *   node --import tsx bench/pull.ts [--with-dockerd] [-n 5] [--warmup 1]
+ *
+ * 1. Builds once (cached under /tmp/berth-bench-cache/) an OCI layout: mmdebstrap minbase bookworm
+ *    (gzip), its /usr/share/doc again (gzip), and two layers of random data, ~90 MB compressed;
+ *    skopeo copies it into Debian's docker-registry (distribution 2.8) on a free loopback port.
+ * 2. Starts each engine (berthd always; dockerd when Debian's docker.io is installed, or installed
+ *    with apt-get under --with-dockerd) on its own temp dirs. After the warm-ups, n rounds in which
+ *    each engine in turn runs `docker pull 127.0.0.1:PORT/bench/debian:v1` then `docker rmi` of it
+ *    (so the next pull is cold), each timed as wall time of the real docker CLI; a pull or rmi over
+ *    120 s aborts. The engines take turns so that load from elsewhere on the host hits both alike.
+ *    dockerd treats 127.0.0.0/8 registries as insecure (plain HTTP) by default, like berthd.
+ * 3. Prints a table (pull+rmi median and p90, pull and rmi medians, berthd/dockerd ratio) and
+ *    one JSON line. Daemons, the registry and temp dirs are removed at the end, also on Ctrl-C.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { startDistribution } from '../test/registry-fixtures.js';
+import {
+  cachedImage,
+  ensureDockerd,
+  formatTable,
+  killProcessesUnder,
+  median,
+  must,
+  onExitSync,
+  pushLayout,
+  quantile,
+  startBerth,
+  startDockerd,
+  timed,
+  type Engine,
+} from './common.js';
+
+interface Options {
+  withDockerd: boolean;
+  n: number;
+  warmup: number;
+}
+
+interface EngineResult {
+  engine: string;
+  version?: string;
+  pullS?: number[];
+  rmiS?: number[];
+  totalS?: number[];
+  /** Bytes under the data root after the last rmi: what a "cold" pull could still reuse. */
+  leftAfterRmiMB?: number;
+  error?: string;
+}
+
+const PULL_TIMEOUT_MS = 120_000;
+/** Names everything that shapes the image; change it when the recipe changes. */
+const IMAGE_KEY = 'debian-bookworm-doc-random-90M-v1';
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { withDockerd: false, n: 5, warmup: 1 };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const num = (max: number) => {
+      const v = Number(argv[++i]);
+      if (!Number.isInteger(v) || v < 0 || v > max) throw new Error(`bench: ${a} wants an integer in 0..${max}`);
+      return v;
+    };
+    if (a === '--with-dockerd') o.withDockerd = true;
+    else if (a === '-n') o.n = Math.max(1, num(100));
+    else if (a === '--warmup') o.warmup = num(10);
+    else if (a === '-h' || a === '--help') {
+      process.stdout.write('usage: bench/pull.ts [--with-dockerd] [-n 5] [--warmup 1]\n');
+      process.exit(0);
+    } else throw new Error(`bench: unknown argument ${a}`);
+  }
+  return o;
+}
+
+/** Bytes of regular files under dir (not following symlinks, not crossing into mounts' contents twice). */
+function duBytes(dir: string): number {
+  let total = 0;
+  const walk = (d: string) => {
+    let ents: fs.Dirent[];
+    try {
+      ents = fs.readdirSync(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of ents) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) {
+        try {
+          total += fs.lstatSync(p).size;
+        } catch {}
+      }
+    }
+  };
+  walk(dir);
+  return total;
+}
+
+/** One cold pull then rmi, each timed. */
+async function pullRmi(engine: Engine, ref: string, what: string): Promise<{ pull: number; rmi: number }> {
+  const pull = await timed(async () => must(await engine.docker(['pull', ref], PULL_TIMEOUT_MS), `${engine.name}: docker pull (${what})`));
+  const rmi = await timed(async () => must(await engine.docker(['rmi', ref], PULL_TIMEOUT_MS), `${engine.name}: docker rmi (${what})`));
+  return { pull, rmi };
+}
+
+/**
+ * The engines take turns, run by run (the first engine alternating), so a burst of load from the
+ * rest of the machine hits both alike instead of deciding the ratio.
+ */
+async function measure(engines: Engine[], results: EngineResult[], ref: string, o: Options): Promise<void> {
+  const fail = (i: number, e: unknown) => {
+    results[i].error = (e as Error).message;
+    process.stderr.write(`bench: ${engines[i].name} failed: ${results[i].error}\n${engines[i].log()}\n`);
+  };
+  for (const [i, engine] of engines.entries()) {
+    try {
+      results[i].version = await engine.version();
+      for (let w = 0; w < o.warmup; w++) await pullRmi(engine, ref, 'warm-up');
+    } catch (e) {
+      fail(i, e);
+    }
+  }
+  for (let run = 0; run < o.n; run++) {
+    const order = engines.map((_, i) => i);
+    if (run % 2) order.reverse();
+    for (const i of order) {
+      const res = results[i];
+      if (res.error) continue;
+      try {
+        const { pull, rmi } = await pullRmi(engines[i], ref, `run ${run + 1}`);
+        res.pullS!.push(pull);
+        res.rmiS!.push(rmi);
+        res.totalS!.push(pull + rmi);
+        process.stderr.write(`bench: ${res.engine} run ${run + 1}/${o.n}: pull ${pull.toFixed(3)} s + rmi ${rmi.toFixed(3)} s\n`);
+      } catch (e) {
+        fail(i, e);
+      }
+    }
+  }
+  for (const [i, engine] of engines.entries()) results[i].leftAfterRmiMB = duBytes(engine.target.dataRoot) / 1e6;
+}
+
+const f3 = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(3));
+const q = (xs: number[] | undefined, p: number) => (xs?.length ? quantile([...xs].sort((a, b) => a - b), p) : undefined);
+
+function summary(results: EngineResult[]): { table: string; ratio?: number } {
+  const berth = results.find((r) => r.engine === 'berthd' && !r.error);
+  const dockerd = results.find((r) => r.engine === 'dockerd' && !r.error);
+  const ratio = berth?.totalS?.length && dockerd?.totalS?.length ? median(berth.totalS) / median(dockerd.totalS) : undefined;
+  const head = ['engine', 'version', 'pull+rmi median', 'pull+rmi p90', 'pull median', 'rmi median', 'vs dockerd', 'left after rmi'];
+  const rows = results.map((r) =>
+    r.error
+      ? [r.engine, r.version ?? '-', 'error', '-', '-', '-', '-', '-']
+      : [
+          r.engine,
+          r.version ?? '-',
+          `${f3(median(r.totalS!))} s`,
+          `${f3(q(r.totalS, 0.9))} s`,
+          `${f3(median(r.pullS!))} s`,
+          `${f3(median(r.rmiS!))} s`,
+          r.engine === 'berthd' && ratio !== undefined ? `${ratio.toFixed(2)}x` : r.engine === 'dockerd' ? '1.00x' : '-',
+          `${(r.leftAfterRmiMB ?? 0).toFixed(1)} MB`,
+        ],
+  );
+  return { table: formatTable(head, rows, (i) => i < 2), ratio };
+}
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  const starts: (() => Promise<Engine>)[] = [startBerth];
+  const dockerd = await ensureDockerd(o.withDockerd);
+  if (dockerd) starts.push(() => startDockerd(dockerd));
+  else process.stderr.write('bench: dockerd not installed; measuring berthd only (--with-dockerd installs docker.io)\n');
+
+  process.stderr.write('bench: building the image (cached)...\n');
+  const img = await cachedImage(IMAGE_KEY, { targetBytes: 90 * 1024 * 1024, maxLayers: 4, docLayer: true });
+  const mb = img.bytes / 1e6;
+  process.stderr.write(`bench: image ${mb.toFixed(1)} MB compressed in ${img.layers} layers (${img.source})\n`);
+
+  const reg = await startDistribution();
+  // The fixture's stop() is async; on Ctrl-C only synchronous clean-up runs.
+  const regDir = path.dirname(reg.root);
+  const forgetReg = onExitSync(() => {
+    killProcessesUnder(regDir);
+    fs.rmSync(regDir, { recursive: true, force: true });
+  });
+  const ref = `${reg.host}/bench/debian:v1`;
+  const running: Engine[] = [];
+  let results: EngineResult[] = [];
+  try {
+    await pushLayout(img.layout, ref);
+    for (const start of starts) {
+      const name = start === startBerth ? 'berthd' : 'dockerd';
+      try {
+        running.push(await start());
+      } catch (e) {
+        results.push({ engine: name, error: (e as Error).message });
+        process.stderr.write(`bench: ${name} did not start: ${(e as Error).message}\n`);
+      }
+    }
+    const measured: EngineResult[] = running.map((e) => ({ engine: e.name, pullS: [], rmiS: [], totalS: [] }));
+    process.stderr.write(`bench: measuring ${running.map((e) => e.name).join(' and ')}, taking turns...\n`);
+    await measure(running, measured, ref, o);
+    results = [...measured, ...results];
+  } finally {
+    for (const e of running) await e.stop();
+    await reg.stop();
+    forgetReg();
+  }
+
+  const { table, ratio } = summary(results);
+  process.stdout.write(
+    `docker pull + docker rmi of a ${mb.toFixed(1)} MB, ${img.layers}-layer image (${img.source}) from distribution 2.8 on loopback: N=${o.n} after ${o.warmup} warm-up(s)\n`,
+  );
+  process.stdout.write(table + '\n');
+  const round = (xs: number[] | undefined) => xs?.map((x) => Number(x.toFixed(4)));
+  const json = {
+    bench: 'pull-rmi',
+    imageMB: Number(mb.toFixed(1)),
+    layers: img.layers,
+    source: img.source,
+    n: o.n,
+    warmup: o.warmup,
+    ratio: ratio === undefined ? undefined : Number(ratio.toFixed(3)),
+    engines: Object.fromEntries(
+      results.map((r) => [
+        r.engine,
+        r.error
+          ? { error: r.error }
+          : {
+              version: r.version,
+              medianS: Number(median(r.totalS!).toFixed(4)),
+              p90S: Number(q(r.totalS, 0.9)!.toFixed(4)),
+              pullMedianS: Number(median(r.pullS!).toFixed(4)),
+              rmiMedianS: Number(median(r.rmiS!).toFixed(4)),
+              leftAfterRmiMB: Number((r.leftAfterRmiMB ?? 0).toFixed(1)),
+              pullS: round(r.pullS),
+              rmiS: round(r.rmiS),
+            },
+      ]),
+    ),
+  };
+  process.stdout.write(JSON.stringify(json) + '\n');
+  if (results.some((r) => r.error)) process.exitCode = 1;
+}
+
+main().catch((e: Error) => {
+  process.stderr.write(`bench: ${e.message}\n`);
+  process.exit(1);
+});
