@@ -159,7 +159,7 @@ test('a privileged exec gets the daemon\'s capabilities, a plain one the contain
 });
 
 for (const client of clients) {
-  test(`${client} exec into a stopped container: 409 and docker's message`, async () => {
+  test(`${client} exec into a stopped or missing container: docker's messages and exit code`, async () => {
     const name = `stopped-${client}`;
     await ok('docker', ['run', '--name', name, 'busybox', 'true']);
     const cid = (await ok('docker', ['inspect', '-f', '{{.Id}}', name])).trim();
@@ -169,6 +169,9 @@ for (const client of clients) {
     const api = await d.api('POST', `/containers/${name}/exec`, { Cmd: ['true'] });
     assert.equal(api.status, 409);
     await ok('docker', ['rm', name]);
+    const none = await cli(client, ['exec', name, 'true']);
+    assert.equal(none.code, 1);
+    assert.equal(none.stderr.trim(), `Error response from daemon: No such container: ${name}`);
   });
 }
 
