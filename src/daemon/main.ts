@@ -174,8 +174,11 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
     cgroupVersion: cgroupVersion() === 2 ? '2' : '1',
     runtimePath,
   });
+  const execs = new ExecService(containers, createExecRuntime({ runtimePath, conmonPath, runtimeRoot: path.join(config.execRoot, 'runc'), bundlesDir: path.join(config.execRoot, 'c') }));
+  execRoutes(router, execs);
   containerRoutes(router, containers, {
     storageDriver: config.storageDriver,
+    execIdsOf: (id) => execs.idsOf(id),
     imageIdOf: (ref) => {
       try {
         return images.resolve(ref).id;
@@ -185,7 +188,6 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
     },
   });
   const registry = createRegistryClient({ content, storage, images, options: { mirrors: config.registryMirrors, insecure: config.insecureRegistries } });
-  execRoutes(router, new ExecService(containers, createExecRuntime({ runtimePath, conmonPath, runtimeRoot: path.join(config.execRoot, 'runc'), bundlesDir: path.join(config.execRoot, 'c') })));
   imageRoutes(router, { images, content, storage, containers, registry, storageDriver: config.storageDriver });
 
   const servers: http.Server[] = [];

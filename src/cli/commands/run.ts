@@ -7,6 +7,7 @@
  * (before start, so a fast exit is not missed), start, resize, then drain output
  * and exit with the container's status code.
  */
+import { spawnSync } from 'node:child_process';
 import { registryAuthHeader } from '../credentials.js';
 import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
@@ -390,6 +391,8 @@ export async function attachContainer(
 function setRaw(ctx: Ctx): () => void {
   if (!ctx.stdin.isTTY || !ctx.stdin.setRawMode) return () => undefined;
   ctx.stdin.setRawMode(true);
+  // libuv's raw mode keeps ONLCR, so the container's own "\r\n" would print as "\r\r\n"; docker's raw mode turns it off.
+  spawnSync('stty', ['-onlcr'], { stdio: [0, 'ignore', 'ignore'] });
   return () => ctx.stdin.setRawMode?.(false);
 }
 
