@@ -126,6 +126,19 @@ export function killProcessesUnder(dir: string): void {
   }
 }
 
+/**
+ * For a registry from test/registry-fixtures.ts (its temp dir is the parent of `root`, and its
+ * process names a file in it): kill it and remove the dir if the bench exits before stop().
+ * Returns the function that disarms this, for after stop().
+ */
+export function guardRegistry(reg: { root: string }): () => void {
+  const dir = path.dirname(reg.root);
+  return onExitSync(() => {
+    killProcessesUnder(dir);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Engines
 

@@ -23,10 +23,9 @@ import {
   cachedImage,
   ensureDockerd,
   formatTable,
-  killProcessesUnder,
+  guardRegistry,
   median,
   must,
-  onExitSync,
   pushLayout,
   quantile,
   startBerth,
@@ -182,12 +181,7 @@ async function main(): Promise<void> {
   process.stderr.write(`bench: image ${mb.toFixed(1)} MB compressed in ${img.layers} layers (${img.source})\n`);
 
   const reg = await startDistribution();
-  // The fixture's stop() is async; on Ctrl-C only synchronous clean-up runs.
-  const regDir = path.dirname(reg.root);
-  const forgetReg = onExitSync(() => {
-    killProcessesUnder(regDir);
-    fs.rmSync(regDir, { recursive: true, force: true });
-  });
+  const forgetReg = guardRegistry(reg);
   const ref = `${reg.host}/bench/debian:v1`;
   const running: Engine[] = [];
   let results: EngineResult[] = [];

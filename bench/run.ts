@@ -17,21 +17,9 @@
  *   6. stop it and remove everything it left (also on Ctrl-C / kill, via the harness's cleanup).
  * Only unix sockets; containers have no network. Prints an aligned table and one JSON line.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
-import * as path from 'node:path';
-import {
-  cleanupHost,
-  loadTestImages,
-  logTail,
-  paths,
-  run,
-  startDaemon,
-  testImages,
-  type DaemonTarget,
-  type RunResult,
-} from '../test/harness.js';
+import { loadTestImages, testImages, type DaemonTarget } from '../test/harness.js';
+import { ensureDockerd, formatTable, must, quantile, sleep, startBerth, startDockerd, sum, type Engine } from './common.js';
 
 interface Options {
   withDockerd: boolean;
@@ -55,17 +43,6 @@ interface EngineResult {
   error?: string;
 }
 
-/** How the bench drives one running engine; cleanup happens in stop(). */
-interface Engine {
-  name: string;
-  target: DaemonTarget;
-  env: NodeJS.ProcessEnv;
-  version(): Promise<string>;
-  loadBusybox(): Promise<void>;
-  stop(): Promise<void>;
-  log(): string;
-}
-
 function parseArgs(argv: string[]): Options {
   const o: Options = { withDockerd: false, n: 30, warmup: 3, containers: 10 };
   for (let i = 0; i < argv.length; i++) {
@@ -87,13 +64,6 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-function quantile(sorted: number[], q: number): number {
-  // Nearest rank: the smallest sample with at least q of the samples at or below it.
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
-}
-
 /** VmRSS in kB of each of the engine's own processes: those whose command line names its dirs. */
 function engineRss(t: DaemonTarget): Map<number, number> {
   const dirs = [t.root, t.dataRoot, t.execRoot];
@@ -112,8 +82,6 @@ function engineRss(t: DaemonTarget): Map<number, number> {
   return rss;
 }
 
-const sum = (xs: Iterable<number>) => [...xs].reduce((a, b) => a + b, 0);
-
 /** The median of a few samples, so one GC in a Node or Go daemon does not decide the figure. */
 async function sampleRss(t: DaemonTarget, samples = 5, gapMs = 400): Promise<Map<number, number>> {
   const runs: Map<number, number>[] = [];
@@ -125,188 +93,24 @@ async function sampleRss(t: DaemonTarget, samples = 5, gapMs = 400): Promise<Map
   return runs[Math.floor(runs.length / 2)];
 }
 
-function must(r: RunResult, what: string): RunResult {
-  if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
-  return r;
+/** Imports the busybox rootfs: berthd through the harness (the Engine API), dockerd with `docker import`. */
+async function loadBusybox(engine: Engine): Promise<void> {
+  if (engine.daemon) return loadTestImages(engine.daemon);
+  const [, busybox] = await testImages();
+  must(await engine.docker(['import', '-c', 'CMD ["sh"]', busybox.tar, 'busybox:latest']), 'docker import');
 }
-
-// ---------------------------------------------------------------------------------------------
-// berthd
-
-async function startBerth(): Promise<Engine> {
-  const d = await startDaemon();
-  return {
-    name: 'berthd',
-    target: d,
-    env: d.env,
-    version: async () => must(await d.docker(['version', '--format', '{{.Server.Version}}']), 'docker version').stdout.trim(),
-    loadBusybox: () => loadTestImages(d),
-    stop: () => d.stop(),
-    log: () => logTail(d, 30),
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// dockerd (Debian docker.io), on private dirs
-
-function which(cmd: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').concat(['/usr/sbin', '/usr/bin'])) {
-    const p = path.join(dir, cmd);
-    try {
-      fs.accessSync(p, fs.constants.X_OK);
-      return p;
-    } catch {}
-  }
-  return undefined;
-}
-
-async function ensureDockerd(install: boolean): Promise<string | undefined> {
-  const found = which('dockerd');
-  if (found || !install) return found;
-  process.stderr.write('bench: installing docker.io with apt-get (services kept stopped)...\n');
-  // Keep the package's init script from starting a system-wide dockerd.
-  const policy = '/usr/sbin/policy-rc.d';
-  const addedPolicy = !fs.existsSync(policy);
-  if (addedPolicy) fs.writeFileSync(policy, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
-  try {
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    let r = await run('apt-get', ['install', '-y', '--no-install-recommends', 'docker.io'], { env, timeoutMs: 600_000 });
-    if (r.code !== 0) {
-      must(await run('apt-get', ['update'], { env, timeoutMs: 300_000 }), 'apt-get update');
-      r = await run('apt-get', ['install', '-y', '--no-install-recommends', 'docker.io'], { env, timeoutMs: 600_000 });
-    }
-    must(r, 'apt-get install docker.io');
-  } finally {
-    if (addedPolicy) fs.rmSync(policy, { force: true });
-  }
-  return which('dockerd');
-}
-
-function ping(socket: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = http.request({ socketPath: socket, path: '/_ping', agent: false, timeout: 1000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
-    req.end();
-  });
-}
-
-const dockerdTargets = new Set<DaemonTarget>();
-const dockerdChildren = new Set<ChildProcess>();
-
-async function startDockerd(bin: string): Promise<Engine> {
-  const root = fs.mkdtempSync('/tmp/bench-dockerd-');
-  const t: DaemonTarget = {
-    root,
-    dataRoot: path.join(root, 'data'),
-    execRoot: path.join(root, 'exec'),
-    cgroupParent: `bench-${path.basename(root)}`,
-  };
-  dockerdTargets.add(t);
-  fs.mkdirSync(t.dataRoot);
-  fs.mkdirSync(t.execRoot);
-  const socket = path.join(root, 'docker.sock');
-  const logFile = path.join(root, 'dockerd.log');
-  const configDir = path.join(root, 'docker-config');
-  fs.mkdirSync(configDir);
-  const env = { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: configDir, DOCKER_CLI_HINTS: 'false' };
-  // dockerd 20.10 writes its trust key under /etc/docker unless told otherwise.
-  const config = path.join(root, 'daemon.json');
-  fs.writeFileSync(config, JSON.stringify({ 'deprecated-key-path': path.join(root, 'key.json') }));
-  // It (and its containerd) also make a few fixed dirs under /run; remove those it created.
-  const hostDirs = ['/run/docker/plugins', '/run/docker', '/run/containerd/s', '/run/containerd'].filter((d) => !fs.existsSync(d));
-  const fd = fs.openSync(logFile, 'a');
-  const child = spawn(
-    bin,
-    [
-      '--data-root', t.dataRoot,
-      '--exec-root', t.execRoot,
-      '-H', `unix://${socket}`,
-      '--pidfile', path.join(root, 'dockerd.pid'),
-      '--bridge', 'none',
-      '--iptables=false',
-      '--ip-masq=false',
-      '--cgroup-parent', t.cgroupParent,
-      '--group', 'root',
-      '--config-file', config,
-    ],
-    { stdio: ['ignore', fd, fd], env: { ...process.env, DOCKER_HOST: '' } },
-  );
-  fs.closeSync(fd);
-  dockerdChildren.add(child);
-  let exited = false;
-  const exit = new Promise<void>((r) => child.once('exit', () => ((exited = true), r())));
-  child.once('error', () => (exited = true));
-  const tail = () => fs.readFileSync(logFile, 'utf8').split('\n').slice(-30).join('\n');
-  const stop = async () => {
-    if (!exited) {
-      child.kill('SIGTERM');
-      await Promise.race([exit, sleep(15_000)]);
-    }
-    dockerdChildren.delete(child);
-    dockerdTargets.delete(t);
-    cleanupHost(t);
-    for (const d of hostDirs) {
-      try {
-        fs.rmdirSync(d); // only if empty
-      } catch {}
-    }
-  };
-  const deadline = Date.now() + 30_000;
-  while (!(await ping(socket))) {
-    if (exited || Date.now() > deadline) {
-      const why = exited ? 'exited' : 'did not answer /_ping in 30 s';
-      const log = tail();
-      await stop();
-      throw new Error(`dockerd ${why}:\n${log}`);
-    }
-    await sleep(100);
-  }
-  const docker = (args: string[]) => run(paths.docker, args, { env, timeoutMs: 120_000 });
-  return {
-    name: 'dockerd',
-    target: t,
-    env,
-    version: async () => must(await docker(['version', '--format', '{{.Server.Version}}']), 'docker version').stdout.trim(),
-    loadBusybox: async () => {
-      const [, busybox] = await testImages();
-      must(await docker(['import', '-c', 'CMD ["sh"]', busybox.tar, 'busybox:latest']), 'docker import');
-    },
-    stop,
-    log: tail,
-  };
-}
-
-// A Ctrl-C or kill must not leave a dockerd, its containerd, shims, mounts or cgroups behind.
-// (The harness does the same for berthd daemons on exit.)
-function killDockerdsSync(): void {
-  for (const c of dockerdChildren) c.kill('SIGKILL');
-  for (const t of dockerdTargets) {
-    try {
-      cleanupHost(t);
-    } catch (e) {
-      process.stderr.write(`${(e as Error).message}\n`);
-    }
-  }
-  dockerdTargets.clear();
-}
-process.on('exit', killDockerdsSync);
-for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
 
 // ---------------------------------------------------------------------------------------------
 // The measurements
 
 async function measure(engine: Engine, o: Options): Promise<EngineResult> {
   const res: EngineResult = { engine: engine.name };
-  const docker = (args: string[], timeoutMs = 60_000) => run(paths.docker, args, { env: engine.env, timeoutMs });
+  const docker = (args: string[], timeoutMs = 60_000) => engine.docker(args, timeoutMs);
   res.version = await engine.version();
 
   await sleep(2000);
   res.idleRssMB = sum((await sampleRss(engine.target)).values()) / 1024;
-  await engine.loadBusybox();
+  await loadBusybox(engine);
 
   // Per-container overhead first, before the timing runs leave garbage in the daemons' heaps.
   const before = await sampleRss(engine.target);
@@ -359,10 +163,8 @@ function table(results: EngineResult[], o: Options): string {
           `(${fmt(r.monitorMB, 'MB', 1)} + ${fmt(r.engineGrowthMB, 'MB', 1)})`,
         ],
   );
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   const title = `docker run --rm --network none busybox true: N=${o.n} after ${o.warmup} warm-ups; per container: ${o.containers} sleep containers`;
-  return [title, line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+  return [title, formatTable(head, rows, (i) => i < 2)].join('\n');
 }
 
 async function main(): Promise<void> {
