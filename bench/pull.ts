@@ -2,7 +2,7 @@
  * Benchmark: cold pull (then remove) of a ~90 MB, 4-layer Debian-based image from a loopback
  * registry, berthd against dockerd, side by side, in one run.
  *
- *   node --import tsx bench/pull.ts [--with-dockerd] [-n 5] [--warmup 1]
+ *   node --import tsx bench/pull.ts [--with-dockerd] [-n 5] [--warmup 1] [--stages]
  *
  * 1. Builds once (cached under /tmp/berth-bench-cache/) an OCI layout: mmdebstrap minbase bookworm
  *    (gzip), its /usr/share/doc again (gzip), and two layers of random data, ~90 MB compressed;
@@ -13,10 +13,14 @@
  *    (so the next pull is cold), each timed as wall time of the real docker CLI; a pull or rmi over
  *    120 s aborts. The engines take turns so that load from elsewhere on the host hits both alike.
  *    dockerd treats 127.0.0.0/8 registries as insecure (plain HTTP) by default, like berthd.
+ *    With --stages, one more pull per engine goes through POST /images/create directly and its
+ *    progress messages are printed as a timeline (when each layer finished downloading, started
+ *    and finished extracting), to see where the time goes.
  * 3. Prints a table (pull+rmi median and p90, pull and rmi medians, berthd/dockerd ratio) and
  *    one JSON line. Daemons, the registry and temp dirs are removed at the end, also on Ctrl-C.
  */
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as path from 'node:path';
 import { startDistribution } from '../test/registry-fixtures.js';
 import {
@@ -38,6 +42,8 @@ interface Options {
   withDockerd: boolean;
   n: number;
   warmup: number;
+  /** One more pull per engine through the Engine API, printed as a per-layer timeline. */
+  stages: boolean;
 }
 
 interface EngineResult {
@@ -56,7 +62,7 @@ const PULL_TIMEOUT_MS = 120_000;
 const IMAGE_KEY = 'debian-bookworm-doc-random-90M-v1';
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { withDockerd: false, n: 5, warmup: 1 };
+  const o: Options = { withDockerd: false, n: 5, warmup: 1, stages: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const num = (max: number) => {
@@ -67,8 +73,9 @@ function parseArgs(argv: string[]): Options {
     if (a === '--with-dockerd') o.withDockerd = true;
     else if (a === '-n') o.n = Math.max(1, num(100));
     else if (a === '--warmup') o.warmup = num(10);
+    else if (a === '--stages') o.stages = true;
     else if (a === '-h' || a === '--help') {
-      process.stdout.write('usage: bench/pull.ts [--with-dockerd] [-n 5] [--warmup 1]\n');
+      process.stdout.write('usage: bench/pull.ts [--with-dockerd] [-n 5] [--warmup 1] [--stages]\n');
       process.exit(0);
     } else throw new Error(`bench: unknown argument ${a}`);
   }
@@ -143,6 +150,51 @@ async function measure(engines: Engine[], results: EngineResult[], ref: string, 
   for (const [i, engine] of engines.entries()) results[i].leftAfterRmiMB = duBytes(engine.target.dataRoot) / 1e6;
 }
 
+/**
+ * One cold pull through the Engine API (then rmi), timing the first "Download complete",
+ * "Extracting" and "Pull complete" message of each layer from the start of the request.
+ */
+async function stageTimeline(engine: Engine, ref: string): Promise<string> {
+  const socket = String(engine.env.DOCKER_HOST).replace(/^unix:\/\//, '');
+  const [name, tag] = [ref.slice(0, ref.lastIndexOf(':')), ref.slice(ref.lastIndexOf(':') + 1)];
+  const t0 = performance.now();
+  const at = new Map<string, Map<string, number>>();
+  await new Promise<void>((resolve, reject) => {
+    const req = http.request(
+      { socketPath: socket, method: 'POST', path: `/v1.41/images/create?fromImage=${encodeURIComponent(name)}&tag=${encodeURIComponent(tag)}`, timeout: PULL_TIMEOUT_MS },
+      (res) => {
+        let buf = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          buf += c;
+          for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+            const line = buf.slice(0, i).trim();
+            buf = buf.slice(i + 1);
+            if (!line) continue;
+            const m = JSON.parse(line) as { id?: string; status?: string; error?: string };
+            if (m.error) return req.destroy(new Error(m.error));
+            if (!m.id || !m.status) continue;
+            if (!at.has(m.id)) at.set(m.id, new Map());
+            if (!at.get(m.id)!.has(m.status)) at.get(m.id)!.set(m.status, (performance.now() - t0) / 1000);
+          }
+        });
+        res.on('end', resolve);
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`pull timed out after ${PULL_TIMEOUT_MS} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+  const total = (performance.now() - t0) / 1000;
+  must(await engine.docker(['rmi', ref], PULL_TIMEOUT_MS), `${engine.name}: docker rmi (stages)`);
+  const rows = [...at]
+    .filter(([, s]) => s.has('Pull complete'))
+    .map(([id, s]) => [engine.name, id, f3(s.get('Download complete')), f3(s.get('Extracting')), f3(s.get('Pull complete')), f3((s.get('Pull complete') ?? 0) - (s.get('Extracting') ?? 0))]);
+  rows.push([engine.name, 'whole pull', '', '', f3(total), '']);
+  return formatTable(['engine', 'layer', 'downloaded at', 'extracting from', 'complete at', 'extract s'], rows, (i) => i < 2);
+}
+
 const f3 = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(3));
 const q = (xs: number[] | undefined, p: number) => (xs?.length ? quantile([...xs].sort((a, b) => a - b), p) : undefined);
 
@@ -184,6 +236,7 @@ async function main(): Promise<void> {
   const forgetReg = guardRegistry(reg);
   const ref = `${reg.host}/bench/debian:v1`;
   const running: Engine[] = [];
+  const timelines: string[] = [];
   let results: EngineResult[] = [];
   try {
     await pushLayout(img.layout, ref);
@@ -200,6 +253,15 @@ async function main(): Promise<void> {
     process.stderr.write(`bench: measuring ${running.map((e) => e.name).join(' and ')}, taking turns...\n`);
     await measure(running, measured, ref, o);
     results = [...measured, ...results];
+    if (o.stages) {
+      for (const e of running) {
+        try {
+          timelines.push(await stageTimeline(e, ref));
+        } catch (err) {
+          process.stderr.write(`bench: ${e.name}: stage timeline failed: ${(err as Error).message}\n`);
+        }
+      }
+    }
   } finally {
     for (const e of running) await e.stop();
     await reg.stop();
@@ -211,6 +273,7 @@ async function main(): Promise<void> {
     `docker pull + docker rmi of a ${mb.toFixed(1)} MB, ${img.layers}-layer image (${img.source}) from distribution 2.8 on loopback: N=${o.n} after ${o.warmup} warm-up(s)\n`,
   );
   process.stdout.write(table + '\n');
+  if (timelines.length) process.stdout.write(`\nOne more cold pull per engine through the API (seconds from the request):\n${timelines.join('\n')}\n`);
   const round = (xs: number[] | undefined) => xs?.map((x) => Number(x.toFixed(4)));
   const json = {
     bench: 'pull-rmi',
