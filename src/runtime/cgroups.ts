@@ -53,11 +53,12 @@ export function cgroupDirs(cgroupsPath: string): string[] {
   return dirs;
 }
 
+/** Every hierarchy under /sys/fs/cgroup, the hybrid layout's cgroup2 "unified" one included: runc makes a dir there too. */
 function v1Hierarchies(): string[] {
   let names: fs.Dirent[];
   try { names = fs.readdirSync(CGROUP_ROOT, { withFileTypes: true }); } catch { return []; }
   return names
-    .filter((e) => (e.isDirectory() || e.isSymbolicLink()) && e.name !== 'unified')
+    .filter((e) => e.isDirectory() || e.isSymbolicLink())
     .map((e) => path.join(CGROUP_ROOT, e.name));
 }
 
