@@ -14,6 +14,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
+import { parseArgs } from 'node:util';
 import { cleanupHost, logTail, paths, run, startDaemon, type Daemon, type DaemonTarget, type RunResult } from '../test/harness.js';
 
 export { freePort } from '../test/registry-fixtures.js';
@@ -455,3 +456,37 @@ export async function cachedImage(key: string, o: Omit<BuildOptions, 'work'>): P
 export async function pushLayout(layout: string, ref: string, timeoutMs = 300_000): Promise<void> {
   await mustRun('skopeo', ['--insecure-policy', 'copy', '--quiet', '--dest-tls-verify=false', '--preserve-digests', `oci:${layout}:bench`, `docker://${ref}`], timeoutMs);
 }
+
+export interface IntFlag { default: number; min: number; max: number; short?: string }
+
+/**
+ * A bench's flags: booleans and bounded integers (node's parseArgs), kebab-case on the
+ * command line, camelCase in the result; -h/--help prints `usage` and exits.
+ */
+export function benchArgs<B extends string, I extends string>(usage: string, bools: readonly B[], ints: Record<I, IntFlag>): { [K in B as Camel<K>]: boolean } & { [K in I as Camel<K>]: number } {
+  const options: Record<string, { type: 'boolean' | 'string'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
+  for (const b of bools) options[b] = { type: 'boolean' };
+  for (const [name, f] of Object.entries<IntFlag>(ints)) options[name] = { type: 'string', ...(f.short ? { short: f.short } : {}) };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ args: process.argv.slice(2), options, strict: true }).values as Record<string, string | boolean | undefined>;
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${usage}`);
+  }
+  if (values.help) {
+    process.stdout.write(`${usage}\n`);
+    process.exit(0);
+  }
+  const out: Record<string, boolean | number> = {};
+  const camel = (k: string) => k.replace(/-(\w)/g, (_m, c: string) => c.toUpperCase());
+  for (const b of bools) out[camel(b)] = values[b] === true;
+  for (const [name, f] of Object.entries<IntFlag>(ints)) {
+    const raw = values[name];
+    const v = raw === undefined ? f.default : Number(raw);
+    if (!Number.isInteger(v) || v < f.min || v > f.max) throw new Error(`${name.length === 1 ? '-' : '--'}${name} wants an integer in ${f.min}..${f.max}`);
+    out[camel(name)] = v;
+  }
+  return out as ReturnType<typeof benchArgs<B, I>>;
+}
+
+type Camel<S extends string> = S extends `${infer H}-${infer T}` ? `${H}${Capitalize<Camel<T>>}` : S;

@@ -27,6 +27,7 @@ import {
   cachedImage,
   ensureDockerd,
   formatTable,
+  benchArgs,
   guardRegistry,
   median,
   must,
@@ -60,27 +61,6 @@ interface EngineResult {
 const PULL_TIMEOUT_MS = 120_000;
 /** Names everything that shapes the image; change it when the recipe changes. */
 const IMAGE_KEY = 'debian-bookworm-doc-random-90M-v1';
-
-function parseArgs(argv: string[]): Options {
-  const o: Options = { withDockerd: false, n: 5, warmup: 1, stages: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const num = (max: number) => {
-      const v = Number(argv[++i]);
-      if (!Number.isInteger(v) || v < 0 || v > max) throw new Error(`bench: ${a} wants an integer in 0..${max}`);
-      return v;
-    };
-    if (a === '--with-dockerd') o.withDockerd = true;
-    else if (a === '-n') o.n = Math.max(1, num(100));
-    else if (a === '--warmup') o.warmup = num(10);
-    else if (a === '--stages') o.stages = true;
-    else if (a === '-h' || a === '--help') {
-      process.stdout.write('usage: bench/pull.ts [--with-dockerd] [-n 5] [--warmup 1] [--stages]\n');
-      process.exit(0);
-    } else throw new Error(`bench: unknown argument ${a}`);
-  }
-  return o;
-}
 
 /** Bytes of regular files under dir (not following symlinks, not crossing into mounts' contents twice). */
 function duBytes(dir: string): number {
@@ -221,7 +201,10 @@ function summary(results: EngineResult[]): { table: string; ratio?: number } {
 }
 
 async function main(): Promise<void> {
-  const o = parseArgs(process.argv.slice(2));
+  const o = benchArgs('usage: bench/pull.ts [--with-dockerd] [-n 5] [--warmup 1] [--stages]', ['with-dockerd', 'stages'], {
+    n: { default: 5, min: 1, max: 100, short: 'n' },
+    warmup: { default: 1, min: 0, max: 10 },
+  });
   const starts: (() => Promise<Engine>)[] = [startBerth];
   const dockerd = await ensureDockerd(o.withDockerd);
   if (dockerd) starts.push(() => startDockerd(dockerd));

@@ -19,7 +19,7 @@
  */
 import * as fs from 'node:fs';
 import { loadTestImages, testImages, type DaemonTarget } from '../test/harness.js';
-import { ensureDockerd, formatTable, must, quantile, sleep, startBerth, startDockerd, sum, type Engine } from './common.js';
+import { benchArgs, ensureDockerd, formatTable, must, quantile, sleep, startBerth, startDockerd, sum, type Engine } from './common.js';
 
 interface Options {
   withDockerd: boolean;
@@ -41,27 +41,6 @@ interface EngineResult {
   /** Part of perContainerMB: growth of the processes that were already running (the engine itself). */
   engineGrowthMB?: number;
   error?: string;
-}
-
-function parseArgs(argv: string[]): Options {
-  const o: Options = { withDockerd: false, n: 30, warmup: 3, containers: 10 };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const num = (max: number) => {
-      const v = Number(argv[++i]);
-      if (!Number.isInteger(v) || v < 0 || v > max) throw new Error(`bench: ${a} wants an integer in 0..${max}`);
-      return v;
-    };
-    if (a === '--with-dockerd') o.withDockerd = true;
-    else if (a === '-n') o.n = Math.max(1, num(500));
-    else if (a === '--warmup') o.warmup = num(20);
-    else if (a === '--containers') o.containers = Math.max(1, num(50));
-    else if (a === '-h' || a === '--help') {
-      process.stdout.write('usage: bench/run.ts [--with-dockerd] [-n 30] [--warmup 3] [--containers 10]\n');
-      process.exit(0);
-    } else throw new Error(`bench: unknown argument ${a}`);
-  }
-  return o;
 }
 
 /** VmRSS in kB of each of the engine's own processes: those whose command line names its dirs. */
@@ -168,7 +147,11 @@ function table(results: EngineResult[], o: Options): string {
 }
 
 async function main(): Promise<void> {
-  const o = parseArgs(process.argv.slice(2));
+  const o = benchArgs('usage: bench/run.ts [--with-dockerd] [-n 30] [--warmup 3] [--containers 10]', ['with-dockerd'], {
+    n: { default: 30, min: 1, max: 500, short: 'n' },
+    warmup: { default: 3, min: 0, max: 20 },
+    containers: { default: 10, min: 1, max: 50 },
+  });
   const engines: (() => Promise<Engine>)[] = [startBerth];
   const dockerd = await ensureDockerd(o.withDockerd);
   if (dockerd) engines.push(() => startDockerd(dockerd));
