@@ -80,11 +80,21 @@ function fsyncDir(dir: string): void {
 }
 
 class Overlay2 implements Snapshotter {
+  /**
+   * Removed dirs are renamed here and deleted in the background, so `rmi` and `rm`
+   * return at once; recover() empties it after a crash. A sibling of root, on the
+   * same filesystem, so the rename is atomic and root lists only live dirs.
+   */
+  private readonly trash: string;
+  private deleting: Promise<void> = Promise.resolve();
+
   constructor(
     private readonly root: string,
     private readonly db: Database,
   ) {
     fs.mkdirSync(path.join(root, LINK_DIR), { recursive: true, mode: 0o700 });
+    this.trash = `${root}.trash`;
+    fs.mkdirSync(this.trash, { recursive: true, mode: 0o700 });
     db.exec(`
       CREATE TABLE IF NOT EXISTS storage_layers (
         chain_id TEXT PRIMARY KEY,
@@ -168,7 +178,16 @@ class Overlay2 implements Snapshotter {
       } catch {
         // no link file: nothing to unlink
       }
-      fs.rmSync(d, { recursive: true, force: true });
+      const doomed = path.join(this.trash, `${path.basename(d)}-${crypto.randomBytes(4).toString('hex')}`);
+      try {
+        fs.renameSync(d, doomed);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw err;
+      }
+      this.deleting = this.deleting.then(() =>
+        fs.promises.rm(doomed, { recursive: true, force: true }).catch((e: unknown) => log.warn('background delete failed', { dir: doomed, error: String(e) })),
+      );
     }
   }
 
@@ -309,6 +328,8 @@ class Overlay2 implements Snapshotter {
   }
 
   async recover(): Promise<void> {
+    await this.deleting;
+    for (const name of fs.readdirSync(this.trash)) fs.rmSync(path.join(this.trash, name), { recursive: true, force: true });
     const known = new Set<string>();
     for (const r of this.db.prepare('SELECT cache_id FROM storage_layers').all() as { cache_id: string }[]) known.add(r.cache_id);
     for (const r of this.db.prepare('SELECT cache_id, init_cache_id FROM storage_snapshots').all() as { cache_id: string; init_cache_id: string | null }[]) {
