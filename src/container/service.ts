@@ -600,6 +600,8 @@ function normalizeHostConfig(h: Partial<HostConfig>): HostConfig {
   if (nano && (h.CpuQuota || h.CpuPeriod)) throw new InvalidParameter('Conflicting options: Nano CPUs and CPU Period cannot both be set');
   if (h.Memory && h.Memory > 0 && h.Memory < 6 * 1024 * 1024) throw new InvalidParameter('Minimum memory limit allowed is 6MB');
   if (h.Binds && h.Binds.length) throw new InvalidParameter('bind mounts are not supported yet');
+  const published = Object.values((h.PortBindings ?? {}) as Record<string, unknown[] | null>).some((b) => b && b.length);
+  if (published || h.PublishAllPorts) throw new InvalidParameter('publishing ports (-p, -P) is not supported yet: containers have no bridge network');
   const restart = h.RestartPolicy ?? { Name: 'no', MaximumRetryCount: 0 };
   if (restart.Name && !RESTART_POLICIES.includes(restart.Name)) throw new InvalidParameter(`invalid restart policy: unknown policy '${restart.Name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'`);
   if (restart.MaximumRetryCount && restart.Name !== 'on-failure') throw new InvalidParameter(`invalid restart policy: maximum retry count can only be used with 'on-failure'`);
