@@ -15,7 +15,7 @@
  * Files per container in the bundle: config.json, conmon.pid, pidfile,
  * attach (socket), ctl (fifo, window size), conmon.log, runc.log, oom.
  */
-import { spawn, execFile } from 'node:child_process';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { writeFileAtomic } from '../util/fs.js';
 import path from 'node:path';
@@ -165,40 +165,15 @@ class ConmonRuntime implements Runtime {
 
   /** Runs conmon and returns the container pid it reports on the sync pipe, or throws runc's error. */
   private async spawnConmon(id: string, bundle: string, io: CreateIO): Promise<number> {
-    const args = [
-      '--api-version', '1',
-      '-c', id, '-u', id, '-n', id,
-      '-r', this.o.runtimePath,
-      '-b', bundle,
-      '-p', path.join(bundle, 'pidfile'),
-      '-P', path.join(bundle, 'conmon.pid'),
-      '--persist-dir', bundle,
-      '--exit-dir', this.exitsDir,
-      '--full-attach',
-      '--socket-dir-path', bundle,
-      '-l', `k8s-file:${io.logPath}`,
-      '--log-level', 'warning',
-      '--runtime-arg', `--root=${this.o.runtimeRoot}`,
-      '--runtime-arg', `--log=${path.join(bundle, 'runc.log')}`,
-      '--runtime-arg', '--log-format=json',
-    ];
+    const args = conmonArgs(this.o, {
+      container: id, session: id, dir: bundle, pidfile: path.join(bundle, 'pidfile'), exitDir: this.exitsDir, log: `k8s-file:${io.logPath}`,
+    });
+    args.push('--persist-dir', bundle);
     if (io.stdin) args.push('-i');
     if (io.stdin && io.leaveStdinOpen) args.push('--leave-stdin-open');
     if (io.tty) args.push('-t');
 
-    // conmon's own stdout/stderr go to a file: a pipe we later close would kill it with SIGPIPE.
-    const out = fs.openSync(path.join(bundle, 'conmon.log'), 'a');
-    let child;
-    try {
-      child = spawn(this.o.conmonPath, args, {
-        cwd: bundle,
-        detached: true,
-        stdio: ['ignore', out, out, 'pipe'],
-        env: { ...process.env, _OCI_SYNCPIPE: '3' },
-      });
-    } finally {
-      fs.closeSync(out);
-    }
+    const child = startConmon(this.o.conmonPath, args, bundle, 1, { _OCI_SYNCPIPE: '3' });
     const sync = child.stdio[3] as Readable;
     const exited = new Promise<number | null>((resolve) => {
       child.once('exit', (code) => resolve(code));
@@ -398,4 +373,45 @@ class ConmonRuntime implements Runtime {
 
 export function createRuntime(o: RuntimeOptions): Runtime {
   return new ConmonRuntime(o);
+}
+
+/** The arguments every conmon we start shares: the session, its bundle dir, runc with our root and a JSON log in dir. */
+export function conmonArgs(
+  o: { runtimePath: string; runtimeRoot: string },
+  s: { container: string; session: string; dir: string; pidfile: string; exitDir: string; log: string },
+): string[] {
+  return [
+    '--api-version', '1',
+    '-c', s.container, '-u', s.session, '-n', s.session,
+    '-r', o.runtimePath,
+    '-b', s.dir,
+    '-p', s.pidfile,
+    '-P', path.join(s.dir, 'conmon.pid'),
+    '--exit-dir', s.exitDir,
+    '--full-attach',
+    '--socket-dir-path', s.dir,
+    '-l', s.log,
+    '--log-level', 'warning',
+    '--runtime-arg', `--root=${o.runtimeRoot}`,
+    '--runtime-arg', `--log=${path.join(s.dir, 'runc.log')}`,
+    '--runtime-arg', '--log-format=json',
+  ];
+}
+
+/**
+ * Starts conmon detached with `pipes` extra pipes from fd 3 on. Its own output goes to
+ * dir/conmon.log: a pipe we later close would kill it with SIGPIPE.
+ */
+export function startConmon(conmonPath: string, args: string[], dir: string, pipes: number, env: Record<string, string>): ChildProcess {
+  const out = fs.openSync(path.join(dir, 'conmon.log'), 'a');
+  try {
+    return spawn(conmonPath, args, {
+      cwd: dir,
+      detached: true,
+      stdio: ['ignore', out, out, ...Array<'pipe'>(pipes).fill('pipe')],
+      env: { ...process.env, ...env },
+    });
+  } finally {
+    fs.closeSync(out);
+  }
 }

@@ -18,7 +18,6 @@
  * Nothing is persisted: like dockerd, a restarted daemon forgets exec
  * sessions (sweep() removes the directories of ones whose conmon is gone).
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -26,7 +25,7 @@ import { BerthError, Conflict, InvalidParameter, SystemError, errorMessage } fro
 import { log } from '../log.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { attachSocket, type AttachStreams } from './attach.js';
-import { runcMessage } from './conmon.js';
+import { conmonArgs, runcMessage, startConmon } from './conmon.js';
 import type { OciProcess, OciSpec } from './spec.js';
 
 export interface ExecRuntimeOptions {
@@ -219,42 +218,17 @@ class ConmonExecRuntime implements ExecRuntime {
   }
 
   private async spawn(containerId: string, execId: string, dir: string, io: ExecIO, cleanup: () => void): Promise<ExecProcess> {
-    const args = [
-      '--api-version', '1',
-      '-c', containerId, '-u', execId, '-n', execId,
-      '-r', this.o.runtimePath,
-      '-b', dir,
-      '-p', path.join(dir, 'pid'),
-      '-P', path.join(dir, 'conmon.pid'),
-      // The exit file is named after the container: it must not land in the containers' exit dir.
-      '--exit-dir', dir,
-      '--full-attach',
-      '--socket-dir-path', dir,
-      '-l', 'none:',
-      '--log-level', 'warning',
-      '--runtime-arg', `--root=${this.o.runtimeRoot}`,
-      '--runtime-arg', `--log=${path.join(dir, 'runc.log')}`,
-      '--runtime-arg', '--log-format=json',
+    // The exit file is named after the container: it must not land in the containers' exit dir.
+    const args = conmonArgs(this.o, { container: containerId, session: execId, dir, pidfile: path.join(dir, 'pid'), exitDir: dir, log: 'none:' });
+    args.push(
       '--exec',
       '--exec-process-spec', path.join(dir, 'process.json'),
-    ];
+    );
     if (io.attach) args.push('--exec-attach');
     if (io.stdin) args.push('-i');
     if (io.tty) args.push('-t');
 
-    const out = fs.openSync(path.join(dir, 'conmon.log'), 'a');
-    let child;
-    try {
-      child = spawn(this.o.conmonPath, args, {
-        cwd: dir,
-        detached: true,
-        // conmon's own output goes to a file: a pipe we later close would kill it with SIGPIPE.
-        stdio: ['ignore', out, out, 'pipe', 'pipe', 'pipe'],
-        env: { ...process.env, _OCI_SYNCPIPE: '3', _OCI_STARTPIPE: '4', ...(io.attach ? { _OCI_ATTACHPIPE: '5' } : {}) },
-      });
-    } finally {
-      fs.closeSync(out);
-    }
+    const child = startConmon(this.o.conmonPath, args, dir, 3, { _OCI_SYNCPIPE: '3', _OCI_STARTPIPE: '4', ...(io.attach ? { _OCI_ATTACHPIPE: '5' } : {}) });
     child.on('error', (err) => log.error('spawn conmon (exec)', { error: errorMessage(err) }));
     child.unref();
     const pipes = child.stdio as unknown as Array<Readable | Writable | null>;
