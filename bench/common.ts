@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { cleanupHost, logTail, paths, run, startDaemon, type Daemon, type DaemonTarget, type RunResult } from '../test/harness.js';
 
 export { freePort } from '../test/registry-fixtures.js';
+import { initLayout, writeIndex, writeManifest } from '../test/registry-fixtures.js';
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
@@ -350,8 +351,8 @@ const tarArgs = ['--format=ustar', '--mtime=@0', '--owner=0', '--group=0'];
  * Without mmdebstrap, random layers only.
  */
 export async function buildImage(dir: string, o: BuildOptions): Promise<BenchImage> {
+  initLayout(dir);
   const blobs = path.join(dir, 'blobs', 'sha256');
-  fs.mkdirSync(blobs, { recursive: true });
   fs.mkdirSync(o.work, { recursive: true });
   const layers: Array<{ digest: string; size: number; diffId: string }> = [];
   const sources: string[] = [];
@@ -395,25 +396,10 @@ export async function buildImage(dir: string, o: BuildOptions): Promise<BenchIma
     fs.rmSync(raw);
     await addLayer(tar, 1);
   }
-  const put = (b: Buffer) => {
-    const digest = `sha256:${createHash('sha256').update(b).digest('hex')}`;
-    fs.writeFileSync(path.join(blobs, digest.slice(7)), b);
-    return { digest, size: b.length };
-  };
-  const config = put(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) } })));
-  const manifest = put(
-    Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-        layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: l.digest, size: l.size })),
-      }),
-    ),
-  );
-  fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': 'bench' } }] }));
-  fs.writeFileSync(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  return { layout: dir, bytes: total() + config.size + manifest.size, layers: layers.length, source: sources.join(' + ') };
+  const built = writeManifest(dir, layers.map((l) => ({ ...l, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip' })));
+  writeIndex(dir, 'bench', { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: built.manifestDigest, size: built.manifest.length });
+  const configSize = fs.statSync(path.join(blobs, built.configDigest.slice(7))).size;
+  return { layout: dir, bytes: total() + configSize + built.manifest.length, layers: layers.length, source: sources.join(' + ') };
 }
 
 export const benchCacheRoot = '/tmp/berth-bench-cache';

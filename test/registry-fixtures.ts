@@ -148,10 +148,39 @@ async function zstdOf(data: Buffer): Promise<Buffer> {
 interface LayoutImage { platform: { os: string; architecture: string; variant?: string }; layers: Buffer[]; compression: 'gzip' | 'zstd'; cmd: string[] }
 interface BuiltImage { manifest: Buffer; manifestDigest: string; configDigest: string; layers: PushedLayer[]; platform: LayoutImage['platform'] }
 
-function writeBlob(dir: string, data: Buffer): string {
+/**
+ * OCI image layouts, written by hand: `initLayout` makes the skeleton, `layoutBlob` stores a blob,
+ * `writeManifest` adds a config and a manifest over layer blobs already stored, `writeIndex` names it.
+ */
+export function initLayout(dir: string): void {
+  fs.mkdirSync(path.join(dir, 'blobs/sha256'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+}
+
+export function layoutBlob(dir: string, data: Buffer): string {
   const d = sha(data);
   fs.writeFileSync(path.join(dir, 'blobs/sha256', d.slice(7)), data);
   return d;
+}
+
+/** Config (`config` fields over linux/amd64 and the layers' diff IDs) and manifest for `layers`; returns the manifest. */
+export function writeManifest(dir: string, layers: PushedLayer[], config: object = {}): { manifest: Buffer; manifestDigest: string; configDigest: string } {
+  const configBlob = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, ...config, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) } }));
+  const configDigest = layoutBlob(dir, configBlob);
+  const manifest = Buffer.from(JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: configBlob.length },
+    layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+  }));
+  return { manifest, manifestDigest: layoutBlob(dir, manifest), configDigest };
+}
+
+export function writeIndex(dir: string, tag: string, desc: { mediaType: string; digest: string; size: number }): void {
+  fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify({
+    schemaVersion: 2,
+    manifests: [{ ...desc, annotations: { 'org.opencontainers.image.ref.name': tag } }],
+  }));
 }
 
 async function buildImage(dir: string, img: LayoutImage): Promise<BuiltImage> {
@@ -159,37 +188,21 @@ async function buildImage(dir: string, img: LayoutImage): Promise<BuiltImage> {
   for (const tar of img.layers) {
     const blob = img.compression === 'zstd' ? await zstdOf(tar) : gzipSync(tar);
     const mediaType = `application/vnd.oci.image.layer.v1.tar+${img.compression}`;
-    layers.push({ digest: writeBlob(dir, blob), size: blob.length, diffId: sha(tar), mediaType });
+    layers.push({ digest: layoutBlob(dir, blob), size: blob.length, diffId: sha(tar), mediaType });
   }
-  const config = Buffer.from(JSON.stringify({
+  const built = writeManifest(dir, layers, {
     created: '2026-01-01T00:00:00Z',
     ...img.platform,
     config: { Cmd: img.cmd, Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'] },
-    rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
     history: layers.map((_, i) => ({ created: '2026-01-01T00:00:00Z', created_by: `layer ${i}` })),
-  }));
-  const configDigest = writeBlob(dir, config);
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
-    layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
-  }));
-  return { manifest, manifestDigest: writeBlob(dir, manifest), configDigest, layers, platform: img.platform };
+  });
+  return { ...built, layers, platform: img.platform };
 }
 
 async function newLayout(): Promise<string> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-oci-'));
-  fs.mkdirSync(path.join(dir, 'blobs/sha256'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  initLayout(dir);
   return dir;
-}
-
-function writeIndex(dir: string, tag: string, desc: { mediaType: string; digest: string; size: number }): void {
-  fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify({
-    schemaVersion: 2,
-    manifests: [{ ...desc, annotations: { 'org.opencontainers.image.ref.name': tag } }],
-  }));
 }
 
 async function skopeoCopy(dir: string, tag: string, dest: string, opts: { all?: boolean; creds?: string }): Promise<void> {
@@ -253,7 +266,7 @@ export async function pushMultiArch(host: string, repoTag: string): Promise<{ in
         mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: m.manifestDigest, size: m.manifest.length, platform: m.platform,
       })),
     }));
-    const indexDigest = writeBlob(dir, index);
+    const indexDigest = layoutBlob(dir, index);
     writeIndex(dir, tag, { mediaType: 'application/vnd.oci.image.index.v1+json', digest: indexDigest, size: index.length });
     await skopeoCopy(dir, tag, `${host}/${repo}:${tag}`, { all: true });
     const as = (m: BuiltImage): PushedImage => ({

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import bcrypt from 'bcryptjs';
 import { paths, repoRoot, run } from '../harness.js';
-import { freePort } from '../registry-fixtures.js';
+import { freePort, initLayout, layoutBlob, writeIndex, writeManifest } from '../registry-fixtures.js';
 
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -92,31 +92,14 @@ async function buildLayout(dir: string): Promise<void> {
   assert.equal(mk.code, 0, mk.stderr);
   const gz = await run('gzip', ['-n', '-k', '-f', tar]);
   assert.equal(gz.code, 0, gz.stderr);
-  fs.mkdirSync(path.join(dir, 'blobs', 'sha256'), { recursive: true });
-  const put = (b: Buffer) => {
-    const d = sha(b);
-    fs.writeFileSync(path.join(dir, 'blobs', 'sha256', d.slice(7)), b);
-    return { digest: d, size: b.length };
-  };
-  const layer = put(fs.readFileSync(`${tar}.gz`));
-  const config = put(
-    Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['sh'] }, rootfs: { type: 'layers', diff_ids: [sha(fs.readFileSync(tar))] }, history: [{ created_by: 'mkimage-busybox.sh' }] })),
-  );
-  const manifest = put(
-    Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...layer }],
-      }),
-    ),
-  );
-  fs.writeFileSync(
-    path.join(dir, 'index.json'),
-    JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': 'latest' } }] }),
-  );
-  fs.writeFileSync(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  initLayout(dir);
+  const tarBytes = fs.readFileSync(tar);
+  const gzBytes = fs.readFileSync(`${tar}.gz`);
+  const layer = { digest: layoutBlob(dir, gzBytes), size: gzBytes.length, diffId: sha(tarBytes), mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip' };
+  const built = writeManifest(dir, [layer], { config: { Cmd: ['sh'] }, history: [{ created_by: 'mkimage-busybox.sh' }] });
+  writeIndex(dir, 'latest', { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: built.manifestDigest, size: built.manifest.length });
+  const manifest = { digest: built.manifestDigest };
+  const config = { digest: built.configDigest };
   manifestDigest = manifest.digest;
   layerDigest = layer.digest;
   configDigest = config.digest;
