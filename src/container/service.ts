@@ -23,7 +23,7 @@ import { safeJoin } from '../archive/index.js';
 import { type Snapshotter, mountAll, unmountAll } from '../storage/index.js';
 import type { Image, ImageStore } from '../image/index.js';
 import { parseReference, familiarString } from '../image/reference.js';
-import { type Runtime, type LogEntry, buildSpec, resolveUser, readLog, logOffset } from '../runtime/index.js';
+import { type Runtime, type LogEntry, buildSpec, commandFailureCode, resolveUser, readLog, logOffset } from '../runtime/index.js';
 import { ContainerStore } from './store.js';
 import { randomName } from './names.js';
 import { type Container, type ContainerConfig, type HostConfig, type State, ZERO_TIME } from './types.js';
@@ -52,11 +52,9 @@ function now(): string {
   return new Date().toISOString();
 }
 
-/** Exit codes docker gives a container whose process could not be started. */
+/** Exit code docker gives a container whose process could not be started (128: not the command's fault). */
 function startFailureCode(message: string): number {
-  if (/executable file not found|no such file or directory/.test(message)) return 127;
-  if (/permission denied|cannot execute/i.test(message)) return 126;
-  return 128;
+  return commandFailureCode(message) ?? 128;
 }
 
 export class ContainerService {

@@ -81,10 +81,20 @@ const START_TIMEOUT_MS = 60_000;
 
 interface SyncMessage { data: number; message?: string }
 
-/** docker's exit codes for a process that could not be started. */
-export function execFailureCode(message: string): number {
+/**
+ * What runc's message says of the command it could not run: 127 when it was not found,
+ * 126 when it could not be executed, null when the failure was something else. Docker's
+ * exit codes for `run` and `exec` both come from here.
+ */
+export function commandFailureCode(message: string): 127 | 126 | null {
   if (/executable file not found|no such file or directory|system cannot find the file specified/.test(message)) return 127;
-  return 126;
+  if (/permission denied|cannot execute/i.test(message)) return 126;
+  return null;
+}
+
+/** dockerd answers 126 for an exec that failed to start for any other reason. */
+export function execFailureCode(message: string): number {
+  return commandFailureCode(message) ?? 126;
 }
 
 function validId(id: string): void {

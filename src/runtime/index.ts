@@ -17,5 +17,5 @@ export type { Runtime, RuntimeOptions, RuntimeStatus, CreateIO } from './conmon.
 export { readLog, logOffset } from './logs.js';
 export type { LogEntry, ReadLogOptions } from './logs.js';
 export { cgroupParentCleanup, cgroupVersion } from './cgroups.js';
-export { createExecRuntime, ExecStartError, execFailureCode } from './exec.js';
+export { createExecRuntime, ExecStartError, execFailureCode, commandFailureCode } from './exec.js';
 export type { ExecRuntime, ExecRuntimeOptions, ExecIO, ExecProcess } from './exec.js';
