@@ -139,3 +139,13 @@ test('docker errors: missing image, name conflict, command not found, not execut
 
   assert.equal((await ok(['ps', '-aq'])).stdout.trim(), '', 'failed --rm runs leave no container');
 });
+
+test('docker events streams a container\'s lifecycle', async () => {
+  const until = String(Math.floor(Date.now() / 1000) + 4);
+  const events = d.docker(['events', '--filter', 'container=ev1', '--format', '{{.Type}} {{.Action}}', '--until', until]);
+  await new Promise((r) => setTimeout(r, 500));
+  await ok(['run', '--rm', '--name', 'ev1', 'busybox', 'true']);
+  const r = await events;
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(r.stdout.trim().split('\n'), ['container create', 'container start', 'container die', 'container destroy']);
+});
