@@ -6,6 +6,7 @@ import type { Database } from 'better-sqlite3';
 import { applyLayer as unpack } from '../archive/index.js';
 import { Conflict, InvalidParameter, NotFound } from '../errors.js';
 import { log } from '../log.js';
+import * as sys from '../sys/index.js';
 import type { LayerInfo, Mount, Snapshotter } from './index.js';
 
 /*
@@ -79,6 +80,21 @@ function fsyncDir(dir: string): void {
   }
 }
 
+/**
+ * Without a journal, ext4 will not reuse an inode freed in the last few seconds (minutes while its
+ * table block is dirty), and every file created scans past all of them from the start of its block
+ * group: after `rmi` of a Debian layer, creating each of the next layer's files cost ~0.8 ms here
+ * instead of ~20 µs. The top-directory flag makes ext4 place each layer dir in a fresh block group
+ * of its own (Orlov), away from the inodes just freed. Other filesystems lack the flag: no harm.
+ */
+function spreadSubdirs(root: string): void {
+  try {
+    sys.addInodeFlags(root, sys.FS_TOPDIR_FL);
+  } catch (err) {
+    log.debug('storage: no top-directory flag on this filesystem', { root, err: String(err) });
+  }
+}
+
 class Overlay2 implements Snapshotter {
   /**
    * Removed dirs are renamed here and deleted in the background, so `rmi` and `rm`
@@ -93,6 +109,7 @@ class Overlay2 implements Snapshotter {
     private readonly db: Database,
   ) {
     fs.mkdirSync(path.join(root, LINK_DIR), { recursive: true, mode: 0o700 });
+    spreadSubdirs(root);
     this.trash = `${root}.trash`;
     fs.mkdirSync(this.trash, { recursive: true, mode: 0o700 });
     db.exec(`

@@ -17,6 +17,7 @@ const c = {
   llistxattr: libc.func('long llistxattr(const char *path, _Out_ uint8_t *list, size_t size)'),
   statfs: libc.func('int statfs(const char *path, _Out_ uint8_t *buf)'),
   lchown: libc.func('int lchown(const char *path, uint32 owner, uint32 group)'),
+  ioctl: libc.func('int ioctl(int fd, unsigned long request, ...)'),
 };
 
 export class SysError extends Error {
@@ -111,6 +112,25 @@ export function fsType(path: string): number {
   const buf = Buffer.alloc(120);
   check(c.statfs(path, buf), 'statfs', path);
   return Number(buf.readBigInt64LE(0));
+}
+
+const FS_IOC_GETFLAGS = 0x80086601;
+const FS_IOC_SETFLAGS = 0x40086602;
+/** ext2/3/4 "top of a directory hierarchy": the Orlov allocator spreads its subdirectories over block groups. */
+export const FS_TOPDIR_FL = 0x00020000;
+
+/** Sets inode flags (chattr) on a file or directory, keeping the ones it has. */
+export function addInodeFlags(path: string, flags: number): void {
+  const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    const buf = Buffer.alloc(4);
+    check(c.ioctl(fd, FS_IOC_GETFLAGS, 'uint8_t *', buf), 'ioctl(FS_IOC_GETFLAGS)', path);
+    if ((buf.readInt32LE(0) & flags) === flags) return;
+    buf.writeInt32LE(buf.readInt32LE(0) | flags);
+    check(c.ioctl(fd, FS_IOC_SETFLAGS, 'uint8_t *', buf), 'ioctl(FS_IOC_SETFLAGS)', path);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 export const FS_MAGIC: Record<number, string> = {
