@@ -210,7 +210,7 @@ class FsContentStore implements ContentStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFound(`blob ${digest} not found`);
       throw err;
     }
-    return fs.createReadStream(p, { fd });
+    return fs.createReadStream(p, { fd, highWaterMark: 1 << 20 });
   }
 
   async delete(digest: string): Promise<void> {
