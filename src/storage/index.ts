@@ -3,7 +3,8 @@
  *
  * Lifecycle:
  *  - pull: applyLayer(parent, tar) for each layer in order, giving committed,
- *    read-only layers addressed by chain ID (identical content → one copy).
+ *    read-only layers addressed by chain ID (identical content → one copy);
+ *    or stageLayer(tar) for all layers at once, then commit(parent) in order.
  *  - run: prepare(key, topLayer, init) makes a read-write snapshot and returns
  *    mount descriptions; the caller decides when to mountAll/unmountAll them
  *    (the snapshotter never mounts on its own). After a daemon restart,
@@ -33,11 +34,23 @@ export interface LayerInfo {
   size: number;
 }
 
+/** A layer unpacked by stageLayer, not yet part of any chain. */
+export interface StagedLayer {
+  diffId: string;
+  size: number;
+  /** Make it the committed layer on top of parent; if that chain ID exists already, this copy is discarded and the existing one returned. */
+  commit(parent: string | null): LayerInfo;
+  /** Throw the files away; nothing once committed. */
+  discard(): void;
+}
+
 export interface Snapshotter {
   /** Committed, read-only layers, addressed by chain ID (OCI: chainId(L0)=diffId(L0); chainId(Ln)=sha256(chainId(Ln-1)+" "+diffId(Ln))). */
   getLayer(chainId: string): LayerInfo | null;
   /** Unpack a layer tar on top of parent into a new committed layer. Atomic: a crash leaves either nothing or the full layer. If the resulting chainId exists already, the new copy is discarded and the existing one returned. */
   applyLayer(parent: string | null, tar: Readable): Promise<LayerInfo>;
+  /** Unpack a layer tar into a dir no reader sees yet (a crash leaves nothing), to be committed on top of any parent later. */
+  stageLayer(tar: Readable): Promise<StagedLayer>;
   /** Remove a committed layer (Conflict if a child layer or snapshot still uses it). */
   removeLayer(chainId: string): Promise<void>;
   /** A read-write snapshot `key` on top of committed layer `parent` (null = empty). `init`, when given, fills an

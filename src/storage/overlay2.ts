@@ -3,11 +3,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Database } from 'better-sqlite3';
-import { applyLayer as unpack } from '../archive/index.js';
+import { applyLayer as unpack, type ApplyResult } from '../archive/index.js';
 import { Conflict, InvalidParameter, NotFound } from '../errors.js';
 import { log } from '../log.js';
 import * as sys from '../sys/index.js';
-import type { LayerInfo, Mount, Snapshotter } from './index.js';
+import type { LayerInfo, Mount, Snapshotter, StagedLayer } from './index.js';
 
 /*
  * On-disk layout (Docker's overlay2):
@@ -158,31 +158,57 @@ class Overlay2 implements Snapshotter {
     return [`${LINK_DIR}/${link}`, ...(lower ? lower.split(':') : [])];
   }
 
-  /**
-   * Create <root>/.tmp-<id>/{diff,link,lower[,work]}, let `fill` populate diff,
-   * rename into place and add the l/ link. The caller inserts the row.
-   */
-  private async build(lowers: string[], withWork: boolean, fill?: (diff: string) => Promise<void>): Promise<{ cacheId: string; link: string }> {
+  /** Lowers for a new dir on top of committed layer `parent` (null: none). */
+  private lowersFor(parent: string | null): string[] {
+    if (parent === null) return [];
+    const p = this.layerRow(parent);
+    if (!p) throw new NotFound(`parent layer ${parent} does not exist`);
+    return this.lowersOf(p.cache_id);
+  }
+
+  /** A fresh <root>/.tmp-<id>/diff: invisible until publish(); recover() removes it after a crash. */
+  private stage(): { cacheId: string; diff: string } {
     const cacheId = newCacheId();
-    const link = newLinkId();
     const tmp = path.join(this.root, TMP_PREFIX + cacheId);
-    const final = this.dir(cacheId);
     try {
       fs.mkdirSync(path.join(tmp, 'diff'), { recursive: true, mode: 0o755 });
       fs.chmodSync(tmp, 0o710);
+    } catch (err) {
+      this.discard(cacheId);
+      throw err;
+    }
+    return { cacheId, diff: path.join(tmp, 'diff') };
+  }
+
+  /** Give a staged dir its link, lower (and work) files, rename it into place and add the l/ link. The caller inserts the row. */
+  private publish(cacheId: string, lowers: string[], withWork: boolean): string {
+    const link = newLinkId();
+    const tmp = path.join(this.root, TMP_PREFIX + cacheId);
+    try {
       if (withWork) fs.mkdirSync(path.join(tmp, 'work'), { mode: 0o700 });
       writeFileDurable(path.join(tmp, 'link'), link);
       if (lowers.length) writeFileDurable(path.join(tmp, 'lower'), lowers.join(':'));
-      if (fill) await fill(path.join(tmp, 'diff'));
       fsyncDir(tmp);
-      fs.renameSync(tmp, final);
+      fs.renameSync(tmp, this.dir(cacheId));
       fs.symlinkSync(`../${cacheId}/diff`, path.join(this.root, LINK_DIR, link));
       fsyncDir(this.root);
     } catch (err) {
       this.discard(cacheId);
       throw err;
     }
-    return { cacheId, link };
+    return link;
+  }
+
+  /** stage(), let `fill` populate diff, publish(). */
+  private async build(lowers: string[], withWork: boolean, fill?: (diff: string) => Promise<void>): Promise<{ cacheId: string; link: string }> {
+    const { cacheId, diff } = this.stage();
+    try {
+      if (fill) await fill(diff);
+    } catch (err) {
+      this.discard(cacheId);
+      throw err;
+    }
+    return { cacheId, link: this.publish(cacheId, lowers, withWork) };
   }
 
   /** Delete a cache dir (staged or final) and its short link. Best effort, idempotent. */
@@ -214,17 +240,46 @@ class Overlay2 implements Snapshotter {
   }
 
   async applyLayer(parent: string | null, tar: Readable): Promise<LayerInfo> {
-    let lowers: string[] = [];
-    if (parent !== null) {
-      const p = this.layerRow(parent);
-      if (!p) throw new NotFound(`parent layer ${parent} does not exist`);
-      lowers = this.lowersOf(p.cache_id);
-    }
-    if (lowers.length >= MAX_LOWERS) throw new InvalidParameter(`max depth exceeded: overlay supports at most ${MAX_LOWERS} layers`);
-    let result = { diffId: '', size: 0 };
-    const { cacheId } = await this.build(lowers, false, async (diff) => {
+    this.lowersFor(parent); // a missing parent fails before anything is unpacked
+    return (await this.stageLayer(tar)).commit(parent);
+  }
+
+  async stageLayer(tar: Readable): Promise<StagedLayer> {
+    const { cacheId, diff } = this.stage();
+    let result: ApplyResult;
+    try {
       result = await unpack(tar, diff);
-    });
+    } catch (err) {
+      this.discard(cacheId);
+      throw err;
+    }
+    let settled = false;
+    return {
+      diffId: result.diffId,
+      size: result.size,
+      commit: (parent) => {
+        if (settled) throw new Error('staged layer already committed or discarded');
+        settled = true;
+        return this.commitStaged(cacheId, parent, result);
+      },
+      discard: () => {
+        if (settled) return;
+        settled = true;
+        this.discard(cacheId);
+      },
+    };
+  }
+
+  private commitStaged(cacheId: string, parent: string | null, result: ApplyResult): LayerInfo {
+    let lowers: string[];
+    try {
+      lowers = this.lowersFor(parent);
+      if (lowers.length >= MAX_LOWERS) throw new InvalidParameter(`max depth exceeded: overlay supports at most ${MAX_LOWERS} layers`);
+    } catch (err) {
+      this.discard(cacheId);
+      throw err;
+    }
+    this.publish(cacheId, lowers, false);
     const chainId = chainIdOf(parent, result.diffId);
     const inserted = this.db
       .prepare('INSERT OR IGNORE INTO storage_layers (chain_id, diff_id, parent, cache_id, size) VALUES (?, ?, ?, ?, ?)')
@@ -251,12 +306,7 @@ class Overlay2 implements Snapshotter {
 
   async prepare(key: string, parent: string | null, init?: (initDir: string) => Promise<void>): Promise<Mount[]> {
     if (this.snapshotRow(key)) throw new Conflict(`snapshot ${key} already exists`);
-    let lowers: string[] = [];
-    if (parent !== null) {
-      const p = this.layerRow(parent);
-      if (!p) throw new NotFound(`parent layer ${parent} does not exist`);
-      lowers = this.lowersOf(p.cache_id);
-    }
+    let lowers = this.lowersFor(parent);
     let initId: string | null = null;
     let cacheId: string | null = null;
     try {

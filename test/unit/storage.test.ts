@@ -204,6 +204,34 @@ describe('overlay2', () => {
     for (const c of chain.reverse()) await snap.removeLayer(c);
   });
 
+  it('stages layers out of order, commits them in order, and throws a discarded one away', async () => {
+    const root = path.join(tmp, 'overlay2');
+    const before = fs.readdirSync(root).sort();
+    const [upper, base, spare] = await Promise.all([
+      snap.stageLayer(await tarOf([{ name: 'etc/.wh.motd' }, { name: 'top', body: 'T' }])),
+      snap.stageLayer(await tarOf([{ name: 'etc/motd', body: 'hi' }, { name: 'bottom', body: 'B' }])),
+      snap.stageLayer(await tarOf([{ name: 'unused', body: 'U' }])),
+    ]);
+    // Staged dirs are only .tmp- names: nothing a reader or getLayer() could pick up.
+    assert.ok(fs.readdirSync(root).filter((n) => !before.includes(n)).every((n) => n.startsWith('.tmp-')));
+    const l0 = base.commit(null);
+    const l1 = upper.commit(l0.chainId);
+    assert.equal(l1.parent, l0.chainId);
+    assert.throws(() => upper.commit(null), /already committed/);
+    spare.discard();
+    assert.deepEqual(fs.readdirSync(root).filter((n) => n.startsWith('.tmp-')), []);
+
+    const m = target('staged');
+    mountAll(await snap.prepare('staged', l1.chainId), m);
+    assert.deepEqual(tree(m), ['bottom', 'etc/', 'top']);
+    unmountAll(m);
+    mounted.splice(mounted.indexOf(m), 1);
+    await snap.remove('staged');
+    await snap.removeLayer(l1.chainId);
+    await snap.removeLayer(l0.chainId);
+    assert.deepEqual(fs.readdirSync(root).sort(), before);
+  });
+
   it('recover() removes half-written layers and orphan links, keeps committed ones', async () => {
     const kept = await snap.applyLayer(null, await tarOf([{ name: 'k', body: 'k' }]));
     const root = path.join(tmp, 'overlay2');
