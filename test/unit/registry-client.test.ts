@@ -5,11 +5,13 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
+import * as zlib from 'node:zlib';
 import BetterSqlite3 from 'better-sqlite3';
 import { openContentStore, type ContentStore } from '../../src/content/index.js';
 import { openOverlay2, type Snapshotter } from '../../src/storage/index.js';
@@ -51,6 +53,8 @@ async function assertEmpty(e: Env): Promise<void> {
   assert.deepEqual(await blobs(e), []);
   assert.equal(layerCount(e), 0);
   assert.deepEqual(fs.readdirSync(path.join(e.dir, 'content', 'ingest')), []);
+  // Not even a staged (half-unpacked) layer dir.
+  assert.deepEqual(fs.readdirSync(path.join(e.dir, 'overlay2')), ['l']);
 }
 
 function collect(): { msgs: JSONMessage[]; progress: (m: JSONMessage) => void } {
@@ -203,6 +207,23 @@ test('an unknown layer media type fails with a clear message before any download
   await assertEmpty(e);
 });
 
+test('a layer that is not a tar fails as it streams in, and leaves nothing', async () => {
+  const junk = zlib.gzipSync(crypto.randomBytes(3 << 20));
+  const layer = await putBlob(reg, 'junk', junk);
+  const diffId = `sha256:${crypto.createHash('sha256').update(zlib.gunzipSync(junk)).digest('hex')}`;
+  const cfgBytes = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [diffId] } }));
+  const cfg = await putBlob(reg, 'junk', cfgBytes);
+  await putManifest(reg, 'junk', 'latest', {
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: cfg, size: cfgBytes.length },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layer, size: junk.length }],
+  });
+  const e = env();
+  await assert.rejects(e.client.pull(`${reg.host}/junk`, { progress: () => {} }), new RegExp(`failed to register layer ${layer}: .*tar`, 'i'));
+  await assertEmpty(e);
+});
+
 test('a bad reference fails before any request', async () => {
   const e = env();
   await assert.rejects(e.client.pull('Bad/Name', { progress: () => {} }), /invalid reference format/);
@@ -210,7 +231,7 @@ test('a bad reference fails before any request', async () => {
 
 // ---- a faked boundary: proxy in front of distribution ---------------------------------------------
 
-interface ProxyOpts { token?: { user: string; password: string }; redirectBlobs?: boolean; cutBlobOnce?: string }
+interface ProxyOpts { token?: { user: string; password: string }; redirectBlobs?: boolean; cutBlobOnce?: string; ignoreRange?: boolean }
 interface Proxy { url: string; host: string; log: { method: string; url: string; auth?: string; range?: string; port: number }[]; tokens: number; stop(): Promise<void> }
 
 async function listen(handler: http.RequestListener): Promise<{ server: http.Server; port: number }> {
@@ -223,6 +244,7 @@ function forward(req: http.IncomingMessage, res: http.ServerResponse, target: st
   const headers = { ...req.headers };
   delete headers.authorization;
   delete headers.host;
+  if (opts.ignoreRange) delete headers.range;
   const up = http.request(`${target}${req.url}`, { method: req.method, headers }, (r) => {
     const h = { ...r.headers };
     if (typeof h.location === 'string') h.location = h.location.replace(target, `http://127.0.0.1:${port}`);
@@ -317,6 +339,15 @@ test('a dropped blob download resumes with a Range request', async () => {
   const gets = p.log.filter((l) => l.url.endsWith(bb.layers[0]!.digest) && l.method === 'GET');
   assert.equal(gets.length, 2);
   assert.match(gets[1]!.range ?? '', /^bytes=\d+-$/);
+});
+
+test('a resumed download from a server that ignores Range skips the bytes it has, and the layer unpacks whole', async () => {
+  const p = await startProxy(reg.url, { cutBlobOnce: bb.layers[0]!.digest, ignoreRange: true });
+  const e = env();
+  const img = await e.client.pull(`${p.host}/busybox`, { progress: () => {} });
+  assert.deepEqual(img.layers.map((l) => l.diffId), bb.layers.map((l) => l.diffId));
+  const gets = p.log.filter((l) => l.url.endsWith(bb.layers[0]!.digest) && l.method === 'GET');
+  assert.equal(gets.length, 2);
 });
 
 test('concurrent pulls of the same image share the downloads', async () => {

@@ -2,19 +2,20 @@
  * Pull: manifest (→ platform from an index) → config → layers, into content + storage + image store.
  *
  * Order of writes, so that a crash or failure leaves nothing that matters:
- *   1. blobs stream into content writers, verified by digest at commit (a mismatch is never published);
- *   2. each layer is unpacked from its committed blob once it and the layer below are done;
+ *   1. blobs stream into content writers, verified by digest at commit (a mismatch is never published),
+ *      and at the same time into the unpacker, which fills a staged layer dir no reader sees;
+ *   2. a staged layer is committed once its blob verified and the layer below is committed;
  *   3. manifest blob, then images.add() — the single commit point of the image.
- * A failed pull removes the layers and blobs it created that nothing else uses; a killed pull leaves
- * committed blobs and layers (reused by the next pull: "Already exists") and ingest files that
+ * A failed pull discards its staged dirs and removes the layers and blobs it created that nothing else
+ * uses; a killed pull leaves committed blobs and layers (reused by the next pull: "Already exists") and ingest files that
  * content.recover() drops.
  */
 import { once } from 'node:events';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { BerthError, InvalidParameter, NotFound, Unavailable } from '../../errors.js';
 import { log } from '../../log.js';
 import { sha256Digest, type ContentStore } from '../../content/index.js';
-import type { LayerInfo, Snapshotter } from '../../storage/index.js';
+import type { Snapshotter, StagedLayer } from '../../storage/index.js';
 import {
   chainIds, familiarName, familiarString, formatReference, parsePlatform, parseReference, repositoryName,
   type Image, type ImageConfig, type ImageStore, type Reference,
@@ -82,7 +83,8 @@ function checkDescriptor(d: unknown, what: string): Descriptor {
 
 export class Puller {
   private readonly blobs = new Map<string, Promise<void>>();
-  private readonly layers = new Map<string, Promise<LayerInfo>>();
+  /** Chain IDs some pull is committing right now. */
+  private readonly layers = new Map<string, Promise<void>>();
   private readonly pulls = new Map<string, { promise: Promise<Image>; listeners: Set<Progress> }>();
   /** Digests / chain IDs some running pull relies on: a failing pull must not delete those. */
   private readonly inUse = new Map<string, number>();
@@ -211,6 +213,7 @@ export class Puller {
     const held = [configDesc.digest, ...layerDescs.map((l) => l.digest), mf.digest];
     const createdBlobs = new Set<string>();
     const createdLayers: string[] = [];
+    const staged: StagedLayer[] = [];
     this.hold(held);
     let chain: string[] = [];
     try {
@@ -231,39 +234,42 @@ export class Puller {
       for (const [i, l] of layerDescs.entries()) {
         layerStatus(emit, shortDigest(l.digest), present[i] ? 'Already exists' : 'Pulling fs layer');
       }
-      const downloads: Promise<void>[] = layerDescs.map((l, i) => {
-        if (present[i]) return Promise.resolve();
-        const id = shortDigest(l.digest);
-        if (limiter.full) layerStatus(emit, id, 'Waiting');
-        return limiter.run(async () => {
-          if (content.info(l.digest)?.size === l.size) {
-            layerStatus(emit, id, 'Download complete');
-            return;
-          }
-          const ticker = new Ticker(l.size, (n) => layerProgress(emit, id, 'Downloading', n, l.size));
-          await this.blob(t, r, l, scopes, signal, createdBlobs, (n) => ticker.update(n), () => layerStatus(emit, id, 'Verifying Checksum'));
-          layerStatus(emit, id, 'Download complete');
-        });
-      });
-      const applied: Promise<void>[] = [];
-      let below: Promise<void> = Promise.resolve();
+      // Every layer downloads and unpacks at once into a staged dir; commits follow the chain's order.
+      const work: Promise<unknown>[] = [];
+      const committed: Promise<void>[] = [];
       for (const [i, l] of layerDescs.entries()) {
-        const prev = below;
-        const step = (async () => {
-          await downloads[i];
-          await prev;
-          if (present[i]) return;
-          const id = shortDigest(l.digest);
-          const ticker = new Ticker(l.size, (n) => layerProgress(emit, id, 'Extracting', n, l.size));
-          await this.layer(i === 0 ? null : chain[i - 1]!, chain[i]!, diffIds[i]!, l, (n) => ticker.update(n), createdLayers);
-          layerStatus(emit, id, 'Pull complete');
-        })();
+        const id = shortDigest(l.digest);
+        const below = i === 0 ? Promise.resolve() : committed[i - 1]!;
+        const elsewhere = this.layers.get(chain[i]!);
+        let step: Promise<void>;
+        if (present[i]) {
+          step = below;
+        } else if (elsewhere) {
+          // Another pull is bringing this very layer: wait for it rather than unpacking a second copy.
+          step = Promise.all([elsewhere, below]).then(() => layerStatus(emit, id, 'Pull complete'));
+        } else {
+          const staging = this.stage(t, r, l, scopes, signal, createdBlobs, limiter, emit);
+          staging.then((s) => staged.push(s), () => {});
+          const commit = (async () => {
+            const s = await staging;
+            await below;
+            if (s.diffId !== diffIds[i]) {
+              throw new InvalidParameter(`failed to register layer: layer ${l.digest} has diff ID ${s.diffId}, the image config says ${diffIds[i]}`);
+            }
+            s.commit(i === 0 ? null : chain[i - 1]!);
+            createdLayers.push(chain[i]!);
+            layerStatus(emit, id, 'Pull complete');
+          })();
+          this.layers.set(chain[i]!, commit);
+          commit.then(() => this.layers.delete(chain[i]!), () => this.layers.delete(chain[i]!));
+          work.push(staging);
+          step = commit;
+        }
         step.catch(() => ac.abort());
-        applied.push(step);
-        below = step;
+        committed.push(step);
       }
       // Wait for everything to settle before any cleanup, so nothing writes after it.
-      const results = await Promise.allSettled([...downloads, ...applied]);
+      const results = await Promise.allSettled([...work, ...committed]);
       const failed = results.find((x): x is PromiseRejectedResult => x.status === 'rejected' && !isAbort(x.reason))
         ?? results.find((x): x is PromiseRejectedResult => x.status === 'rejected');
       if (failed) throw failed.reason;
@@ -281,6 +287,7 @@ export class Puller {
       message(emit, `Status: ${upToDate ? 'Image is up to date for' : 'Downloaded newer image for'} ${familiarString(r)}`);
       return image;
     } catch (err) {
+      for (const s of staged) s.discard();
       await this.cleanup(createdLayers, createdBlobs, held.concat(chain));
       throw err;
     } finally {
@@ -322,12 +329,12 @@ export class Puller {
     }
   }
 
-  /** Fetches one blob into content, once even if several pulls want it. */
+  /** Fetches one blob into content, once even if several pulls want it; `tee` also gets its bytes, and ends once they are verified. */
   private async blob(t: Transport, r: Reference, desc: Descriptor, scopes: string[], signal: AbortSignal, created: Set<string>,
-    onBytes: (n: number) => void, onVerify?: () => void): Promise<void> {
+    onBytes: (n: number) => void, onVerify?: () => void, tee?: Writable): Promise<void> {
     let p = this.blobs.get(desc.digest);
     if (!p) {
-      p = this.download(t, r, desc, scopes, signal, onBytes, onVerify).then(() => { created.add(desc.digest); });
+      p = this.download(t, r, desc, scopes, signal, onBytes, onVerify, tee).then(() => { created.add(desc.digest); });
       this.blobs.set(desc.digest, p);
       p.then(() => this.blobs.delete(desc.digest), () => this.blobs.delete(desc.digest));
     }
@@ -335,38 +342,46 @@ export class Puller {
   }
 
   /**
-   * Streams a blob into a content writer. A connection that drops mid-body is resumed with a Range
-   * request (a server ignoring Range makes us start over); a body that ends cleanly but short, or bytes
-   * that hash to another digest, fail: the writer is aborted and nothing is published.
+   * Streams a blob into a content writer (and `tee`). A connection that drops mid-body is resumed with a
+   * Range request; from a server that ignores Range, the bytes we have already are skipped. A body that
+   * ends short, or bytes that hash to another digest, fail: the writer is aborted, nothing is published,
+   * and `tee` is destroyed with the error.
    */
   private async download(t: Transport, r: Reference, desc: Descriptor, scopes: string[], signal: AbortSignal,
-    onBytes: (n: number) => void, onVerify?: () => void): Promise<void> {
+    onBytes: (n: number) => void, onVerify?: () => void, tee?: Writable): Promise<void> {
     const { content } = this.deps;
-    let w = content.writer();
+    const w = content.writer();
     w.on('error', () => {}); // surfaced by write/commit
+    tee?.on('error', () => {}); // its reader reports its own failure
     let offset = 0;
     try {
       for (let attempt = 0; ; attempt++) {
         const headers: Record<string, string> = offset > 0 ? { Range: `bytes=${offset}-` } : {};
         const res = await t.request('GET', `/v2/${r.path}/blobs/${desc.digest}`, { headers, scopes, signal, follow: true });
-        if (res.status === 200 && offset > 0) {
-          await w.abort();
-          w = content.writer();
-          w.on('error', () => {});
-          offset = 0;
-        } else if (res.status !== 200 && res.status !== 206) {
+        if (res.status !== 200 && res.status !== 206) {
           const text = await errorText(res);
           if (res.status === 404) throw new NotFound(`blob ${desc.digest} not found in ${repositoryName(r)}: ${text}`);
           throw new Unavailable(`error fetching blob ${desc.digest} from ${r.domain}: ${text}`);
         }
+        let skip = res.status === 200 ? offset : 0;
         try {
           for await (const chunk of res.body as Readable) {
-            const b = chunk as Buffer;
+            let b = chunk as Buffer;
+            if (skip > 0) {
+              const n = Math.min(skip, b.length);
+              skip -= n;
+              b = b.subarray(n);
+              if (b.length === 0) continue;
+            }
             offset += b.length;
             if (offset > desc.size) throw new InvalidParameter(`filesystem layer verification failed for digest ${desc.digest}: more than the ${desc.size} bytes the manifest announces`);
-            if (!w.write(b)) await once(w, 'drain', { signal });
+            const wOk = w.write(b);
+            const teeOk = tee ? tee.write(b) : true;
+            if (!wOk) await once(w, 'drain', { signal });
+            if (!teeOk) await once(tee!, 'drain', { signal });
             onBytes(offset);
           }
+          if (skip > 0) throw new Error('body ended before the bytes already fetched');
           break;
         } catch (err) {
           if (signal.aborted || err instanceof BerthError || attempt >= 4) throw err;
@@ -385,43 +400,71 @@ export class Puller {
         }
         throw err;
       }
+      tee?.end();
     } catch (err) {
       await w.abort();
+      tee?.destroy(err as Error);
       throw err;
     }
   }
 
-  /** Unpacks a committed layer blob on top of parent, once per chain ID even across pulls. */
-  private async layer(parent: string | null, chainId: string, diffId: string, desc: Descriptor, onBytes: (n: number) => void,
-    created: string[]): Promise<LayerInfo> {
-    const { storage, content } = this.deps;
-    const have = storage.getLayer(chainId);
-    if (have) return have;
-    let p = this.layers.get(chainId);
-    if (!p) {
-      p = (async () => {
-        const src = content.readStream(desc.digest);
-        const counter = new Counter(onBytes);
-        let tar: Readable = src.pipe(counter);
-        src.on('error', (e) => counter.destroy(e));
-        if (layerCompression(desc.mediaType) === 'zstd') {
-          const z = new ZstdDecompress();
-          counter.on('error', (e) => z.destroy(e));
-          tar = counter.pipe(z);
-        }
-        const info = await storage.applyLayer(parent, tar);
-        if (!storage.getLayer(chainId) || info.chainId !== chainId) {
-          // Unpacked content does not match the config's diff ID: throw the layer away.
-          if (info.chainId !== chainId) await storage.removeLayer(info.chainId).catch(() => {});
-          throw new InvalidParameter(`failed to register layer: layer ${desc.digest} has diff ID ${info.diffId}, the image config says ${diffId}`);
-        }
-        created.push(chainId);
-        return info;
-      })();
-      this.layers.set(chainId, p);
-      p.then(() => this.layers.delete(chainId), () => this.layers.delete(chainId));
+  /**
+   * One layer's files in a staged dir: unpacked from the content store when the blob is there (or
+   * another pull is fetching it), else unpacked while it downloads. A staged dir is only committed
+   * once the blob's digest checked out.
+   */
+  private async stage(t: Transport, r: Reference, l: Descriptor, scopes: string[], signal: AbortSignal, createdBlobs: Set<string>,
+    limiter: Limiter, emit: Progress): Promise<StagedLayer> {
+    const { content } = this.deps;
+    const id = shortDigest(l.digest);
+    let downloaded = false;
+    const ticker = new Ticker(l.size, (n) => layerProgress(emit, id, 'Extracting', n, l.size));
+    const counter = new Counter((n) => { if (downloaded) ticker.update(n); });
+    const fromContent = (): Promise<StagedLayer> => {
+      layerStatus(emit, id, 'Download complete');
+      downloaded = true;
+      return this.unpack(content.readStream(l.digest), counter, l);
+    };
+    if (content.info(l.digest)?.size === l.size) return fromContent();
+    const sharing = this.blobs.get(l.digest);
+    if (sharing) return sharing.then(fromContent);
+    if (limiter.full) layerStatus(emit, id, 'Waiting');
+    return limiter.run(async () => {
+      if (content.info(l.digest)?.size === l.size) return fromContent();
+      const tee = new PassThrough({ highWaterMark: 1 << 20 });
+      const unpacking = this.unpack(tee, counter, l);
+      // A tar the unpacker rejects stops the download too.
+      const local = new AbortController();
+      unpacking.catch(() => local.abort());
+      const dl = new Ticker(l.size, (n) => layerProgress(emit, id, 'Downloading', n, l.size));
+      const fetching = this.blob(t, r, l, scopes, AbortSignal.any([signal, local.signal]), createdBlobs, (n) => dl.update(n),
+        () => layerStatus(emit, id, 'Verifying Checksum'), tee);
+      const [u, f] = await Promise.allSettled([unpacking, fetching]);
+      if (f.status === 'rejected') {
+        if (u.status === 'fulfilled') u.value.discard();
+        // An abort we caused because the unpacker failed: its error is the one that tells.
+        throw isAbort(f.reason) && u.status === 'rejected' ? u.reason : f.reason;
+      }
+      if (u.status === 'rejected') throw u.reason;
+      layerStatus(emit, id, 'Download complete');
+      downloaded = true;
+      layerProgress(emit, id, 'Extracting', counter.n, l.size);
+      return u.value;
+    });
+  }
+
+  private unpack(src: Readable, counter: Counter, l: Descriptor): Promise<StagedLayer> {
+    let tar: Readable = src.pipe(counter);
+    src.on('error', (e) => counter.destroy(e));
+    if (layerCompression(l.mediaType) === 'zstd') {
+      const z = new ZstdDecompress();
+      counter.on('error', (e) => z.destroy(e));
+      tar = counter.pipe(z);
     }
-    return p;
+    return this.deps.storage.stageLayer(tar).catch((err: unknown) => {
+      if (err instanceof BerthError || isAbort(err)) throw err;
+      throw new InvalidParameter(`failed to register layer ${l.digest}: ${(err as Error).message}`);
+    });
   }
 }
 
