@@ -2,15 +2,17 @@
  * Benchmark: push and pull throughput of `berth registry serve` against Debian's
  * docker-registry (distribution 2.8), with the same client (skopeo), side by side.
  *
- *   node --import tsx bench/registry.ts [-n 5]
+ *   node --import tsx bench/registry.ts [-n 7]
  *
- * 1. Builds one OCI image layout of about 90 MB compressed: a Debian minbase rootfs from
- *    mmdebstrap (when installed) as one gzip layer, topped up with random-data layers
- *    (incompressible) to ~90 MB; without mmdebstrap, random layers only.
- * 2. For each registry and each of n runs: start it (test/registry-fixtures.ts) on a fresh root
- *    on a free loopback port (a fresh root so nothing is skipped or mounted from an earlier run), time
- *    `skopeo copy oci:… docker://…` (push), then `skopeo copy docker://… dir:…` into a
- *    fresh directory (pull), stop it and delete its root.
+ * 1. Builds once (cached under /tmp/berth-bench-cache/) an OCI image layout of about 90 MB
+ *    compressed: a Debian minbase rootfs from mmdebstrap (when installed) as one gzip layer,
+ *    topped up with random-data layers (incompressible) to ~90 MB; without mmdebstrap, random
+ *    layers only.
+ * 2. n runs; in each, the registries take turns (the first one alternating, so load from elsewhere
+ *    hits both alike): start it (test/registry-fixtures.ts) on a fresh root on a free loopback
+ *    port (so nothing is skipped or mounted from an earlier run), time `skopeo copy oci:… docker://…`
+ *    (push), then `skopeo copy docker://… dir:…` into a fresh directory (pull), stop it and
+ *    delete its root.
  * 3. Prints MB/s (compressed bytes / wall time, median of n) as a table and one JSON line.
  * Everything lives in temp dirs that are removed at the end, also on Ctrl-C.
  */
@@ -18,11 +20,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startBerthRegistry, startDistribution, type Distribution } from '../test/registry-fixtures.js';
-import { buildImage, guardRegistry, median, mustRun, onExitSync, timed } from './common.js';
+import { benchArgs, cachedImage, guardRegistry, median, mustRun, onExitSync, timed } from './common.js';
 
 const TARGET_BYTES = 90 * 1024 * 1024;
-const argN = process.argv.indexOf('-n');
-const RUNS = argN > 0 ? Number(process.argv[argN + 1]) : 5;
+/** Names everything that shapes the image; change it when the recipe changes. */
+const IMAGE_KEY = 'debian-bookworm-random-90M-v1';
+const { n: RUNS } = benchArgs('usage: bench/registry.ts [-n 7]', [], { n: { default: 7, min: 1, max: 100, short: 'n' } });
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-bench-reg-'));
 onExitSync(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -39,28 +42,31 @@ if (fs.existsSync('/usr/bin/docker-registry')) registries.push({ name: 'docker-r
 const skopeo = (args: string[]) => timed(() => mustRun('skopeo', args));
 
 async function main(): Promise<void> {
-  const layout = path.join(tmp, 'layout');
-  process.stderr.write('building the image…\n');
-  const img = await buildImage(layout, { targetBytes: TARGET_BYTES, maxLayers: 4, docLayer: false, work: tmp });
+  process.stderr.write('building the image (cached)…\n');
+  const img = await cachedImage(IMAGE_KEY, { targetBytes: TARGET_BYTES, maxLayers: 4, docLayer: false });
   const mb = img.bytes / 1e6;
   process.stderr.write(`image: ${mb.toFixed(1)} MB compressed in ${img.layers} layers (${img.source}); ${RUNS} runs per registry\n`);
-  const results: Record<string, { pushMBs: number; pullMBs: number; pushS: number[]; pullS: number[] }> = {};
-  for (const reg of registries) {
-    const pushS: number[] = [];
-    const pullS: number[] = [];
-    for (let i = 0; i < RUNS; i++) {
+  const times = registries.map(() => ({ pushS: [] as number[], pullS: [] as number[] }));
+  for (let i = 0; i < RUNS; i++) {
+    const order = registries.map((_, k) => k);
+    if (i % 2) order.reverse();
+    for (const k of order) {
       const out = path.join(tmp, 'pulled');
-      const r = await reg.start();
+      const r = await registries[k].start();
       const forget = guardRegistry(r);
       try {
-        pushS.push(await skopeo(['copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:bench`, `docker://${r.host}/bench/img:${i}`]));
-        pullS.push(await skopeo(['copy', '--quiet', '--src-tls-verify=false', `docker://${r.host}/bench/img:${i}`, `dir:${out}`]));
+        times[k].pushS.push(await skopeo(['copy', '--quiet', '--dest-tls-verify=false', `oci:${img.layout}:bench`, `docker://${r.host}/bench/img:${i}`]));
+        times[k].pullS.push(await skopeo(['copy', '--quiet', '--src-tls-verify=false', `docker://${r.host}/bench/img:${i}`, `dir:${out}`]));
       } finally {
         await r.stop();
         forget();
         fs.rmSync(out, { recursive: true, force: true });
       }
     }
+  }
+  const results: Record<string, { pushMBs: number; pullMBs: number; pushS: number[]; pullS: number[] }> = {};
+  for (const [k, reg] of registries.entries()) {
+    const { pushS, pullS } = times[k];
     results[reg.name] = { pushMBs: mb / median(pushS), pullMBs: mb / median(pullS), pushS, pullS };
   }
   const rows = [['registry', 'push MB/s', 'pull MB/s', 'push s (median)', 'pull s (median)']];

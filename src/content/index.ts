@@ -18,6 +18,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { InvalidParameter, NotFound } from '../errors.js';
+import { DurableFileWriter } from '../util/fs.js';
 
 export interface BlobInfo { digest: string; size: number }
 
@@ -64,52 +65,19 @@ async function fsyncDir(dir: string): Promise<void> {
   try { await h.sync(); } finally { await h.close(); }
 }
 
-class FileBlobWriter extends Writable implements BlobWriter {
+class FileBlobWriter extends DurableFileWriter implements BlobWriter {
   private readonly hash: Hash = createHash('sha256');
   private size = 0;
-  private fd: number | null = null;
   private done = false;
 
   constructor(private readonly tmp: string, private readonly publish: (tmp: string, info: BlobInfo) => Promise<void>) {
-    super();
+    super(tmp, 'wx');
   }
 
-  override _construct(cb: (err?: Error | null) => void): void {
-    fs.open(this.tmp, 'wx', 0o644, (err, fd) => {
-      if (err) return cb(err);
-      this.fd = fd;
-      cb();
-    });
-  }
-
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+  override _write(chunk: Buffer, enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     this.hash.update(chunk);
     this.size += chunk.length;
-    const writeAll = (off: number): void => {
-      fs.write(this.fd!, chunk, off, chunk.length - off, null, (err, n) => {
-        if (err) return cb(err);
-        if (off + n < chunk.length) return writeAll(off + n);
-        cb();
-      });
-    };
-    writeAll(0);
-  }
-
-  // fsync + close before 'finish', so a finished writer's bytes are durable.
-  override _final(cb: (err?: Error | null) => void): void {
-    const fd = this.fd!;
-    fs.fsync(fd, (err) => {
-      if (err) return cb(err);
-      this.fd = null;
-      fs.close(fd, (e) => cb(e));
-    });
-  }
-
-  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    const fd = this.fd;
-    this.fd = null;
-    if (fd === null) return cb(err);
-    fs.close(fd, () => cb(err));
+    super._write(chunk, enc, cb);
   }
 
   private async ended(): Promise<void> {

@@ -21,11 +21,12 @@
  * the reverse order.
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { DurableFileWriter } from '../../util/fs.js';
 import {
   RegistryError,
   digestAlgorithm,
@@ -280,11 +281,10 @@ export class RegistryStore {
     const tmp = path.join(dir, 'data');
     try {
       const tap = new Tap(createHash(digestAlgorithm(digest)), length);
-      await pipeline(body, tap, createWriteStream(tmp));
+      await pipeline(body, tap, new DurableFileWriter(tmp, 'w'));
       if (length !== undefined && tap.n !== length) throw new RegistryError('SIZE_INVALID', 'provided length did not match content length', { expected: length, got: tap.n });
       const got = `${digestAlgorithm(digest)}:${tap.hash.digest('hex')}`;
       if (got !== digest) throw new RegistryError('DIGEST_INVALID', 'provided digest did not match uploaded content', { expected: digest, got });
-      await this.fsyncFile(tmp);
       await this.commitFile(tmp, digest);
       await this.link(name, digest);
     } finally {
@@ -339,7 +339,7 @@ export class RegistryStore {
     const tap = new Tap(s.hash, opts.length);
     const data = path.join(this.layout.upload(uuid), 'data');
     try {
-      await pipeline(body, tap, createWriteStream(data, { flags: 'a' }));
+      await pipeline(body, tap, new DurableFileWriter(data, 'a'));
       if (opts.length !== undefined && tap.n !== opts.length) throw new RegistryError('SIZE_INVALID', 'provided length did not match content length', { expected: opts.length, got: tap.n });
       s.size = size + tap.n;
       return s.size;
