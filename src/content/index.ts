@@ -74,10 +74,9 @@ class FileBlobWriter extends DurableFileWriter implements BlobWriter {
     super(tmp, 'wx');
   }
 
-  override _write(chunk: Buffer, enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+  protected override onChunk(chunk: Buffer): void {
     this.hash.update(chunk);
     this.size += chunk.length;
-    super._write(chunk, enc, cb);
   }
 
   private async ended(): Promise<void> {
