@@ -231,7 +231,7 @@ test('a bad reference fails before any request', async () => {
 
 // ---- a faked boundary: proxy in front of distribution ---------------------------------------------
 
-interface ProxyOpts { token?: { user: string; password: string }; redirectBlobs?: boolean; cutBlobOnce?: string; ignoreRange?: boolean }
+interface ProxyOpts { token?: { user: string; password: string }; redirectBlobs?: boolean; cutBlobOnce?: string; ignoreRange?: boolean; delayBlobsMs?: number }
 interface Proxy { url: string; host: string; log: { method: string; url: string; auth?: string; range?: string; port: number }[]; tokens: number; stop(): Promise<void> }
 
 async function listen(handler: http.RequestListener): Promise<{ server: http.Server; port: number }> {
@@ -241,6 +241,11 @@ async function listen(handler: http.RequestListener): Promise<{ server: http.Ser
 }
 
 function forward(req: http.IncomingMessage, res: http.ServerResponse, target: string, p: Proxy, port: number, opts: ProxyOpts): void {
+  if (opts.delayBlobsMs && /\/blobs\/sha256:/.test(req.url ?? '')) {
+    const ms = opts.delayBlobsMs;
+    setTimeout(() => forward(req, res, target, p, port, { ...opts, delayBlobsMs: 0 }), ms);
+    return;
+  }
   const headers = { ...req.headers };
   delete headers.authorization;
   delete headers.host;
@@ -364,6 +369,26 @@ test('concurrent pulls of the same image share the downloads', async () => {
     assert.equal(p.log.filter((r) => r.method === 'GET' && r.url.endsWith(l.digest)).length, 1, `${l.digest} fetched once`);
   }
   assert.ok(b.msgs.some((m) => m.status?.startsWith('Status:')), 'the second caller sees the outcome');
+});
+
+test('a caller giving up on a shared pull leaves it to the others; the last one to go stops it', async () => {
+  const p = await startProxy(reg.url, { delayBlobsMs: 400 });
+  const e = env();
+  const quitter = new AbortController();
+  const first = e.client.pull(`${p.host}/busybox`, { progress: () => {}, signal: quitter.signal });
+  const second = e.client.pull(`${p.host}/busybox`, { progress: () => {} });
+  setTimeout(() => quitter.abort(), 100);
+  await assert.rejects(first, { name: 'AbortError' });
+  assert.equal((await second).id, bb.configDigest);
+
+  const alone = env();
+  const ac = new AbortController();
+  const lone = alone.client.pull(`${p.host}/busybox`, { progress: () => {}, signal: ac.signal });
+  setTimeout(() => ac.abort(), 100);
+  await assert.rejects(lone, { name: 'AbortError' });
+  // Left alone, the pull would have finished by now (two blob fetches of 400 ms); stopped, it leaves nothing behind.
+  await new Promise((r) => setTimeout(r, 1500));
+  await assertEmpty(alone);
 });
 
 test('basic auth (htpasswd) for pull, push and login', async () => {

@@ -29,6 +29,7 @@ export interface Deps { content: ContentStore; storage: Snapshotter; images: Ima
 
 export interface Manifest { schemaVersion?: number; mediaType?: string; config: Descriptor; layers: Descriptor[] }
 interface Index { mediaType?: string; manifests: Descriptor[] }
+interface SharedPull { promise: Promise<Image>; listeners: Set<Progress>; ac: AbortController }
 
 /** Parallel layer downloads, as dockerd's max-concurrent-downloads default. */
 const DOWNLOADS = 3;
@@ -85,7 +86,7 @@ export class Puller {
   private readonly blobs = new Map<string, Promise<void>>();
   /** Chain IDs some pull is committing right now. */
   private readonly layers = new Map<string, Promise<void>>();
-  private readonly pulls = new Map<string, { promise: Promise<Image>; listeners: Set<Progress> }>();
+  private readonly pulls = new Map<string, SharedPull>();
   /** Digests / chain IDs some running pull relies on: a failing pull must not delete those. */
   private readonly inUse = new Map<string, number>();
   /** repository names each blob was pulled from (host/path), for cross-repository mounts on push. */
@@ -98,28 +99,42 @@ export class Puller {
     const platform = parsePlatform(opts.platform);
     const key = `${formatReference(r)}|${platform.os}/${platform.architecture}/${platform.variant ?? ''}`;
     let p = this.pulls.get(key);
-    if (p) {
-      // Same image already on its way: follow it rather than fetching twice.
-      p.listeners.add(opts.progress);
-      try {
-        return await p.promise;
-      } finally {
-        p.listeners.delete(opts.progress);
-      }
+    if (!p) {
+      // Same image already on its way: later callers follow it rather than fetching twice.
+      const listeners = new Set<Progress>();
+      const ac = new AbortController();
+      const emit: Progress = (m) => {
+        for (const l of listeners) {
+          try { l(m); } catch (err) { log.warn('registry: progress listener failed', { err: String(err) }); }
+        }
+      };
+      const promise = this.pullEndpoints(r, platform, opts.auth, emit, ac.signal);
+      const shared = { promise, listeners, ac };
+      p = shared;
+      this.pulls.set(key, shared);
+      promise.then(() => this.pulls.delete(key), () => this.pulls.delete(key));
     }
-    const listeners = new Set<Progress>([opts.progress]);
-    const emit: Progress = (m) => {
-      for (const l of listeners) {
-        try { l(m); } catch (err) { log.warn('registry: progress listener failed', { err: String(err) }); }
-      }
-    };
-    const promise = this.pullEndpoints(r, platform, opts.auth, emit, opts.signal);
-    p = { promise, listeners };
-    this.pulls.set(key, p);
+    return this.follow(p, opts.progress, opts.signal);
+  }
+
+  /** Waits for a shared pull; a caller that gives up stops getting progress, and the pull stops once nobody waits. */
+  private async follow(p: SharedPull, progress: Progress, signal?: AbortSignal): Promise<Image> {
+    signal?.throwIfAborted();
+    p.listeners.add(progress);
+    let onAbort = (): void => {};
+    const gaveUp = new Promise<never>((_, reject) => {
+      onAbort = () => {
+        p.listeners.delete(progress);
+        if (p.listeners.size === 0) p.ac.abort();
+        reject(signal!.reason);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
     try {
-      return await promise;
+      return await Promise.race([p.promise, gaveUp]);
     } finally {
-      this.pulls.delete(key);
+      signal?.removeEventListener('abort', onAbort);
+      p.listeners.delete(progress);
     }
   }
 
