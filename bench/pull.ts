@@ -16,8 +16,12 @@
  *    With --stages, one more pull per engine goes through POST /images/create directly and its
  *    progress messages are printed as a timeline (when each layer finished downloading, started
  *    and finished extracting), to see where the time goes.
- * 3. Prints a table (pull+rmi median and p90, pull and rmi medians, berthd/dockerd ratio) and
- *    one JSON line. Daemons, the registry and temp dirs are removed at the end, also on Ctrl-C.
+ * 3. Prints a table (pull+rmi median and p90, pull and rmi medians, berthd/dockerd ratio), each
+ *    engine's first pull, and one JSON line.
+ * On ext4 without a journal (this machine's root), a file created within minutes of many deletions
+ * in its block group costs ~0.8 ms instead of ~20 µs (ext4 skips recently freed inodes one by one),
+ * so each pull after an rmi can be several times slower than the first; berthd places each layer
+ * in a fresh block group to avoid that (storage/overlay2.ts), dockerd does not. Daemons, the registry and temp dirs are removed at the end, also on Ctrl-C.
  */
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -53,6 +57,8 @@ interface EngineResult {
   pullS?: number[];
   rmiS?: number[];
   totalS?: number[];
+  /** The first warm-up pull, into a data root nothing was ever deleted from. */
+  firstPullS?: number;
   /** Bytes under the data root after the last rmi: what a "cold" pull could still reuse. */
   leftAfterRmiMB?: number;
   error?: string;
@@ -105,7 +111,10 @@ async function measure(engines: Engine[], results: EngineResult[], ref: string, 
   for (const [i, engine] of engines.entries()) {
     try {
       results[i].version = await engine.version();
-      for (let w = 0; w < o.warmup; w++) await pullRmi(engine, ref, 'warm-up');
+      for (let w = 0; w < o.warmup; w++) {
+        const { pull } = await pullRmi(engine, ref, 'warm-up');
+        results[i].firstPullS ??= pull;
+      }
     } catch (e) {
       fail(i, e);
     }
@@ -256,6 +265,8 @@ async function main(): Promise<void> {
     `docker pull + docker rmi of a ${mb.toFixed(1)} MB, ${img.layers}-layer image (${img.source}) from distribution 2.8 on loopback: N=${o.n} after ${o.warmup} warm-up(s)\n`,
   );
   process.stdout.write(table + '\n');
+  const firsts = results.filter((r) => r.firstPullS !== undefined).map((r) => `${r.engine} ${f3(r.firstPullS)} s`);
+  if (firsts.length) process.stdout.write(`first pull, into a data root nothing was deleted from yet (warm-up): ${firsts.join(', ')}\n`);
   if (timelines.length) process.stdout.write(`\nOne more cold pull per engine through the API (seconds from the request):\n${timelines.join('\n')}\n`);
   const round = (xs: number[] | undefined) => xs?.map((x) => Number(x.toFixed(4)));
   const json = {
@@ -277,6 +288,7 @@ async function main(): Promise<void> {
               p90S: Number(q(r.totalS, 0.9)!.toFixed(4)),
               pullMedianS: Number(median(r.pullS!).toFixed(4)),
               rmiMedianS: Number(median(r.rmiS!).toFixed(4)),
+              firstPullS: r.firstPullS === undefined ? undefined : Number(r.firstPullS.toFixed(4)),
               leftAfterRmiMB: Number((r.leftAfterRmiMB ?? 0).toFixed(1)),
               pullS: round(r.pullS),
               rmiS: round(r.rmiS),
