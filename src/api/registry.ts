@@ -57,10 +57,12 @@ export function pull(ctx: Context, registry: RegistryClient): Promise<void> {
   return streamProgress(ctx, (progress, signal) => registry.pull(ref, { platform, auth, progress, signal }));
 }
 
+/** Without a tag, every local tag of the repository is pushed (the docker CLI's `push --all-tags`). */
 export function push(ctx: Context, registry: RegistryClient): Promise<void> {
-  const ref = pullRef(ctx.params.name, ctx.query.get('tag'));
+  const tag = ctx.query.get('tag');
+  const ref = pullRef(ctx.params.name, tag);
   const auth = registryAuth(ctx.req);
-  return streamProgress(ctx, (progress, signal) => registry.push(ref, { auth, progress, signal }));
+  return streamProgress(ctx, (progress, signal) => registry.push(ref, { auth, progress, signal, allTags: !tag }));
 }
 
 export async function login(ctx: Context, registry: RegistryClient): Promise<{ Status: string; IdentityToken?: string }> {

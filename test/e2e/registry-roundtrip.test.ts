@@ -54,6 +54,25 @@ test('docker push to berth registry serve, rmi, pull back and run', async () => 
   assert.match((await ok('docker', ['image', 'inspect', '-f', '{{json .RepoDigests}}', ref])).stdout, new RegExp(digest!));
 });
 
+test('docker push --all-tags pushes every local tag of the repository, and only those', async () => {
+  const repo = `${reg.host}/every/tag`;
+  await ok('docker', ['tag', 'busybox', `${repo}:one`]);
+  await ok('docker', ['tag', 'busybox', `${repo}:two`]);
+  await ok('docker', ['tag', 'hello-world', `${repo}:three`]);
+  await ok('docker', ['tag', 'busybox', `${reg.host}/every/other:left-out`]);
+  const push = await ok('docker', ['push', '--all-tags', repo]);
+  assert.equal(push.stdout.match(/The push refers to repository/g)?.length, 1, push.stdout);
+  for (const t of ['one', 'two', 'three']) assert.match(push.stdout, new RegExp(`${t}: digest: sha256:[0-9a-f]{64} size: \\d+`));
+  const tags = await fetch(`${reg.url}/v2/every/tag/tags/list`).then((r) => r.json() as Promise<{ tags: string[] }>);
+  assert.deepEqual(tags.tags.sort(), ['one', 'three', 'two']);
+  assert.equal((await fetch(`${reg.url}/v2/every/other/tags/list`)).status, 404);
+  // A tag in the name still pushes just that tag.
+  await ok('docker', ['tag', 'busybox', `${repo}:four`]);
+  await ok('docker', ['push', `${repo}:four`]);
+  const after = await fetch(`${reg.url}/v2/every/tag/tags/list`).then((r) => r.json() as Promise<{ tags: string[] }>);
+  assert.deepEqual(after.tags.sort(), ['four', 'one', 'three', 'two']);
+});
+
 test('berth push and pull draw docker\'s progress; berth run --pull always fetches again', async () => {
   const ref = `${reg.host}/hello:latest`;
   await ok('berth', ['tag', 'hello-world', ref]);

@@ -29,7 +29,8 @@ export interface RegistryClient {
   /** Pull ref (tag or digest) for platform (default: the host's, linux/amd64 here) into content + storage + image store; returns the image. */
   pull(ref: string, opts: { platform?: string; auth?: AuthConfig; progress: (m: JSONMessage) => void; signal?: AbortSignal }): Promise<Image>;
   /** Push a local image under ref (its repository must be a tag of the image). */
-  push(ref: string, opts: { auth?: AuthConfig; progress: (m: JSONMessage) => void; signal?: AbortSignal }): Promise<{ digest: string; size: number }>;
+  /** `allTags`, for a ref without a tag: every local tag of ref's repository (the API's push without a tag). */
+  push(ref: string, opts: { auth?: AuthConfig; progress: (m: JSONMessage) => void; signal?: AbortSignal; allTags?: boolean }): Promise<{ digest: string; size: number }>;
   /** Check credentials against a registry (POST /auth). Returns Docker's {Status:"Login Succeeded", IdentityToken?}. */
   login(auth: AuthConfig): Promise<{ Status: string; IdentityToken?: string }>;
 }

@@ -44,21 +44,36 @@ function uploadUrl(res: { headers: Record<string, string | string[] | undefined>
   return new URL(loc, base);
 }
 
-export async function push(deps: PushDeps, ref: string, opts: { auth?: AuthConfig; progress: Progress; signal?: AbortSignal }): Promise<{ digest: string; size: number }> {
-  const { content, images } = deps;
+/**
+ * Pushes ref's tag, or with `allTags` and a ref without one (the API's push without a tag) every local
+ * tag of ref's repository, one after the other, as dockerd does.
+ */
+export async function push(deps: PushDeps, ref: string, opts: { auth?: AuthConfig; progress: Progress; signal?: AbortSignal; allTags?: boolean }): Promise<{ digest: string; size: number }> {
   const named = parseNormalizedNamed(ref);
   if (named.digest !== undefined) throw new InvalidParameter('cannot push a digest reference');
   const r: Reference = parseReference(ref);
+  const repo = repositoryName(r);
+  const tags = opts.allTags && named.tag === undefined
+    ? [...new Set(deps.images.list().flatMap((i) => i.repoTags))].filter((t) => repositoryName(parseReference(t)) === repo).map((t) => parseReference(t).tag!).sort()
+    : [r.tag!];
+  if (tags.length === 0) throw new NotFound(`An image does not exist locally with the tag: ${familiarName(r)}`);
+  message(opts.progress, `The push refers to repository [${repo}]`);
+  let last = { digest: '', size: 0 };
+  for (const tag of tags) last = await pushTag(deps, { ...r, tag }, opts);
+  return last;
+}
+
+async function pushTag(deps: PushDeps, r: Reference, opts: { auth?: AuthConfig; progress: Progress; signal?: AbortSignal }): Promise<{ digest: string; size: number }> {
+  const { content, images } = deps;
   const tag = r.tag!;
+  const repo = repositoryName(r);
   let img;
   try {
-    img = images.resolve(`${repositoryName(r)}:${tag}`);
+    img = images.resolve(`${repo}:${tag}`);
   } catch (err) {
     if (err instanceof NotFound) throw new NotFound(`An image does not exist locally with the tag: ${familiarName(r)}`);
     throw err;
   }
-  const repo = repositoryName(r);
-  message(opts.progress, `The push refers to repository [${repo}]`);
   if (!img.manifestDigest) throw new InvalidParameter(`image ${img.id} has no manifest to push`);
   const manifestBytes = await content.read(img.manifestDigest);
   const manifest = JSON.parse(manifestBytes.toString('utf8')) as Manifest;
