@@ -71,6 +71,7 @@ test('docker push --all-tags pushes every local tag of the repository, and only 
   await ok('docker', ['push', `${repo}:four`]);
   const after = await fetch(`${reg.url}/v2/every/tag/tags/list`).then((r) => r.json() as Promise<{ tags: string[] }>);
   assert.deepEqual(after.tags.sort(), ['four', 'one', 'three', 'two']);
+  await ok('docker', ['rmi', ...['one', 'two', 'three', 'four'].map((t) => `${repo}:${t}`), `${reg.host}/every/other:left-out`]);
 });
 
 test('berth push and pull draw docker\'s progress; berth run --pull always fetches again', async () => {
