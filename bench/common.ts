@@ -13,6 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { cleanupHost, logTail, paths, run, startDaemon, type Daemon, type DaemonTarget, type RunResult } from '../test/harness.js';
@@ -217,7 +218,7 @@ const dockerdChildren = new Set<ChildProcess>();
  * a bridge or iptables rules. `daemonJson` is merged into the daemon.json it is given.
  */
 export async function startDockerd(bin: string, daemonJson: Record<string, unknown> = {}): Promise<Engine> {
-  const root = fs.mkdtempSync('/tmp/bench-dockerd-');
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-dockerd-'));
   const t: DaemonTarget = {
     root,
     dataRoot: path.join(root, 'data'),
