@@ -390,10 +390,11 @@ export class Puller {
             }
             offset += b.length;
             if (offset > desc.size) throw new InvalidParameter(`filesystem layer verification failed for digest ${desc.digest}: more than the ${desc.size} bytes the manifest announces`);
-            const wOk = w.write(b);
-            const teeOk = tee ? tee.write(b) : true;
-            if (!wOk) await once(w, 'drain', { signal });
-            if (!teeOk) await once(tee!, 'drain', { signal });
+            // Both 'drain' listeners go on at once: one registered after waiting for the other could miss its event.
+            const full: Promise<unknown>[] = [];
+            if (!w.write(b)) full.push(once(w, 'drain', { signal }));
+            if (tee && !tee.write(b)) full.push(once(tee, 'drain', { signal }));
+            if (full.length) await Promise.all(full);
             onBytes(offset);
           }
           if (skip > 0) throw new Error('body ended before the bytes already fetched');
