@@ -3,6 +3,7 @@
  *
  * - applyLayer(tar, dir): unpack an OCI/Docker layer (plain or gzip) into dir,
  *   turning `.wh.` whiteouts into overlay whiteouts; returns the diffId.
+ *   applyLayerOffThread: the same on a worker thread.
  * - diffLayer(upperDir): the reverse, from an overlay upper dir.
  * - packDir(dir): a plain tar of a tree (export, cp).
  * - safeJoin(root, p): the one place path names from outside meet the filesystem.
@@ -10,5 +11,6 @@
  * All are streaming; nothing holds a whole file in memory.
  */
 export { applyLayer, type ApplyResult } from './apply.js';
+export { applyLayerOffThread } from './offthread.js';
 export { diffLayer, packDir } from './pack.js';
 export { safeJoin } from './safejoin.js';

@@ -8,7 +8,8 @@ import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
 import zlib from 'node:zlib';
 import tar from 'tar-stream';
-import { applyLayer, diffLayer, packDir, safeJoin } from '../../src/archive/index.js';
+import { applyLayer, applyLayerOffThread, diffLayer, packDir, safeJoin } from '../../src/archive/index.js';
+import { InvalidParameter } from '../../src/errors.js';
 import * as sys from '../../src/sys/index.js';
 
 type Entry = Partial<tar.Header> & { name: string; pax?: Record<string, string>; body?: string };
@@ -233,5 +234,35 @@ describe('diffLayer / packDir', () => {
     assert.equal(fs.statSync(path.join(dst, 'a/b/c')).mode & 0o777, 0o751);
     assert.equal(fs.readlinkSync(path.join(dst, 'a/l')), 'b/c');
     assert.equal(sys.getxattr(path.join(dst, 'a/b/c'), 'user.k')?.toString(), 'v');
+  });
+});
+
+describe('applyLayerOffThread', () => {
+  it('unpacks on a worker exactly what applyLayer unpacks in process', async () => {
+    const files = Array.from({ length: 300 }, (_, i) => ({ name: `d${i % 7}/f${i}`, body: crypto.randomBytes(i * 37).toString('hex') }));
+    const buf = zlib.gzipSync(await makeTar([{ name: 'd0/', type: 'directory', mode: 0o750 }, ...files, { name: 'd1/.wh.f1' }]));
+    // Fed in small pieces, as a socket would, so batching and credit both come into play.
+    const pieces = (b: Buffer) => Readable.from((function* () { for (let o = 0; o < b.length; o += 4096) yield b.subarray(o, o + 4096); })());
+    const inproc = fresh('inproc');
+    const worker = fresh('worker');
+    const here = await applyLayer(pieces(buf), inproc);
+    const there = await applyLayerOffThread(pieces(buf), worker);
+    assert.deepEqual(there, here);
+    const rel = (root: string) => listTree(root, '').map((p) => {
+      const st = fs.lstatSync(p);
+      // Directories the tar does not list, and whiteouts, get the time of the unpack.
+      return `${path.relative(root, p)} ${st.mode.toString(8)} ${st.size} ${st.isFile() ? st.mtimeMs : ''}`;
+    });
+    assert.deepEqual(rel(worker), rel(inproc));
+    for (const f of files.filter((x) => x.name !== 'd1/f1')) assert.equal(fs.readFileSync(path.join(worker, f.name), 'utf8'), f.body);
+  });
+
+  it('keeps the error class of a bad tar (a 400 stays a 400) and the source\'s own error', async () => {
+    const bad = await makeTar([{ name: 'x', type: 'symlink', linkname: 'y' }, { name: 'weird', type: 'contiguous-file', body: 'z' }, { name: 'a/.wh..' }]);
+    await assert.rejects(applyLayerOffThread(Readable.from([bad]), fresh('bad')), (err: Error) => err instanceof InvalidParameter && /invalid whiteout name/.test(err.message));
+    const broken = new Readable({ read() {} });
+    broken.push(Buffer.alloc(4096));
+    setTimeout(() => broken.destroy(new Error('connection reset by the registry')), 50);
+    await assert.rejects(applyLayerOffThread(broken, fresh('broken')), /connection reset by the registry/);
   });
 });
