@@ -18,7 +18,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { InvalidParameter, NotFound } from '../errors.js';
-import { DurableFileWriter } from '../util/fs.js';
+import { DurableFileWriter, fsyncPath } from '../util/fs.js';
 
 export interface BlobInfo { digest: string; size: number }
 
@@ -58,11 +58,6 @@ export function isDigest(s: string): boolean {
 
 export function sha256Digest(data: Buffer | string): string {
   return 'sha256:' + createHash('sha256').update(data).digest('hex');
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const h = await fsp.open(dir, 'r');
-  try { await h.sync(); } finally { await h.close(); }
 }
 
 class FileBlobWriter extends DurableFileWriter implements BlobWriter {
@@ -134,7 +129,7 @@ class FsContentStore implements ContentStore {
     const tmp = path.join(this.ingestDir, randomBytes(12).toString('hex'));
     return new FileBlobWriter(tmp, async (file, info) => {
       await fsp.rename(file, this.path(info.digest));
-      await fsyncDir(this.blobDir);
+      await fsyncPath(this.blobDir);
     });
   }
 

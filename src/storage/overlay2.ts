@@ -9,6 +9,7 @@ import { applyLayerOffThread as unpack, type ApplyResult } from '../archive/inde
 import { Conflict, InvalidParameter, NotFound } from '../errors.js';
 import { log } from '../log.js';
 import * as sys from '../sys/index.js';
+import { fsyncPathSync } from '../util/fs.js';
 import type { LayerInfo, Mount, Snapshotter, StagedLayer } from './index.js';
 
 /*
@@ -73,14 +74,6 @@ function writeFileDurable(file: string, content: string): void {
   }
 }
 
-function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 /**
  * Without a journal, ext4 will not reuse an inode freed in the last few seconds (minutes while its
@@ -200,10 +193,10 @@ class Overlay2 implements Snapshotter {
       if (withWork) fs.mkdirSync(path.join(tmp, 'work'), { mode: 0o700 });
       writeFileDurable(path.join(tmp, 'link'), link);
       if (lowers.length) writeFileDurable(path.join(tmp, 'lower'), lowers.join(':'));
-      fsyncDir(tmp);
+      fsyncPathSync(tmp);
       fs.renameSync(tmp, this.dir(cacheId));
       fs.symlinkSync(`../${cacheId}/diff`, path.join(this.root, LINK_DIR, link));
-      fsyncDir(this.root);
+      fsyncPathSync(this.root);
     } catch (err) {
       this.discard(cacheId);
       throw err;

@@ -14,11 +14,25 @@ export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o64
     fs.closeSync(fd);
   }
   fs.renameSync(tmp, file);
-  const dir = fs.openSync(path.dirname(file), 'r');
+  fsyncPathSync(path.dirname(file));
+}
+
+/** fsync of a file or directory by path (a directory: so the names created or renamed in it last). */
+export function fsyncPathSync(p: string): void {
+  const fd = fs.openSync(p, 'r');
   try {
-    fs.fsyncSync(dir);
+    fs.fsyncSync(fd);
   } finally {
-    fs.closeSync(dir);
+    fs.closeSync(fd);
+  }
+}
+
+export async function fsyncPath(p: string): Promise<void> {
+  const fh = await fs.promises.open(p, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
 

@@ -26,7 +26,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DurableFileWriter } from '../../util/fs.js';
+import { DurableFileWriter, fsyncPath } from '../../util/fs.js';
 import {
   RegistryError,
   digestAlgorithm,
@@ -56,16 +56,7 @@ export async function writeAtomic(file: string, data: string | Buffer): Promise<
     await fh.close();
   }
   await fs.rename(tmp, file);
-  await syncDir(path.dirname(file));
-}
-
-export async function syncDir(dir: string): Promise<void> {
-  const fh = await fs.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  await fsyncPath(path.dirname(file));
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -262,16 +253,7 @@ export class RegistryStore {
       return;
     }
     await fs.rename(tmp, dst);
-    await syncDir(path.dirname(dst));
-  }
-
-  private async fsyncFile(file: string): Promise<void> {
-    const fh = await fs.open(file, 'r+');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    await fsyncPath(path.dirname(dst));
   }
 
   /** Monolithic upload: the body is the whole blob. */
@@ -371,7 +353,7 @@ export class RegistryStore {
     const got = `${alg}:${hash.digest('hex')}`;
     try {
       if (got !== digest) throw new RegistryError('DIGEST_INVALID', 'provided digest did not match uploaded content', { expected: digest, got });
-      await this.fsyncFile(data);
+      await fsyncPath(data);
       await this.commitFile(data, digest);
       await this.link(name, digest);
     } finally {
