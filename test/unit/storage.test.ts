@@ -19,7 +19,7 @@ async function makeTar(entries: Entry[]): Promise<Buffer> {
     for await (const c of p) chunks.push(Buffer.from(c as Uint8Array));
   })();
   for (const { body, ...h } of entries) {
-    await new Promise<void>((resolve, reject) => p.entry({ mode: 0o644, ...h }, body ?? '', (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) => p.entry({ mode: 0o644, mtime: new Date(1_600_000_000_000), ...h }, body ?? '', (err) => (err ? reject(err) : resolve())));
   }
   p.finalize();
   await done;
