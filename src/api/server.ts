@@ -5,7 +5,8 @@
  */
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { BerthError, InvalidParameter, NotFound, errorMessage } from '../errors.js';
+import { InvalidParameter, NotFound, errorMessage } from '../errors.js';
+import { errorBody, statusOf } from './errors.js';
 import { log } from '../log.js';
 
 export const API_VERSION = '1.50';
@@ -66,13 +67,13 @@ function compareVersions(a: string, b: string): number {
 }
 
 export function sendError(res: http.ServerResponse, err: unknown): void {
-  const status = err instanceof BerthError ? err.status : 500;
+  const status = statusOf(err);
   if (status >= 500) log.error('request failed', { error: errorMessage(err) });
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  const body = JSON.stringify({ message: errorMessage(err) }) + '\n';
+  const body = errorBody(err);
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
   res.end(body);
 }
@@ -153,8 +154,8 @@ export function createApiServer(router: Router, serverHeader: string): http.Serv
       }
     } catch (err) {
       if (upgrade) {
-        const status = err instanceof BerthError ? err.status : 500;
-        const body = JSON.stringify({ message: errorMessage(err) }) + '\n';
+        const status = statusOf(err);
+        const body = errorBody(err);
         upgrade.socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
         return;
       }

@@ -6,29 +6,18 @@
  */
 import type { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
-import { BerthError, Conflict, Forbidden, InvalidParameter, NotFound, SystemError, Unavailable } from '../errors.js';
+import { deserializeError } from '../errors.js';
 import type { ApplyResult } from './apply.js';
 
 export type ToWorker = { type: 'chunk'; data: Uint8Array } | { type: 'end' } | { type: 'error'; message: string };
 export type FromWorker =
   | { type: 'ack'; n: number }
   | { type: 'done'; result: ApplyResult }
-  | { type: 'failed'; message: string; code?: string; status?: number };
+  | { type: 'failed'; message: string; name?: string; code?: string };
 
 const IN_FLIGHT = 8;
 /** Network reads come in 16-64 KiB pieces: they are gathered to this size per message. */
 const BATCH = 1 << 20;
-
-const BY_STATUS: Record<number, new (m: string) => BerthError> = {
-  400: InvalidParameter, 403: Forbidden, 404: NotFound, 409: Conflict, 500: SystemError, 503: Unavailable,
-};
-
-function rebuild(m: { message: string; code?: string; status?: number }): Error {
-  const Cls = m.status !== undefined ? BY_STATUS[m.status] : undefined;
-  const err: Error & { code?: string } = Cls ? new Cls(m.message) : new Error(m.message);
-  if (m.code) err.code = m.code;
-  return err;
-}
 
 /** worker.js next to this file once built; worker.ts, loaded through tsx, when the sources run under it (tests). */
 const FROM_SOURCE = import.meta.url.endsWith('.ts');
@@ -50,7 +39,7 @@ export function applyLayerOffThread(input: Readable, dir: string): Promise<Apply
         resolve(m.result);
       } else {
         // A source that failed explains more than the worker's "premature close".
-        reject(inputError ?? rebuild(m));
+        reject(inputError ?? deserializeError(m));
       }
     });
     worker.on('error', reject);

@@ -4,7 +4,7 @@
  */
 import { Readable } from 'node:stream';
 import { parentPort, workerData } from 'node:worker_threads';
-import { BerthError } from '../errors.js';
+import { serializeError } from '../errors.js';
 import { applyLayer } from './apply.js';
 import type { ToWorker, FromWorker } from './offthread.js';
 
@@ -31,8 +31,5 @@ port.on('message', (m: ToWorker) => {
 });
 applyLayer(input, (workerData as { dir: string }).dir).then(
   (result) => post({ type: 'done', result }),
-  (err: unknown) => {
-    const e = err as Error & { code?: string; status?: number };
-    post({ type: 'failed', message: e.message ?? String(err), code: e.code, status: err instanceof BerthError ? e.status : undefined });
-  },
+  (err: unknown) => post({ type: 'failed', ...serializeError(err) }),
 );

@@ -12,10 +12,10 @@
  * Sessions live in memory only: like dockerd, a restarted daemon forgets them.
  */
 import crypto from 'node:crypto';
-import { Conflict, InvalidParameter, NotFound, errorMessage } from '../errors.js';
+import { CommandNotRunnable, Conflict, ExecStartFailed, InvalidParameter, NotFound, errorMessage } from '../errors.js';
 import { log } from '../log.js';
 import {
-  DEFAULT_PATH, ExecStartError, hostCapabilities, resolveUser,
+  DEFAULT_PATH, hostCapabilities, resolveUser,
   type ExecProcess, type ExecRuntime, type OciProcess,
 } from '../runtime/index.js';
 import type { ContainerService } from './service.js';
@@ -148,7 +148,7 @@ export class ExecService {
 
   /**
    * Runs the session's process. Resolves once it has started (streams attached when `attach`);
-   * throws ExecStartError (with the exit code recorded: 126/127) when runc could not start it.
+   * throws CommandNotRunnable (127/126) or ExecStartFailed (126), with the exit code recorded, when runc could not start it.
    */
   async start(id: string, opts: { attach: boolean; consoleSize?: [number, number] | null }): Promise<ExecProcess> {
     const s = this.startable(id);
@@ -160,11 +160,11 @@ export class ExecService {
       proc = await this.runtime.exec(c.id, s.id, spec, { tty: s.config.Tty, stdin: s.config.AttachStdin && opts.attach, attach: opts.attach });
     } catch (err) {
       // dockerd: 127 for a command not found, 126 for one it cannot run, 126 for any other start failure.
-      s.exitCode = err instanceof ExecStartError ? err.exitCode : 126;
+      const failure = err instanceof CommandNotRunnable || err instanceof ExecStartFailed ? err : new ExecStartFailed(errorMessage(err));
+      s.exitCode = failure.exitCode;
       s.finish();
       this.forgetLater(s);
-      if (err instanceof ExecStartError) throw err;
-      throw new ExecStartError(errorMessage(err), 126);
+      throw failure;
     }
     s.process = proc;
     s.pid = proc.pid;
@@ -237,7 +237,7 @@ export class ExecService {
     try {
       user = await resolveUser(this.containers.rootfs(c), cfg.User || c.config.User);
     } catch (err) {
-      throw new ExecStartError(`OCI runtime exec failed: exec failed: unable to start container process: ${errorMessage(err)}: unknown`, 126);
+      throw new ExecStartFailed(`OCI runtime exec failed: exec failed: unable to start container process: ${errorMessage(err)}: unknown`);
     }
     const has = (env: string[], k: string) => env.some((e) => e.startsWith(`${k}=`));
     // dockerd's CreateDaemonEnvironment: PATH, HOSTNAME, TERM for a tty, then the container's Env, then the exec's.

@@ -17,13 +17,13 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { Conflict, InvalidParameter, NotFound, NotModified, SystemError, BerthError, errorMessage } from '../errors.js';
+import { CommandNotRunnable, Conflict, InvalidParameter, NotFound, NotModified, SystemError, BerthError, errorMessage } from '../errors.js';
 import { log } from '../log.js';
 import { safeJoin } from '../archive/index.js';
 import { type Snapshotter, mountAll, unmountAll } from '../storage/index.js';
 import type { Image, ImageStore } from '../image/index.js';
 import { parseReference, familiarString } from '../image/reference.js';
-import { type Runtime, type LogEntry, buildSpec, commandFailureCode, resolveUser, readLog, logOffset } from '../runtime/index.js';
+import { type Runtime, type LogEntry, buildSpec, resolveUser, readLog, logOffset } from '../runtime/index.js';
 import { ContainerStore } from './store.js';
 import { randomName } from './names.js';
 import { type Container, type ContainerConfig, type HostConfig, type State, ZERO_TIME } from './types.js';
@@ -53,8 +53,8 @@ function now(): string {
 }
 
 /** Exit code docker gives a container whose process could not be started (128: not the command's fault). */
-function startFailureCode(message: string): number {
-  return commandFailureCode(message) ?? 128;
+function startFailureCode(err: unknown): number {
+  return err instanceof CommandNotRunnable ? err.exitCode : 128;
 }
 
 export class ContainerService {
@@ -228,13 +228,13 @@ export class ContainerService {
         unmountAll(rootfs);
       } catch {}
       if (this.store.find(c.id)) {
-        const code = startFailureCode(message);
+        const code = startFailureCode(err);
         c.state = { ...c.state, Status: c.state.StartedAt === ZERO_TIME ? 'created' : 'exited', Pid: 0, ExitCode: code, Error: message, FinishedAt: now() };
         this.store.save(c);
         if (c.hostConfig.AutoRemove) await this.remove(c.id, { force: true, volumes: false }).catch(() => {});
       }
       // A command that cannot run is the caller's mistake (400, as dockerd answers); other failures keep their class.
-      if (startFailureCode(message) !== 128) throw new InvalidParameter(`failed to create task for container: ${message}`);
+      if (err instanceof CommandNotRunnable) throw new CommandNotRunnable(`failed to create task for container: ${message}`, err.exitCode);
       if (err instanceof BerthError) throw err;
       throw new SystemError(`failed to create task for container: ${message}`);
     }

@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
-import { InvalidParameter, NotFound } from '../errors.js';
+import { DigestMismatch, InvalidParameter, NotFound } from '../errors.js';
 import { DurableFileWriter, fsyncPath } from '../util/fs.js';
 
 export interface BlobInfo { digest: string; size: number }
@@ -93,7 +93,7 @@ class FileBlobWriter extends DurableFileWriter implements BlobWriter {
       await this.ended();
       const digest = 'sha256:' + this.hash.digest('hex');
       if (expected !== undefined && expected !== digest) {
-        throw new InvalidParameter(`digest mismatch: expected ${expected}, got ${digest}`);
+        throw new DigestMismatch(`digest mismatch: expected ${expected}, got ${digest}`);
       }
       const info = { digest, size: this.size };
       await this.publish(this.tmp, info);

@@ -21,7 +21,7 @@ import { writeFileAtomic } from '../util/fs.js';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable, Writable } from 'node:stream';
-import { Conflict, InvalidParameter, NotFound, SystemError, errorMessage } from '../errors.js';
+import { BerthError, CommandNotRunnable, Conflict, InvalidParameter, NotFound, SystemError, errorMessage } from '../errors.js';
 import { log } from '../log.js';
 import { attachSocket } from './attach.js';
 import { cgroupOomKilled, removeCgroup } from './cgroups.js';
@@ -207,7 +207,7 @@ class ConmonRuntime implements Runtime {
     const runcLog = (() => { try { return fs.readFileSync(path.join(bundle, 'runc.log'), 'utf8'); } catch { return ''; } })();
     const conmonLog = (() => { try { return fs.readFileSync(path.join(bundle, 'conmon.log'), 'utf8'); } catch { return ''; } })();
     const msg = runcMessage(runcLog) || runcMessage(report?.message ?? '') || conmonLog.trim() || `conmon exited with ${String(firstExit)}`;
-    throw new SystemError(`OCI runtime create failed: ${msg}: unknown`);
+    throw startFailure(`OCI runtime create failed: ${msg}: unknown`, SystemError);
   }
 
   async start(id: string): Promise<void> {
@@ -414,4 +414,21 @@ export function startConmon(conmonPath: string, args: string[], dir: string, pip
   } finally {
     fs.closeSync(out);
   }
+}
+
+/**
+ * What runc's message says of the command it could not run: 127 when it was not found,
+ * 126 when it could not be executed, null when the failure was something else. Docker's
+ * exit codes for `run` and `exec` both come from here.
+ */
+export function commandFailureCode(message: string): 127 | 126 | null {
+  if (/executable file not found|no such file or directory|system cannot find the file specified/.test(message)) return 127;
+  if (/permission denied|cannot execute/i.test(message)) return 126;
+  return null;
+}
+
+/** runc's message for a process it could not start, read once into the class of the failure. */
+export function startFailure(message: string, Other: new (message: string) => BerthError): BerthError {
+  const code = commandFailureCode(message);
+  return code ? new CommandNotRunnable(message, code) : new Other(message);
 }

@@ -21,11 +21,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { BerthError, Conflict, InvalidParameter, SystemError, errorMessage } from '../errors.js';
+import { Conflict, ExecStartFailed, InvalidParameter, SystemError, errorMessage } from '../errors.js';
 import { log } from '../log.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { attachSocket, type AttachStreams } from './attach.js';
-import { conmonArgs, runcMessage, startConmon } from './conmon.js';
+import { conmonArgs, runcMessage, startConmon, startFailure } from './conmon.js';
 import type { OciProcess, OciSpec } from './spec.js';
 
 export interface ExecRuntimeOptions {
@@ -59,14 +59,6 @@ export interface ExecProcess {
   resize(height: number, width: number): void;
 }
 
-/** runc could not start the process; exitCode is what docker reports for it (126, 127, or 126 for other failures). */
-export class ExecStartError extends BerthError {
-  override readonly status: number;
-  constructor(message: string, readonly exitCode: number) {
-    super(message);
-    this.status = exitCode === 126 || exitCode === 127 ? 400 : 500;
-  }
-}
 
 export interface ExecRuntime {
   /** The container's own process spec (capabilities, rlimits...), the base of every exec in it. */
@@ -80,22 +72,6 @@ const SOCKET_PATH_MAX = 107;
 const START_TIMEOUT_MS = 60_000;
 
 interface SyncMessage { data: number; message?: string }
-
-/**
- * What runc's message says of the command it could not run: 127 when it was not found,
- * 126 when it could not be executed, null when the failure was something else. Docker's
- * exit codes for `run` and `exec` both come from here.
- */
-export function commandFailureCode(message: string): 127 | 126 | null {
-  if (/executable file not found|no such file or directory|system cannot find the file specified/.test(message)) return 127;
-  if (/permission denied|cannot execute/i.test(message)) return 126;
-  return null;
-}
-
-/** dockerd answers 126 for an exec that failed to start for any other reason. */
-export function execFailureCode(message: string): number {
-  return commandFailureCode(message) ?? 126;
-}
 
 function validId(id: string): void {
   if (!/^[0-9a-f]{64}$/.test(id)) throw new InvalidParameter(`invalid container id: ${JSON.stringify(id)}`);
@@ -266,7 +242,7 @@ class ConmonExecRuntime implements ExecRuntime {
       const first = await withTimeout(sync.next(), START_TIMEOUT_MS, 'runc exec');
       if (first === null || first.data <= 0) {
         const message = this.failure(dir, first, `conmon exited with no report`);
-        throw new ExecStartError(message, execFailureCode(message));
+        throw startFailure(message, ExecStartFailed);
       }
       const pid = first.data;
       const exit = (async () => {

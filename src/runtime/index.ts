@@ -17,5 +17,6 @@ export type { Runtime, RuntimeOptions, RuntimeStatus, CreateIO } from './conmon.
 export { readLog, logOffset } from './logs.js';
 export type { LogEntry, ReadLogOptions } from './logs.js';
 export { cgroupParentCleanup, cgroupVersion } from './cgroups.js';
-export { createExecRuntime, ExecStartError, execFailureCode, commandFailureCode } from './exec.js';
+export { createExecRuntime } from './exec.js';
+export { startFailure, commandFailureCode } from './conmon.js';
 export type { ExecRuntime, ExecRuntimeOptions, ExecIO, ExecProcess } from './exec.js';

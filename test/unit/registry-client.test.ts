@@ -18,6 +18,7 @@ import { openOverlay2, type Snapshotter } from '../../src/storage/index.js';
 import { importImage, openImageStore, type ImageStore } from '../../src/image/index.js';
 import { createRegistryClient, progressBar, humanSize, type JSONMessage, type RegistryClient } from '../../src/registry/client/index.js';
 import type { PushTuning } from '../../src/registry/client/push.js';
+import { statusOf } from '../../src/api/errors.js';
 import { testImages } from '../harness.js';
 import {
   blobFile, pushBusybox, pushMultiArch, putBlob, putManifest, skopeoInspect, startDistribution, type Distribution, type PushedImage,
@@ -134,8 +135,8 @@ test('pull by digest verifies and records the repo digest without a tag', async 
   assert.deepEqual(img.repoDigests, [`${reg.host}/busybox@${bb.manifestDigest}`]);
   assert.deepEqual(msgs[0], { status: 'Pulling from busybox', id: bb.manifestDigest });
   await assert.rejects(e.client.pull(`${reg.host}/busybox@sha256:${'0'.repeat(64)}`, { progress }), /not found/);
-  await assert.rejects(e.client.pull(`${reg.host}/busybox:nope`, { progress }), (err: Error & { status?: number }) => {
-    assert.equal(err.status, 404);
+  await assert.rejects(e.client.pull(`${reg.host}/busybox:nope`, { progress }), (err: Error) => {
+    assert.equal(statusOf(err), 404);
     assert.match(err.message, /^manifest for 127\.0\.0\.1:\d+\/busybox:nope not found: manifest unknown/);
     return true;
   });
@@ -330,8 +331,8 @@ test('token auth: credentials go to the token server, the token is cached per sc
   assert.ok(redirected.every((l) => l.auth === undefined), 'no Authorization header sent to another host');
   // Login answers the same challenge.
   assert.deepEqual(await e.client.login({ username: 'alice', password: 's3cret', serveraddress: p.host }), { Status: 'Login Succeeded' });
-  await assert.rejects(e.client.login({ username: 'alice', password: 'nope', serveraddress: `http://${p.host}/` }), (err: Error & { status?: number }) => {
-    assert.equal(err.status, 401);
+  await assert.rejects(e.client.login({ username: 'alice', password: 'nope', serveraddress: `http://${p.host}/` }), (err: Error) => {
+    assert.equal(statusOf(err), 401);
     return true;
   });
 });
@@ -396,8 +397,8 @@ test('basic auth (htpasswd) for pull, push and login', async () => {
   stops.push(() => sec.stop());
   await pushBusybox(sec.host, 'private:latest', { creds: 'bob:hunter2' });
   const e = env();
-  await assert.rejects(e.client.pull(`${sec.host}/private`, { progress: () => {} }), (err: Error & { status?: number }) => {
-    assert.equal(err.status, 401);
+  await assert.rejects(e.client.pull(`${sec.host}/private`, { progress: () => {} }), (err: Error) => {
+    assert.equal(statusOf(err), 401);
     assert.match(err.message, /pull access denied for 127\.0\.0\.1:\d+\/private/);
     return true;
   });

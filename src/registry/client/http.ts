@@ -10,12 +10,12 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import * as net from 'node:net';
 import type { Readable } from 'node:stream';
-import { BerthError, Unavailable } from '../../errors.js';
+import { BerthError, Unauthorized, Unavailable } from '../../errors.js';
 import { DEFAULT_DOMAIN } from '../../image/index.js';
 import type { AuthConfig, RegistryOptions } from './types.js';
 
 /** Docker answers a failed login / missing credentials with 401. */
-export class Unauthorized extends BerthError { override readonly status = 401; }
+export { Unauthorized };
 
 export interface Endpoint { url: URL; insecureTls: boolean; mirror: boolean }
 

@@ -12,7 +12,7 @@
  */
 import { once } from 'node:events';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
-import { BerthError, InvalidParameter, NotFound, Unavailable } from '../../errors.js';
+import { BerthError, DigestMismatch, InvalidParameter, NotFound, Unavailable } from '../../errors.js';
 import { log } from '../../log.js';
 import { sha256Digest, type ContentStore } from '../../content/index.js';
 import type { Snapshotter, StagedLayer } from '../../storage/index.js';
@@ -411,7 +411,7 @@ export class Puller {
       try {
         await w.commit(desc.digest);
       } catch (err) {
-        if (err instanceof InvalidParameter && /digest mismatch/.test(err.message)) {
+        if (err instanceof DigestMismatch) {
           throw new InvalidParameter(`filesystem layer verification failed for digest ${desc.digest}: ${err.message}`);
         }
         throw err;
