@@ -43,6 +43,21 @@ export function statusString(c: Container): string {
   }
 }
 
+/** The rest of Docker's HostConfig, as dockerd reports it for options berth leaves at their defaults. */
+const HOST_CONFIG_DEFAULTS = {
+  Binds: null, ContainerIDFile: '', LogConfig: {Type: '', Config: {}}, NetworkMode: 'default', PortBindings: {},
+  RestartPolicy: {Name: 'no', MaximumRetryCount: 0}, AutoRemove: false, VolumeDriver: '', VolumesFrom: null,
+  ConsoleSize: [0, 0], CapAdd: null, CapDrop: null, CgroupnsMode: '', Dns: [], DnsOptions: [], DnsSearch: [],
+  ExtraHosts: null, GroupAdd: null, IpcMode: '', Cgroup: '', Links: null, OomScoreAdj: 0, PidMode: '',
+  Privileged: false, PublishAllPorts: false, ReadonlyRootfs: false, SecurityOpt: null, UTSMode: '', UsernsMode: '',
+  ShmSize: 0, Isolation: '', CpuShares: 0, Memory: 0, NanoCpus: 0, CgroupParent: '', BlkioWeight: 0,
+  BlkioWeightDevice: [], BlkioDeviceReadBps: [], BlkioDeviceWriteBps: [], BlkioDeviceReadIOps: [],
+  BlkioDeviceWriteIOps: [], CpuPeriod: 0, CpuQuota: 0, CpuRealtimePeriod: 0, CpuRealtimeRuntime: 0, CpusetCpus: '',
+  CpusetMems: '', Devices: [], DeviceCgroupRules: null, DeviceRequests: null, MemoryReservation: 0, MemorySwap: 0,
+  MemorySwappiness: -1, OomKillDisable: false, PidsLimit: 0, Ulimits: [], CpuCount: 0, CpuPercent: 0,
+  IOMaximumIOps: 0, IOMaximumBandwidth: 0, MaskedPaths: null, ReadonlyPaths: null,
+};
+
 /** Like dockerd: path and args joined by spaces, unquoted (the CLI quotes the whole string). */
 function commandLine(c: Container): string {
   return [c.path, ...c.args].join(' ');
@@ -111,7 +126,7 @@ export function inspectJSON(svc: ContainerService, c: Container, storageDriver: 
     ProcessLabel: '',
     AppArmorProfile: '',
     ExecIDs: execIds.length ? execIds : null,
-    HostConfig: c.hostConfig,
+    HostConfig: { ...HOST_CONFIG_DEFAULTS, ...c.hostConfig },
     GraphDriver: { Name: storageDriver, Data: { MergedDir: svc.rootfs(c) } },
     ...(sizeRw !== undefined ? { SizeRw: sizeRw, SizeRootFs: sizeRw + (svc.image(c)?.size ?? 0) } : {}),
     Mounts: [],
@@ -230,7 +245,7 @@ export function containerRoutes(router: Router, svc: ContainerService, opts: { s
 
   router.post('/containers/{id}/resize', async (ctx) => {
     const c = svc.get(ctx.params.id);
-    await svc.resize(c, intParam(ctx.query, 'h') ?? 24, intParam(ctx.query, 'w') ?? 80);
+    await svc.streams.resize(c, intParam(ctx.query, 'h') ?? 24, intParam(ctx.query, 'w') ?? 80);
     return '';
   });
 
@@ -249,7 +264,7 @@ export function containerRoutes(router: Router, svc: ContainerService, opts: { s
     ctx.res.on('close', () => abort.abort());
     ctx.res.writeHead(200, { 'Content-Type': c.config.Tty ? RAW : MULTIPLEXED });
     ctx.res.flushHeaders();
-    for await (const entry of svc.logs(c, { follow: bool(q, 'follow'), since, until, tail, signal: abort.signal })) {
+    for await (const entry of svc.streams.logs(c, { follow: bool(q, 'follow'), since, until, tail, signal: abort.signal })) {
       if ((entry.stream === 'stdout' && !stdout) || (entry.stream === 'stderr' && !stderr)) continue;
       const data = timestamps ? Buffer.concat([Buffer.from(toRFC3339Nano(entry.time) + ' '), entry.data]) : entry.data;
       if (!(await writeChunk(ctx.res, c.config.Tty ? data : frame(entry.stream, data)))) break;
@@ -267,8 +282,9 @@ async function attach(ctx: Context, svc: ContainerService): Promise<void> {
   const wantStdout = bool(q, 'stdout');
   const wantStderr = bool(q, 'stderr');
   const abort = new AbortController();
-  const output = svc.attachOutput(c, abort.signal);
+  const output = svc.streams.attachOutput(c, abort.signal);
   const socket = ctx.hijack(c.config.Tty ? RAW : MULTIPLEXED);
+  svc.attached(c);
   socket.on('close', () => abort.abort());
   socket.on('error', () => abort.abort());
 
@@ -291,10 +307,10 @@ async function pumpStdin(svc: ContainerService, c: Container, socket: NodeJS.Rea
     ended = true;
     if (sink && c.config.StdinOnce) sink.end();
   });
-  await svc.running(c, signal);
+  await svc.streams.running(c, signal);
   if (signal.aborted) return;
   try {
-    sink = await svc.stdin(c);
+    sink = await svc.streams.stdin(c);
   } catch {
     return;
   }

@@ -97,7 +97,7 @@ export function systemRoutes(router: Router, d: SystemDeps): void {
       LoggingDriver: 'k8s-file',
       CgroupDriver: 'cgroupfs',
       CgroupVersion: d.cgroupVersion,
-      NEventsListener: d.containers.events.listenerCount('event'),
+      NEventsListener: d.containers.events.listenerCount,
       KernelVersion: os.release(),
       OperatingSystem: osName(),
       OSVersion: '',
@@ -135,16 +135,15 @@ export function systemRoutes(router: Router, d: SystemDeps): void {
     const until = ctx.query.get('until');
     ctx.res.writeHead(200, { 'Content-Type': 'application/json' });
     ctx.res.flushHeaders();
-    const events = d.containers.events;
     await new Promise<void>((resolve) => {
-      const onEvent = (e: { Type: string; Action: string; Actor: { ID: string; Attributes: Record<string, string> } }) => {
+      const off = d.containers.events.subscribe((ev) => {
+        const e = { status: ev.action, id: ev.id, from: ev.attributes.image, Type: ev.type, Action: ev.action, Actor: { ID: ev.id, Attributes: ev.attributes }, scope: 'local', time: Number(ev.timeNano / 1_000_000_000n), timeNano: Number(ev.timeNano) };
         const f = (k: string, v: string[]) => !filters.has(k) || filters.get(k)!.some((x) => v.includes(x));
-        if (!f('type', [e.Type]) || !f('event', [e.Action]) || !f('container', [e.Actor.ID, e.Actor.Attributes.name])) return;
+        if (!f('type', [e.Type]) || !f('event', [e.Action]) || !f('container', [e.Actor.ID, e.Actor.Attributes.name ?? ''])) return;
         void writeChunk(ctx.res, Buffer.from(JSON.stringify(e) + '\n'));
-      };
-      events.on('event', onEvent);
+      });
       const done = () => {
-        events.off('event', onEvent);
+        off();
         resolve();
       };
       ctx.res.on('close', done);

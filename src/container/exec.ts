@@ -19,6 +19,7 @@ import {
   type ExecProcess, type ExecRuntime, type OciProcess,
 } from '../runtime/index.js';
 import type { ContainerService } from './service.js';
+import { checkCanExec } from './state.js';
 import type { Container } from './types.js';
 
 /** Docker's ExecConfig (POST /containers/{id}/exec). */
@@ -89,24 +90,16 @@ export class ExecService {
     private readonly runtime: ExecRuntime,
   ) {
     runtime.sweep();
-    containers.events.on('event', (ev: { Action?: string; id?: string }) => {
-      if (ev.id && (ev.Action === 'die' || ev.Action === 'destroy')) this.containerGone(ev.id);
+    containers.events.subscribe((e) => {
+      if (e.type === 'container' && (e.action === 'die' || e.action === 'destroy')) this.containerGone(e.id);
     });
   }
 
   /** The container must run; docker's messages for paused/restarting/stopped ones. */
   private running(idOrName: string): Container {
     const c = this.containers.get(idOrName);
-    switch (c.state.Status) {
-      case 'running':
-        return c;
-      case 'paused':
-        throw new Conflict(`Container ${c.id} is paused, unpause the container before exec`);
-      case 'restarting':
-        throw new Conflict(`Container ${c.id} is restarting, wait until the container is running`);
-      default:
-        throw new Conflict(`Container ${c.id} is not running`);
-    }
+    checkCanExec(c);
+    return c;
   }
 
   create(idOrName: string, body: Record<string, unknown>): { Id: string } {

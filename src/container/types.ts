@@ -26,6 +26,7 @@ export interface ContainerConfig {
   [extra: string]: unknown;
 }
 
+/** Docker's HostConfig, only the fields berth implements (hostconfig.ts refuses the others). */
 export interface HostConfig {
   AutoRemove: boolean;
   NetworkMode: string;
@@ -36,14 +37,16 @@ export interface HostConfig {
   CpuQuota: number;
   CpuPeriod: number;
   PidsLimit: number | null;
+  /** Bytes of /dev/shm; 0 = Docker's default, 64 MiB. */
+  ShmSize: number;
+  /** Initial [height, width] of the container's TTY; [0, 0] = unset. */
+  ConsoleSize: [number, number];
   Privileged: boolean;
   ReadonlyRootfs: boolean;
   CapAdd: string[] | null;
   CapDrop: string[] | null;
   RestartPolicy: { Name: string; MaximumRetryCount: number };
   LogConfig: { Type: string; Config: Record<string, string> };
-  Binds: string[] | null;
-  [extra: string]: unknown;
 }
 
 export interface State {

@@ -20,6 +20,7 @@ import { openImageStore } from '../image/index.js';
 import { createRuntime, createExecRuntime, cgroupVersion } from '../runtime/index.js';
 import { ContainerStore } from '../container/store.js';
 import { ContainerService } from '../container/service.js';
+import { EventBus } from '../events/index.js';
 import { Router, createApiServer } from '../api/server.js';
 import { systemRoutes, BERTH_VERSION } from '../api/system.js';
 import { containerRoutes } from '../api/containers.js';
@@ -151,8 +152,10 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   });
   const containersRoot = path.join(config.dataRoot, 'containers');
   fs.mkdirSync(containersRoot, { recursive: true, mode: 0o710 });
+  const events = new EventBus();
   const containers = new ContainerService({
     store: new ContainerStore(db),
+    events,
     images,
     storage,
     runtime,
