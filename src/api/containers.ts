@@ -4,6 +4,7 @@ import { humanDuration } from '../util/units.js';
 import type { ContainerService, WaitCondition } from '../container/service.js';
 import type { Container } from '../container/types.js';
 import { ZERO_TIME } from '../container/types.js';
+import { isRunning } from '../container/state.js';
 import { type Context, type Router } from './server.js';
 import { parseFilters, matchLabels } from './filters.js';
 import { frame, writeChunk, MULTIPLEXED, RAW } from './streams.js';
@@ -102,7 +103,7 @@ export function inspectJSON(svc: ContainerService, c: Container, storageDriver: 
     Args: c.args,
     State: {
       Status: s.Status,
-      Running: s.Status === 'running' || s.Status === 'paused',
+      Running: isRunning(s),
       Paused: s.Status === 'paused',
       Restarting: s.Status === 'restarting',
       OOMKilled: s.OOMKilled,
@@ -168,7 +169,7 @@ export function containerRoutes(router: Router, svc: ContainerService, opts: { s
     const all = bool(q, 'all');
     const limit = intParam(q, 'limit') ?? -1;
     let list = svc.list();
-    if (!all && limit <= 0 && !filters.has('status') && !filters.has('exited')) list = list.filter((c) => c.state.Status === 'running' || c.state.Status === 'paused');
+    if (!all && limit <= 0 && !filters.has('status') && !filters.has('exited')) list = list.filter((c) => isRunning(c.state));
     const ancestors = (filters.get('ancestor') ?? []).map((a) => opts.imageIdOf(a) ?? `<unknown:${a}>`);
     const beforeAt = (filters.get('before') ?? []).map((b) => svc.get(b).created);
     const sinceAt = (filters.get('since') ?? []).map((b) => svc.get(b).created);
