@@ -86,8 +86,9 @@ function allUnset(v: unknown): boolean {
   return unset(v) || (typeof v === 'object' && !Array.isArray(v) && Object.values(v as Record<string, unknown>).every(unset));
 }
 
-/** Lists where empty is a choice, not the default: `[]` masks nothing, null masks Docker's paths. */
-const NULL_IS_DEFAULT = new Set(['MaskedPaths', 'ReadonlyPaths']);
+/** Fields whose zero value is a choice, not the default: `[]` masks nothing (null masks Docker's
+ *  paths); a swappiness of 0 is a setting (the CLI sends -1 for none). */
+const NULL_IS_DEFAULT = new Set(['MaskedPaths', 'ReadonlyPaths', 'MemorySwappiness']);
 
 function notYet(what: string): never {
   throw new InvalidParameter(`${what} is not supported yet`);
@@ -114,9 +115,7 @@ function strings(h: Record<string, unknown>, key: string): string[] | null {
 export function normalizeHostConfig(raw: Record<string, unknown>): HostConfig {
   for (const [key, value] of Object.entries(raw)) {
     if (key in NOT_YET) {
-      // The docker CLI sends MemorySwappiness -1 for "not set".
-      if (key === 'MemorySwappiness' && value === -1) continue;
-      if (NULL_IS_DEFAULT.has(key) ? value !== null && value !== undefined : !unset(value)) notYet(NOT_YET[key]!);
+      if (NULL_IS_DEFAULT.has(key) ? value !== null && value !== undefined && value !== -1 : !unset(value)) notYet(NOT_YET[key]!);
     }
   }
   const network = typeof raw.NetworkMode === 'string' && raw.NetworkMode ? raw.NetworkMode : 'bridge';
