@@ -15,7 +15,7 @@ export interface RecoveryOps {
   containers(): Container[];
   runtime: Runtime;
   /** Watch the exit of a container that still runs under its monitor. */
-  adopt(c: Container): void;
+  adopt(c: Container): Promise<void>;
   /** Process an exit that happened while the daemon was away. */
   exited(c: Container, exitCode: number): Promise<void>;
   finishRemoval(c: Container): Promise<void>;
@@ -35,7 +35,7 @@ export async function recoverContainers(ops: RecoveryOps): Promise<void> {
       } else if (isRunning(c.state)) {
         if (r && r.conmonAlive && r.exitCode === null) {
           log.info('re-adopting running container', { id: c.id });
-          ops.adopt(c);
+          await ops.adopt(c);
         } else {
           await ops.exited(c, r?.exitCode ?? 255);
         }

@@ -430,7 +430,13 @@ export class ContainerService {
     return recoverContainers({
       containers: () => this.store.list(),
       runtime: this.deps.runtime,
-      adopt: (c) => this.watchExit(c.id),
+      adopt: async (c) => {
+        this.watchExit(c.id);
+        // Killed between `runc create` and `runc start`: the record already says running, so finish the start.
+        if ((await this.deps.runtime.state(c.id).catch(() => null))?.status === 'created') {
+          await this.deps.runtime.start(c.id).catch((err) => log.warn('finishing an interrupted start failed', { id: c.id, error: errorMessage(err) }));
+        }
+      },
       exited: (c, code) => {
         const run = Symbol(c.id);
         this.runs.set(c.id, run);
