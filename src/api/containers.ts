@@ -269,6 +269,7 @@ async function attach(ctx: Context, svc: ContainerService): Promise<void> {
   const abort = new AbortController();
   const output = svc.attachOutput(c, abort.signal);
   const socket = ctx.hijack(c.config.Tty ? RAW : MULTIPLEXED);
+  svc.attached(c);
   socket.on('close', () => abort.abort());
   socket.on('error', () => abort.abort());
 

@@ -18,6 +18,7 @@ import {
   DEFAULT_PATH, hostCapabilities, resolveUser,
   type ExecProcess, type ExecRuntime, type OciProcess,
 } from '../runtime/index.js';
+import type { BerthEvent } from '../events/index.js';
 import type { ContainerService } from './service.js';
 import type { Container } from './types.js';
 
@@ -89,8 +90,8 @@ export class ExecService {
     private readonly runtime: ExecRuntime,
   ) {
     runtime.sweep();
-    containers.events.on('event', (ev: { Action?: string; id?: string }) => {
-      if (ev.id && (ev.Action === 'die' || ev.Action === 'destroy')) this.containerGone(ev.id);
+    containers.events.on('event', (ev: BerthEvent) => {
+      if (ev.action === 'die' || ev.action === 'destroy') this.containerGone(ev.id);
     });
   }
 

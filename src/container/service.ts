@@ -19,6 +19,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { CommandNotRunnable, Conflict, InvalidParameter, NotFound, NotModified, SystemError, BerthError, errorMessage } from '../errors.js';
 import { log } from '../log.js';
+import type { EventBus } from '../events/index.js';
 import { safeJoin } from '../archive/index.js';
 import { type Snapshotter, mountAll, unmountAll } from '../storage/index.js';
 import type { Image, ImageStore } from '../image/index.js';
@@ -36,6 +37,8 @@ export interface ContainerDeps {
   /** <data-root>/containers: one directory per container (hostname, hosts, resolv.conf, log, rootfs mount point). */
   root: string;
   cgroupParent: string;
+  /** The daemon's event bus: every lifecycle step is published there as a 'container' event. */
+  events: EventBus;
 }
 
 export interface CreateBody extends Partial<ContainerConfig> {
@@ -312,17 +315,14 @@ export class ContainerService {
   }
 
   private emit(action: string, c: Container, extra: Record<string, string> = {}): void {
-    this.events.emit('event', {
-      Type: 'container',
-      Action: action,
-      Actor: { ID: c.id, Attributes: { name: c.name, image: c.config.Image, ...c.config.Labels, ...extra } },
-      id: c.id,
-      status: action,
-      from: c.config.Image,
-      time: Math.floor(Date.now() / 1000),
-      timeNano: Date.now() * 1e6,
-    });
+    const e = this.deps.events.publish('container', action, c.id, { ...c.config.Labels, name: c.name, image: c.config.Image, ...extra });
+    this.events.emit('event', e);
     this.events.emit(`${action}:${c.id}`, c);
+  }
+
+  /** A client attached to the container's streams (the API's attach route): dockerd's 'attach' event. */
+  attached(c: Container): void {
+    this.emit('attach', c);
   }
 
   private waitForEvent(action: string, id: string, timeoutMs?: number): Promise<boolean> {
