@@ -27,10 +27,12 @@ export function publishImageEvents(store: ImageStore, bus: EventBus): ImageStore
     },
     async remove(nameOrId, opts, usedBy) {
       const img = store.resolve(nameOrId);
+      // rmi's records also list the deleted layers; only images get a 'delete' event.
+      const images = new Map(store.list().map((i) => [i.id, i]));
       const items = await store.remove(nameOrId, opts, usedBy);
       for (const item of items) {
         if ('Untagged' in item) bus.publish('image', 'untag', img.id, imageAttributes(img, img.id));
-        else bus.publish('image', 'delete', item.Deleted, imageAttributes(item.Deleted === img.id ? img : null, item.Deleted));
+        else if (images.has(item.Deleted)) bus.publish('image', 'delete', item.Deleted, imageAttributes(images.get(item.Deleted), item.Deleted));
       }
       return items;
     },

@@ -147,5 +147,5 @@ test('docker events streams a container\'s lifecycle', async () => {
   await ok(['run', '--rm', '--name', 'ev1', 'busybox', 'true']);
   const r = await events;
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(r.stdout.trim().split('\n'), ['container create', 'container start', 'container die', 'container destroy']);
+  assert.deepEqual(r.stdout.trim().split('\n'), ['container create', 'container attach', 'container start', 'container die', 'container destroy']);
 });
