@@ -51,7 +51,8 @@ export function eventMatcher(filters: Filters): (e: BerthEvent) => boolean {
     if (!want) return true;
     return [e.id, e.attributes.name].some((v) => v !== undefined && want.some((w) => v.startsWith(w)));
   };
-  const withoutTag = (ref: string | undefined) => ref?.replace(/:[\w][\w.-]*$/, '');
+  // "busybox:latest" also matches image=busybox; an image ID ("sha256:…") is not a name with a tag.
+  const withoutTag = (ref: string | undefined) => (ref?.startsWith('sha256:') ? ref : ref?.replace(/:[\w][\w.-]*$/, ''));
   return (e) => {
     const image = e.type === 'image' ? e.attributes.name : e.attributes.image;
     return (

@@ -5,16 +5,20 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDaemon, loadTestImages, printLogTail, type Daemon } from '../harness.js';
+import { startBerthRegistry, type Distribution } from '../registry-fixtures.js';
 
 let d: Daemon;
+let reg: Distribution;
 
 before(async () => {
   d = await startDaemon();
   await loadTestImages(d);
+  reg = await startBerthRegistry();
 });
 
 after(async () => {
   await d?.stop();
+  await reg?.stop();
 });
 
 async function ok(args: string[]) {
@@ -85,6 +89,33 @@ test('a live docker events stream sees an image tag and untag', { timeout: 60_00
   const r = await stream;
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(lines(r.stdout), ['image tag ev-tag:1', `image untag ${id}`]);
+});
+
+test('push, pull and import are image events, named as dockerd names them', { timeout: 120_000 }, async () => {
+  const repo = `${reg.host}/ev/busybox`;
+  const t0 = now();
+  await ok(['tag', 'busybox', `${repo}:v1`]);
+  await ok(['push', `${repo}:v1`]);
+  await ok(['rmi', `${repo}:v1`]);
+  await ok(['pull', `${repo}:v1`]);
+  const imported = await d.docker(['import', '-', 'ev-imported:1'], { input: Buffer.alloc(1024) });
+  assert.equal(imported.code, 0, imported.stderr);
+  const id = imported.stdout.trim();
+  const t1 = now();
+  const r = await ok(['events', '--since', t0, '--until', t1, '--filter', 'type=image', '--format', '{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}']);
+  const busybox = (await ok(['image', 'inspect', '--format', '{{.Id}}', `${repo}:v1`])).stdout.trim();
+  assert.deepEqual(lines(r.stdout), [
+    `tag ${busybox} ${repo}:v1`,
+    `push ${repo}:v1 ${repo}`,
+    // rmi of the tag also drops the repository's digest reference the push recorded: one untag per Untagged.
+    `untag ${busybox} ${busybox}`,
+    `untag ${busybox} ${busybox}`,
+    `pull ${repo}:v1 ${repo}`,
+    `tag ${id} ev-imported:1`,
+    `import ${id} ${id}`,
+  ]);
+  const byImage = await ok(['events', '--since', t0, '--until', t1, '--filter', `image=${repo}`, '--format', '{{.Action}}']);
+  assert.deepEqual(lines(byImage.stdout), ['tag', 'push', 'pull']);
 });
 
 test('a bad --since is refused: by the docker CLI, and by the daemon with Docker\'s 400', { timeout: 30_000 }, async () => {

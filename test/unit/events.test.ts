@@ -81,6 +81,7 @@ test('filters: container by ID prefix or name, event, type, image with or withou
   assert.ok(m({ type: ['image'] })(tag) && !m({ type: ['image'] })(die));
   assert.ok(m({ image: ['busybox'] })(die) && m({ image: ['busybox:latest'] })(die));
   assert.ok(m({ image: ['busybox'] })(tag) && !m({ image: ['alpine'] })(tag));
+  assert.ok(m({ image: ['sha256:99'] })(tag) && !m({ image: ['sha256'] })(tag), 'an image ID is matched whole');
   assert.ok(m({ label: ['tier'] })(die) && m({ label: ['tier=front'] })(die));
   assert.ok(!m({ label: ['tier=back'] })(die) && !m({ label: ['tier', 'zone'] })(die));
   assert.ok(m({ scope: ['local'] })(die) && !m({ scope: ['swarm'] })(die));
