@@ -2,7 +2,7 @@
  * GET /events: the bus's events in Docker's wire JSON, one object a line.
  *
  * `since` replays what the bus still keeps from that time on, then streams live events; `until` ends the
- * stream at that time (at once when it has passed, after the replay). The replay and the live subscription
+ * stream at that time (at once when it has passed, after the replay; alone, it replays all that is kept). The replay and the live subscription
  * are taken in the same tick, so no event falls between them and none is sent twice.
  */
 import type { ServerResponse } from 'node:http';
@@ -106,7 +106,8 @@ async function stream(res: ServerResponse, bus: EventBus, match: (e: BerthEvent)
     if (match(e) && !res.destroyed) res.write(encodeEvent(e));
   };
   const nowNs = () => BigInt(Date.now()) * 1_000_000n;
-  if (since !== undefined) for (const e of bus.history(since, until)) send(e);
+  // Like dockerd, either bound asks for the kept history: `until` alone replays all of it up to then.
+  if (since !== undefined || until !== undefined) for (const e of bus.history(since, until)) send(e);
   if (until !== undefined && until <= nowNs()) {
     res.end();
     return;

@@ -147,6 +147,10 @@ test('GET /events: since..until replays the kept history and ends; since alone g
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(bus.listenerCount, 0, 'a closed client unsubscribes');
 
+  // until alone replays all that is kept up to then, like dockerd.
+  const upTo = await get(`until=${sec(a.timeNano)}`);
+  assert.deepEqual(upTo.lines.map((l) => (JSON.parse(l) as { id: string }).id), ['old', 'c1']);
+
   // until a little ahead: the stream ends by itself.
   const soon = BigInt(Date.now() + 300) * 1_000_000n;
   const started = Date.now();
