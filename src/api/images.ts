@@ -2,6 +2,7 @@
 import { InvalidParameter, errorMessage } from '../errors.js';
 import type { ContentStore } from '../content/index.js';
 import { type Image, type ImageStore, importImage } from '../image/index.js';
+import type { EventBus } from '../events/index.js';
 import type { Snapshotter } from '../storage/index.js';
 import type { ContainerService } from '../container/service.js';
 import type { RegistryClient } from '../registry/client/index.js';
@@ -16,6 +17,7 @@ export interface ImageDeps {
   containers: ContainerService;
   registry: RegistryClient;
   storageDriver: string;
+  events: EventBus;
 }
 
 function summary(img: Image, containers: ContainerService) {
@@ -86,6 +88,7 @@ export function imageRoutes(router: Router, d: ImageDeps): void {
         changes: q.getAll('changes').flatMap((c) => c.split('\n')).filter(Boolean),
         message: q.get('message') ?? undefined,
         platform: q.get('platform') ?? undefined,
+        events: d.events,
       });
       ctx.res.end(JSON.stringify({ status: img.id }) + '\r\n');
     } catch (err) {

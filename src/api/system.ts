@@ -1,13 +1,12 @@
-/** _ping, version, info and events. */
+/** _ping, version and info (GET /events is in events.ts). */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import type { ContainerService } from '../container/service.js';
 import type { ImageStore } from '../image/index.js';
 import type { DaemonConfig } from '../daemon/config.js';
+import type { EventBus } from '../events/index.js';
 import { API_VERSION, MIN_API_VERSION, type Router } from './server.js';
-import { parseFilters } from './filters.js';
-import { writeChunk } from './streams.js';
 
 export const BERTH_VERSION = '0.1.0';
 
@@ -15,6 +14,7 @@ export interface SystemDeps {
   config: DaemonConfig;
   containers: ContainerService;
   images: ImageStore;
+  events: EventBus;
   daemonId: string;
   backingFs: { name: string; dType: boolean };
   cgroupVersion: '1' | '2';
@@ -97,7 +97,7 @@ export function systemRoutes(router: Router, d: SystemDeps): void {
       LoggingDriver: 'k8s-file',
       CgroupDriver: 'cgroupfs',
       CgroupVersion: d.cgroupVersion,
-      NEventsListener: d.containers.events.listenerCount,
+      NEventsListener: d.events.listenerCount,
       KernelVersion: os.release(),
       OperatingSystem: osName(),
       OSVersion: '',
@@ -128,28 +128,6 @@ export function systemRoutes(router: Router, d: SystemDeps): void {
       SecurityOptions: ['name=cgroupns'],
       Warnings: null,
     };
-  });
-
-  router.get('/events', async (ctx) => {
-    const filters = parseFilters(ctx.query.get('filters'), ['container', 'event', 'type', 'image', 'label']);
-    const until = ctx.query.get('until');
-    ctx.res.writeHead(200, { 'Content-Type': 'application/json' });
-    ctx.res.flushHeaders();
-    await new Promise<void>((resolve) => {
-      const off = d.containers.events.subscribe((ev) => {
-        const e = { status: ev.action, id: ev.id, from: ev.attributes.image, Type: ev.type, Action: ev.action, Actor: { ID: ev.id, Attributes: ev.attributes }, scope: 'local', time: Number(ev.timeNano / 1_000_000_000n), timeNano: Number(ev.timeNano) };
-        const f = (k: string, v: string[]) => !filters.has(k) || filters.get(k)!.some((x) => v.includes(x));
-        if (!f('type', [e.Type]) || !f('event', [e.Action]) || !f('container', [e.Actor.ID, e.Actor.Attributes.name ?? ''])) return;
-        void writeChunk(ctx.res, Buffer.from(JSON.stringify(e) + '\n'));
-      });
-      const done = () => {
-        off();
-        resolve();
-      };
-      ctx.res.on('close', done);
-      if (until) setTimeout(done, Math.max(0, Number(until) * 1000 - Date.now())).unref();
-    });
-    ctx.res.end();
   });
 }
 

@@ -16,13 +16,14 @@ import { log, setLevel } from '../log.js';
 import { loadConfig, type DaemonConfig } from './config.js';
 import { openContentStore } from '../content/index.js';
 import { openOverlay2, backingFs } from '../storage/index.js';
-import { openImageStore } from '../image/index.js';
+import { openImageStore, publishImageEvents } from '../image/index.js';
+import { EventBus } from '../events/index.js';
 import { createRuntime, createExecRuntime, cgroupVersion } from '../runtime/index.js';
 import { ContainerStore } from '../container/store.js';
 import { ContainerService } from '../container/service.js';
-import { EventBus } from '../events/index.js';
 import { Router, createApiServer } from '../api/server.js';
 import { systemRoutes, BERTH_VERSION } from '../api/system.js';
+import { eventRoutes } from '../api/events.js';
 import { containerRoutes } from '../api/containers.js';
 import { execRoutes } from '../api/exec.js';
 import { ExecService } from '../container/exec.js';
@@ -143,7 +144,9 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   const overlayRoot = path.join(config.dataRoot, 'overlay2');
   fs.mkdirSync(overlayRoot, { recursive: true });
   const storage = openOverlay2(overlayRoot, db);
-  const images = openImageStore(db, content, storage);
+  // The one event bus: every service publishes what it changes; GET /events and waiters read it.
+  const events = new EventBus();
+  const images = publishImageEvents(openImageStore(db, content, storage), events);
   const runtime = createRuntime({
     runtimePath,
     conmonPath,
@@ -152,15 +155,14 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   });
   const containersRoot = path.join(config.dataRoot, 'containers');
   fs.mkdirSync(containersRoot, { recursive: true, mode: 0o710 });
-  const events = new EventBus();
   const containers = new ContainerService({
     store: new ContainerStore(db),
-    events,
     images,
     storage,
     runtime,
     root: containersRoot,
     cgroupParent: config.cgroupParent,
+    events,
   });
 
   await content.recover();
@@ -172,6 +174,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
     config,
     containers,
     images,
+    events,
     daemonId: daemonId(config.dataRoot),
     backingFs: backingFs(overlayRoot),
     cgroupVersion: cgroupVersion() === 2 ? '2' : '1',
@@ -190,8 +193,9 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
       }
     },
   });
-  const registry = createRegistryClient({ content, storage, images, options: { mirrors: config.registryMirrors, insecure: config.insecureRegistries } });
-  imageRoutes(router, { images, content, storage, containers, registry, storageDriver: config.storageDriver });
+  const registry = createRegistryClient({ content, storage, images, options: { mirrors: config.registryMirrors, insecure: config.insecureRegistries }, events });
+  imageRoutes(router, { images, content, storage, containers, registry, storageDriver: config.storageDriver, events });
+  eventRoutes(router, events);
 
   const servers: http.Server[] = [];
   const sockets: string[] = [];

@@ -12,14 +12,16 @@ import { InvalidParameter } from '../errors.js';
 import { log } from '../log.js';
 import type { ContentStore } from '../content/index.js';
 import { applyChanges } from './changes.js';
-import { parseReference } from './reference.js';
+import type { EventBus } from '../events/index.js';
+import { imageAttributes } from './events.js';
+import { familiarString, parseReference } from './reference.js';
 import type { ContainerConfig, Image, ImageConfig, ImageStore, LayerStore } from './store.js';
 
 export const MEDIA_TYPE_OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 export const MEDIA_TYPE_OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
 export const MEDIA_TYPE_OCI_LAYER = 'application/vnd.oci.image.layer.v1.tar';
 
-export interface ImportOptions { ref?: string; changes?: string[]; message?: string; platform?: string }
+export interface ImportOptions { ref?: string; changes?: string[]; message?: string; platform?: string; events?: EventBus }
 
 const GOARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
 
@@ -110,5 +112,9 @@ export async function importImage(store: ImageStore, content: ContentStore, stor
     layers: [{ mediaType: MEDIA_TYPE_OCI_LAYER, digest: layerBlob.digest, size: layerBlob.size }],
   };
   const manifestBlob = await content.put(JSON.stringify(manifest));
-  return store.add(configBlob.digest, { tags: opts.ref !== undefined ? [opts.ref] : [], manifestDigest: manifestBlob.digest });
+  const img = store.add(configBlob.digest, { tags: opts.ref !== undefined ? [opts.ref] : [], manifestDigest: manifestBlob.digest });
+  // dockerd: the new name's tag event, then import.
+  if (opts.ref !== undefined) opts.events?.publish('image', 'tag', img.id, imageAttributes(img, familiarString(parseReference(opts.ref))));
+  opts.events?.publish('image', 'import', img.id, imageAttributes(img, img.id));
+  return img;
 }

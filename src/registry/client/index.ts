@@ -13,7 +13,8 @@
  *   push(ref)  → layers (HEAD / mount / upload) → config → manifest bytes → repo digest on the image
  *   login(auth) → GET /v2/ and answer its challenge with the credentials
  */
-import { DEFAULT_DOMAIN, type Image, type ImageStore } from '../../image/index.js';
+import { DEFAULT_DOMAIN, familiarName, familiarString, imageAttributes, parseNormalizedNamed, parseReference, repositoryName, type Image, type ImageStore } from '../../image/index.js';
+import type { EventBus } from '../../events/index.js';
 import type { ContentStore } from '../../content/index.js';
 import type { Snapshotter } from '../../storage/index.js';
 import { endpointsFor, Transport, type SharedState } from './http.js';
@@ -51,14 +52,32 @@ export function createRegistryClient(deps: {
   options: RegistryOptions;
   /** Upload sizes (tests use small ones to exercise chunked uploads). */
   tuning?: PushTuning;
+  /** Where 'image' pull and push events go (dockerd's: id "busybox:latest", name "busybox"). */
+  events?: EventBus;
 }): RegistryClient {
   const state: SharedState = { bases: new Map(), tokens: new Map(), pendingTokens: new Map() };
   const puller = new Puller(deps, state);
+  const published = (action: 'pull' | 'push', img: Image | null, ref: string) => {
+    const r = parseReference(ref);
+    deps.events?.publish('image', action, familiarString(r), imageAttributes(img, familiarName(r)));
+  };
   return {
-    pull: (ref, opts) => puller.pull(ref, opts),
-    push: (ref, opts) => push({
-      content: deps.content, images: deps.images, options: deps.options, state, sources: puller.sources, tuning: deps.tuning ?? {},
-    }, ref, opts),
+    async pull(ref, opts) {
+      const img = await puller.pull(ref, opts);
+      published('pull', img, ref);
+      return img;
+    },
+    async push(ref, opts) {
+      const result = await push({
+        content: deps.content, images: deps.images, options: deps.options, state, sources: puller.sources, tuning: deps.tuning ?? {},
+      }, ref, opts);
+      const named = parseNormalizedNamed(ref);
+      const pushed = opts.allTags && named.tag === undefined && named.digest === undefined
+        ? deps.images.list().flatMap((i) => i.repoTags).filter((t) => repositoryName(parseReference(t)) === repositoryName(named))
+        : [ref];
+      for (const t of pushed) published('push', deps.images.resolve(t), t);
+      return result;
+    },
     async login(auth) {
       const domain = registryDomain(auth.serveraddress);
       const eps = endpointsFor(domain, deps.options);
