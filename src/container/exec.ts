@@ -130,6 +130,7 @@ export class ExecService {
     let finish = () => {};
     const done = new Promise<void>((resolve) => (finish = resolve));
     this.sessions.set(id, { id, containerId: c.id, config, running: false, exitCode: null, pid: 0, started: false, process: null, done, finish });
+    this.containers.publish(`exec_create: ${cmd.join(' ')}`, c, { execID: id });
     return { Id: id };
   }
 
@@ -162,8 +163,12 @@ export class ExecService {
     s.process = proc;
     s.pid = proc.pid;
     s.running = true;
+    this.containers.publish(`exec_start: ${s.config.Cmd.join(' ')}`, c, { execID: s.id });
     proc.exit.then(
-      (code) => { s.exitCode = code; },
+      (code) => {
+        s.exitCode = code;
+        this.containers.publish('exec_die', c, { execID: s.id, exitCode: String(code) });
+      },
       (err: unknown) => { log.warn('exec: waiting for exit failed', { id: s.id, error: errorMessage(err) }); s.exitCode = 137; },
     ).finally(() => {
       s.running = false;

@@ -24,6 +24,7 @@
  * or undo whatever a killed daemon left half done.
  */
 import fsp from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { CommandNotRunnable, NotFound, NotModified, SystemError, BerthError, errorMessage } from '../errors.js';
 import type { EventBus } from '../events/index.js';
@@ -68,6 +69,12 @@ function startFailureCode(err: unknown): number {
 
 function signalName(sig: string): string | number {
   return /^\d+$/.test(sig) ? Number(sig) : sig.startsWith('SIG') ? sig : `SIG${sig}`;
+}
+
+/** The signal's number, as dockerd's kill event reports it. */
+function signalNumber(sig: string): string {
+  const name = signalName(sig);
+  return String(typeof name === 'number' ? name : os.constants.signals[name as NodeJS.Signals] ?? name);
 }
 
 function isKill(sig: string): boolean {
@@ -139,7 +146,8 @@ export class ContainerService {
     return { container: c, dir: this.dir(c), rootfs: this.rootfs(c) };
   }
 
-  private publish(action: string, c: Container, extra: Record<string, string> = {}): void {
+  /** A container event on the bus, with dockerd's attributes (labels, image, name, then the action's own). */
+  publish(action: string, c: Container, extra: Record<string, string> = {}): void {
     this.events.publish('container', action, c.id, { ...c.config.Labels, image: c.config.Image, name: c.name, ...extra });
   }
 
@@ -331,10 +339,14 @@ export class ContainerService {
     if (!isRunning(c.state)) throw new NotModified('container already stopped');
     const signal = opts.signal || c.config.StopSignal || 'SIGTERM';
     const timeout = opts.timeout ?? c.config.StopTimeout ?? DEFAULT_STOP_TIMEOUT;
-    await this.deps.runtime.kill(c.id, signal).catch(() => {});
-    if (await this.awaitExit(c, timeout < 0 ? undefined : timeout * 1000)) return;
-    await this.deps.runtime.kill(c.id, 'SIGKILL', true).catch(() => {});
-    await this.awaitExit(c);
+    await this.deps.runtime.kill(c.id, signalName(signal)).catch(() => {});
+    this.publish('kill', c, { signal: signalNumber(signal) });
+    if (!(await this.awaitExit(c, timeout < 0 ? undefined : timeout * 1000))) {
+      await this.deps.runtime.kill(c.id, 'SIGKILL', true).catch(() => {});
+      this.publish('kill', c, { signal: signalNumber('SIGKILL') });
+      await this.awaitExit(c);
+    }
+    this.publish('stop', c);
   }
 
   kill(idOrName: string, signal: string): Promise<void> {
@@ -343,6 +355,7 @@ export class ContainerService {
       this.markStopped(c);
       const sig = signal || 'SIGKILL';
       await this.deps.runtime.kill(c.id, signalName(sig));
+      this.publish('kill', c, { signal: signalNumber(sig) });
       if (isKill(sig)) await this.awaitExit(c);
     });
   }
@@ -351,6 +364,7 @@ export class ContainerService {
     return this.locked(idOrName, async (c) => {
       if (c.state.Status === 'running') await this.stopLocked(c, opts);
       await this.startLocked(c);
+      this.publish('restart', c);
     });
   }
 

@@ -130,3 +130,23 @@ test('a bad --since is refused: by the docker CLI, and by the daemon with Docker
   assert.equal(key.status, 400);
   assert.deepEqual(key.body, { message: "invalid filter 'colour'" });
 });
+
+test('stop, kill, restart and exec publish dockerd\'s events, with the signal and the exec\'s exit code', { timeout: 90_000 }, async () => {
+  await ok(['run', '-d', '--name', 'ev-verbs', 'busybox', 'sleep', '1000']);
+  const t0 = now();
+  const exec = await d.docker(['exec', 'ev-verbs', 'sh', '-c', 'exit 3']);
+  assert.equal(exec.code, 3);
+  await ok(['stop', '-t', '1', 'ev-verbs']);
+  await ok(['restart', '-t', '1', 'ev-verbs']);
+  await ok(['kill', 'ev-verbs']);
+  const t1 = now();
+  const r = await ok(['events', '--since', t0, '--until', t1, '--filter', 'container=ev-verbs',
+    '--format', '{{.Action}} {{index .Actor.Attributes "signal"}}{{index .Actor.Attributes "exitCode"}}']);
+  const got = lines(r.stdout).map((l) => l.trim());
+  const execEvents = ['exec_create: sh -c exit 3', 'exec_start: sh -c exit 3', 'exec_die 3'];
+  // busybox sleep as PID 1 ignores SIGTERM, so each stop ends with a SIGKILL after the timeout.
+  const stop = ['kill 15', 'kill 9', 'die 137', 'stop'];
+  // restart of a stopped container only starts it.
+  assert.deepEqual(got, [...execEvents, ...stop, 'start', 'restart', 'kill 9', 'die 137']);
+  await ok(['rm', 'ev-verbs']);
+});
