@@ -20,7 +20,7 @@ import path from 'node:path';
 import { CommandNotRunnable, Conflict, InvalidParameter, NotFound, NotModified, SystemError, BerthError, errorMessage } from '../errors.js';
 import { log } from '../log.js';
 import { safeJoin } from '../archive/index.js';
-import { type Snapshotter, mountAll, unmountAll } from '../storage/index.js';
+import { type Snapshotter, mountAll, prepareOnBase, removeOnBase, unmountAll } from '../storage/index.js';
 import type { Image, ImageStore } from '../image/index.js';
 import { parseReference, familiarString } from '../image/reference.js';
 import { type Runtime, type LogEntry, buildSpec, resolveUser, readLog, logOffset } from '../runtime/index.js';
@@ -150,10 +150,10 @@ export class ContainerService {
     try {
       await fsp.mkdir(path.join(dir, 'rootfs'), { recursive: true });
       await writeEtcFiles(c);
-      await this.deps.storage.prepare(id, top, prepareInitLayer);
+      await prepareOnBase(this.deps.storage, id, top, prepareInitLayer);
       this.store.insert(c);
     } catch (err) {
-      await this.deps.storage.remove(id).catch(() => {});
+      await removeOnBase(this.deps.storage, id).catch(() => {});
       await fsp.rm(dir, { recursive: true, force: true });
       throw err;
     }
@@ -440,7 +440,7 @@ export class ContainerService {
       unmountAll(this.rootfs(c));
     } catch {}
     await this.deps.runtime.delete(c.id).catch(() => {});
-    await this.deps.storage.remove(c.id);
+    await removeOnBase(this.deps.storage, c.id);
     await fsp.rm(this.dir(c), { recursive: true, force: true });
     this.store.delete(c.id);
     this.removedCodes.set(c.id, c.state.ExitCode);
@@ -453,7 +453,7 @@ export class ContainerService {
     let space = 0;
     for (const c of this.store.list()) {
       if (c.state.Status === 'running' || c.state.Status === 'paused' || !filter(c)) continue;
-      space += await this.deps.storage.usage(c.id).catch(() => 0);
+      space += (await this.deps.storage.usage(c.id).catch(() => ({ size: 0 }))).size;
       await this.removeFiles(c);
       deleted.push(c.id);
     }
@@ -462,7 +462,7 @@ export class ContainerService {
 
   /** Size of the rw layer (SizeRw) for `ps -s` and inspect?size=1. */
   sizeRw(c: Container): Promise<number> {
-    return this.deps.storage.usage(c.id).catch(() => 0);
+    return this.deps.storage.usage(c.id).then((u) => u.size, () => 0);
   }
 
   logs(c: Container, opts: { follow: boolean; since?: number; until?: number; tail?: number; signal?: AbortSignal }): AsyncIterable<LogEntry> {

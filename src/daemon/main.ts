@@ -15,7 +15,7 @@ import { writeFileAtomic } from '../util/fs.js';
 import { log, setLevel } from '../log.js';
 import { loadConfig, type DaemonConfig } from './config.js';
 import { openContentStore } from '../content/index.js';
-import { openOverlay2, backingFs } from '../storage/index.js';
+import { openSnapshotter } from '../storage/index.js';
 import { openImageStore } from '../image/index.js';
 import { createRuntime, createExecRuntime, cgroupVersion } from '../runtime/index.js';
 import { ContainerStore } from '../container/store.js';
@@ -139,9 +139,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   db.pragma('busy_timeout = 5000');
 
   const content = openContentStore(path.join(config.dataRoot, 'content'));
-  const overlayRoot = path.join(config.dataRoot, 'overlay2');
-  fs.mkdirSync(overlayRoot, { recursive: true });
-  const storage = openOverlay2(overlayRoot, db);
+  const storage = openSnapshotter(config.storageDriver, config.dataRoot, db, { options: config.storageOpts });
   const images = openImageStore(db, content, storage);
   const runtime = createRuntime({
     runtimePath,
@@ -170,14 +168,14 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
     containers,
     images,
     daemonId: daemonId(config.dataRoot),
-    backingFs: backingFs(overlayRoot),
+    storage,
     cgroupVersion: cgroupVersion() === 2 ? '2' : '1',
     runtimePath,
   });
   const execs = new ExecService(containers, createExecRuntime({ runtimePath, conmonPath, runtimeRoot: path.join(config.execRoot, 'runc'), bundlesDir: path.join(config.execRoot, 'c') }));
   execRoutes(router, execs);
   containerRoutes(router, containers, {
-    storageDriver: config.storageDriver,
+    storageDriver: storage.driver,
     execIdsOf: (id) => execs.idsOf(id),
     imageIdOf: (ref) => {
       try {
@@ -188,7 +186,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
     },
   });
   const registry = createRegistryClient({ content, storage, images, options: { mirrors: config.registryMirrors, insecure: config.insecureRegistries } });
-  imageRoutes(router, { images, content, storage, containers, registry, storageDriver: config.storageDriver });
+  imageRoutes(router, { images, content, storage, containers, registry, storageDriver: storage.driver });
 
   const servers: http.Server[] = [];
   const sockets: string[] = [];
