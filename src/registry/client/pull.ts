@@ -314,6 +314,8 @@ export class Puller {
       const chunks = this.download(t, r, desc, scopes, signal, onBytes, onVerify);
       const writing = tee ? tee(chunks) : writeBlob(this.deps.content, chunks, { expected: desc.digest, lease, signal });
       p = writing.then(() => { created.add(desc.digest); }, (err: unknown) => {
+        // The blob may be in already while its unpacking failed: it is ours to collect.
+        if (this.deps.content.has(desc.digest)) created.add(desc.digest);
         if (err instanceof DigestMismatch) throw new InvalidParameter(`filesystem layer verification failed for digest ${desc.digest}: ${err.message}`);
         throw err;
       });
