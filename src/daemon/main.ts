@@ -15,7 +15,7 @@ import { writeFileAtomic } from '../util/fs.js';
 import { log, setLevel } from '../log.js';
 import { loadConfig, type DaemonConfig } from './config.js';
 import { openContentStore } from '../content/index.js';
-import { openSnapshotter } from '../storage/index.js';
+import { openSnapshotter, removeExtracts } from '../storage/index.js';
 import { openImageStore } from '../image/index.js';
 import { createRuntime, createExecRuntime, cgroupVersion } from '../runtime/index.js';
 import { ContainerStore } from '../container/store.js';
@@ -160,6 +160,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
 
   await content.recover();
   await storage.recover();
+  await removeExtracts(storage);
   await containers.recover();
 
   const router = new Router();

@@ -98,5 +98,5 @@ export function backingFs(root: string): { name: string; dType: boolean } {
 
 export { openOverlay2 } from './overlay2.js';
 export { openSnapshotter, DRIVERS } from './registry.js';
-export { applyLayer, unpackLayer, chainIdOf, type UnpackedLayer, type LayerTarget } from './layer.js';
+export { applyLayer, unpackLayer, chainIdOf, removeExtracts, type UnpackedLayer, type LayerTarget } from './layer.js';
 export { prepareOnBase, removeOnBase } from './init.js';

@@ -15,6 +15,16 @@ export function chainIdOf(parent: string | null, diffId: string): string {
   return 'sha256:' + crypto.createHash('sha256').update(`${parent} ${diffId}`).digest('hex');
 }
 
+/** Keys of the active snapshots unpackLayer fills: a crash can leave one, which removeExtracts() drops. */
+const EXTRACT_PREFIX = 'extract-';
+
+/** At start-up, after recover(): drop the half-unpacked layers a crash left (nobody else names a key so). */
+export async function removeExtracts(s: Snapshotter): Promise<void> {
+  for (const i of s.walk()) {
+    if (i.kind === 'active' && i.name.startsWith(EXTRACT_PREFIX)) await s.remove(i.name);
+  }
+}
+
 /** What unpacking a layer needs of a snapshotter. */
 export type LayerTarget = Pick<Snapshotter, 'stageLayer' | 'prepare' | 'commit' | 'remove' | 'stat'>;
 
@@ -46,7 +56,7 @@ export async function unpackLayer(s: LayerTarget, tar: Readable, parent: Promise
     };
   }
   const base = await parent;
-  const key = `extract-${crypto.randomBytes(12).toString('hex')}`;
+  const key = `${EXTRACT_PREFIX}${crypto.randomBytes(12).toString('hex')}`;
   const mounts = await s.prepare(key, base);
   let result;
   try {

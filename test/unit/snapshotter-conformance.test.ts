@@ -17,7 +17,7 @@ import tar from 'tar-stream';
 import { applyToMounts } from '../../src/archive/index.js';
 import { Conflict, NotFound } from '../../src/errors.js';
 import {
-  applyLayer, chainIdOf, DRIVERS, openSnapshotter, withMounts, type Snapshotter,
+  applyLayer, chainIdOf, DRIVERS, openSnapshotter, removeExtracts, unpackLayer, withMounts, type LayerTarget, type Snapshotter,
 } from '../../src/storage/index.js';
 
 type Entry = Partial<tar.Header> & { name: string; body?: string };
@@ -83,9 +83,17 @@ for (const driver of drivers) {
       }
     }
 
-    for (const how of ['prepare → apply → commit', 'applyLayer'] as const) {
-      const add = (parent: string | null, entries: Entry[]): Promise<string> =>
-        how === 'applyLayer' ? makeTar(entries).then((b) => applyLayer(s, parent, Readable.from(b))).then((i) => i.name) : layer(parent, entries);
+    /** The driver without its optional stageLayer: what unpackLayer does on drivers that lack it. */
+    const generic = (): LayerTarget => ({ prepare: (k, p) => s.prepare(k, p), commit: (nm, k) => s.commit(nm, k), remove: (k) => s.remove(k), stat: (k) => s.stat(k) });
+
+    for (const how of ['prepare → apply → commit', 'applyLayer', 'unpackLayer without stageLayer'] as const) {
+      const add = async (parent: string | null, entries: Entry[]): Promise<string> => {
+        if (how === 'prepare → apply → commit') return layer(parent, entries);
+        const tar = Readable.from(await makeTar(entries));
+        if (how === 'applyLayer') return (await applyLayer(s, parent, tar)).name;
+        const u = await unpackLayer(generic(), tar, Promise.resolve(parent));
+        return (await u.commit(parent)).name;
+      };
 
       it(`${how}: a file deleted from a lower layer stays deleted; an opaque dir hides what was below`, T, async () => {
         const l0 = await add(null, [
@@ -196,7 +204,7 @@ for (const driver of drivers) {
         import Database from ${JSON.stringify(createRequire(import.meta.url).resolve('better-sqlite3'))};
         import tar from ${JSON.stringify(createRequire(import.meta.url).resolve('tar-stream'))};
         import { applyToMounts } from ${JSON.stringify(path.join(root, 'src/archive/index.ts'))};
-        import { applyLayer, chainIdOf, openSnapshotter } from ${JSON.stringify(path.join(root, 'src/storage/index.ts'))};
+        import { applyLayer, chainIdOf, openSnapshotter, unpackLayer } from ${JSON.stringify(path.join(root, 'src/storage/index.ts'))};
         const dir = ${JSON.stringify(dir)};
         const db = new Database(path.join(dir, 'meta.db'));
         const s = openSnapshotter(${JSON.stringify(driver)}, dir, db);
@@ -214,10 +222,15 @@ for (const driver of drivers) {
         for (let i = 0; ; i++) {
           const key = 'k' + i;
           let name;
-          if (i % 2) {
+          if (i % 3 === 1) {
             const r = await applyToMounts(Readable.from(await makeTar(i)), await s.prepare(key, parent));
             name = chainIdOf(parent, r.diffId);
             await s.commit(name, key);
+          } else if (i % 3 === 2) {
+            // The generic ingest path, as on a driver without stageLayer.
+            const generic = { prepare: (k, p) => s.prepare(k, p), commit: (n, k) => s.commit(n, k), remove: (k) => s.remove(k), stat: (k) => s.stat(k) };
+            const u = await unpackLayer(generic, Readable.from(await makeTar(i)), Promise.resolve(parent));
+            name = (await u.commit(parent)).name;
           } else {
             name = (await applyLayer(s, parent, Readable.from(await makeTar(i)))).name;
           }
@@ -246,7 +259,9 @@ for (const driver of drivers) {
       try {
         const c = openSnapshotter(driver, dir, cdb);
         await c.recover();
+        await removeExtracts(c);
         const all = c.walk();
+        assert.ok(!all.some((i) => i.name.startsWith('extract-')), 'no half-unpacked layer is left');
         assert.ok(all.length > 0, 'the child got some work done');
         for (const info of all) {
           if (info.kind === 'committed') {
