@@ -363,6 +363,25 @@ test('rmi keeps going when storage still uses the layer (Conflict is ignored)', 
   assert.ok(env.layers.stat(img.layers[0]!.chainId));
 });
 
+test('rmi leaves what a lease holds; collect() takes it once the lease is released', { timeout: 30_000 }, async (t) => {
+  const env = setup(t);
+  const img = await imp(env, 'x');
+  const chainId = img.layers[0]!.chainId;
+  const layerBlob = JSON.parse((await env.content.read(img.manifestDigest!)).toString()).layers[0].digest as string;
+  // Another operation (a pull of an image sharing the layer, say) relies on the layer and its blob.
+  const lease = env.content.leases.create();
+  lease.snapshot(chainId);
+  lease.blob(layerBlob);
+  assert.deepEqual(await env.store.remove('x', { force: false, noprune: false }, none), [{ Untagged: 'x:latest' }, { Deleted: img.id }]);
+  assert.ok(env.layers.stat(chainId), 'a held layer stays');
+  assert.ok(env.content.has(layerBlob), 'a held blob stays');
+  assert.equal(env.content.has(img.id), false, 'what nothing holds goes');
+  lease.release();
+  assert.deepEqual(await env.store.collect({ layers: [chainId], blobs: [layerBlob] }), [chainId]);
+  assert.equal(env.layers.stat(chainId), null);
+  assert.equal(env.content.has(layerBlob), false);
+});
+
 test('parents: a child blocks deletion; removing the child prunes an unnamed parent unless noprune', async (t) => {
   const env = setup(t);
   const parent = await imp(env);

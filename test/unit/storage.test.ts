@@ -232,6 +232,29 @@ describe('overlay2', () => {
     assert.deepEqual(fs.readdirSync(root).sort(), before);
   });
 
+  it('opens a data root made before views existed: its snapshots are active and still mount', { timeout: 60_000 }, async () => {
+    const old = fs.mkdtempSync(path.join(tmp, 'old-'));
+    const odb = new Database(path.join(old, 'meta.db'));
+    try {
+      const first = openOverlay2(path.join(old, 'overlay2'), odb);
+      const base = await applyLayer(first, null, await tarOf([{ name: 'f', body: 'from the image' }]));
+      await first.prepare('c-old', base.name);
+      // The table as it was: no kind column.
+      odb.exec('CREATE TABLE s2 (key TEXT PRIMARY KEY, parent TEXT REFERENCES storage_layers(chain_id), cache_id TEXT NOT NULL UNIQUE, init_cache_id TEXT);'
+        + 'INSERT INTO s2 SELECT key, parent, cache_id, init_cache_id FROM storage_snapshots; DROP TABLE storage_snapshots; ALTER TABLE s2 RENAME TO storage_snapshots;');
+      const reopened = openOverlay2(path.join(old, 'overlay2'), odb);
+      assert.equal(reopened.stat('c-old')?.kind, 'active');
+      const m = target('old');
+      mountAll(reopened.mounts('c-old'), m);
+      assert.equal(fs.readFileSync(path.join(m, 'f'), 'utf8'), 'from the image');
+      unmountAll(m);
+      await reopened.remove('c-old');
+      await reopened.remove(base.name);
+    } finally {
+      odb.close();
+    }
+  });
+
   it('recover() removes half-written layers and orphan links, keeps committed ones', async () => {
     const kept = await applyLayer(snap, null, await tarOf([{ name: 'k', body: 'k' }]));
     const root = path.join(tmp, 'overlay2');
