@@ -15,7 +15,7 @@ import { writeFileAtomic } from '../util/fs.js';
 import { log, setLevel } from '../log.js';
 import { loadConfig, type DaemonConfig } from './config.js';
 import { openContentStore } from '../content/index.js';
-import { openSnapshotter, removeExtracts } from '../storage/index.js';
+import { graphDriverData, openSnapshotter, removeExtracts } from '../storage/index.js';
 import { openImageStore } from '../image/index.js';
 import { createRuntime, createExecRuntime, cgroupVersion } from '../runtime/index.js';
 import { ContainerStore } from '../container/store.js';
@@ -177,6 +177,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   execRoutes(router, execs);
   containerRoutes(router, containers, {
     storageDriver: storage.driver,
+    graphData: (id) => { try { return graphDriverData(storage.mounts(id)); } catch { return {}; } },
     execIdsOf: (id) => execs.idsOf(id),
     imageIdOf: (ref) => {
       try {

@@ -23,7 +23,7 @@ import path from 'node:path';
 import type { Mount } from './mount.js';
 
 export type { Mount } from './mount.js';
-export { mountAll, unmountAll, withMounts, upperDirOf } from './mount.js';
+export { mountAll, unmountAll, withMounts, upperDirOf, graphDriverData } from './mount.js';
 
 export type SnapshotKind = 'active' | 'view' | 'committed';
 

@@ -96,3 +96,18 @@ export function upperDirOf(mounts: Mount[]): string | null {
   if (!opt) return null;
   return path.resolve(m.cwd ?? '/', opt.slice('upperdir='.length));
 }
+
+/** Docker's GraphDriver.Data for `inspect`: an overlay's LowerDir/UpperDir/WorkDir as absolute paths; nothing for other mounts. */
+export function graphDriverData(mounts: Mount[]): Record<string, string> {
+  if (mounts.length !== 1 || mounts[0]!.type !== 'overlay') return {};
+  const m = mounts[0]!;
+  const abs = (p: string): string => path.resolve(m.cwd ?? '/', p);
+  const out: Record<string, string> = {};
+  for (const o of m.options) {
+    const [k, v] = [o.slice(0, o.indexOf('=')), o.slice(o.indexOf('=') + 1)];
+    if (k === 'lowerdir') out.LowerDir = v.split(':').map(abs).join(':');
+    else if (k === 'upperdir') out.UpperDir = abs(v);
+    else if (k === 'workdir') out.WorkDir = abs(v);
+  }
+  return out;
+}

@@ -9,7 +9,7 @@ import tar from 'tar-stream';
 import { Conflict, InvalidParameter, NotFound } from '../../src/errors.js';
 import { createHash } from 'node:crypto';
 import {
-  applyLayer, backingFs, mountAll, openOverlay2, prepareOnBase, removeOnBase, unmountAll, upperDirOf, type Snapshotter,
+  applyLayer, backingFs, graphDriverData, mountAll, openOverlay2, prepareOnBase, removeOnBase, unmountAll, upperDirOf, type Snapshotter,
 } from '../../src/storage/index.js';
 import * as sys from '../../src/sys/index.js';
 
@@ -230,6 +230,20 @@ describe('overlay2', () => {
     await snap.remove(l1.name);
     await snap.remove(l0.name);
     assert.deepEqual(fs.readdirSync(root).sort(), before);
+  });
+
+  it("describes an overlay's dirs for inspect's GraphDriver.Data, as absolute paths", { timeout: 60_000 }, async () => {
+    const base = await applyLayer(snap, null, await tarOf([{ name: 'g', body: 'g' }]));
+    const mounts = await snap.prepare('gd', base.name);
+    const data = graphDriverData(mounts);
+    assert.equal(data.UpperDir, upperDirOf(mounts));
+    assert.ok(path.isAbsolute(data.WorkDir!) && fs.statSync(data.WorkDir!).isDirectory());
+    const lowers = data.LowerDir!.split(':');
+    assert.equal(lowers.length, 1);
+    assert.equal(fs.readFileSync(path.join(lowers[0]!, 'g'), 'utf8'), 'g');
+    assert.deepEqual(graphDriverData([{ type: 'bind', source: '/x', options: ['rbind'] }]), {});
+    await snap.remove('gd');
+    await snap.remove(base.name);
   });
 
   it('opens a data root made before views existed: its snapshots are active and still mount', { timeout: 60_000 }, async () => {
