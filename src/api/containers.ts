@@ -94,7 +94,7 @@ function networkSettings(c: Container) {
   };
 }
 
-export function inspectJSON(svc: ContainerService, c: Container, storageDriver: string, execIds: string[], sizeRw?: number) {
+export function inspectJSON(svc: ContainerService, c: Container, storageDriver: string, execIds: string[], sizeRw?: number, graphData: Record<string, string> = {}) {
   const s = c.state;
   return {
     Id: c.id,
@@ -128,7 +128,7 @@ export function inspectJSON(svc: ContainerService, c: Container, storageDriver: 
     AppArmorProfile: '',
     ExecIDs: execIds.length ? execIds : null,
     HostConfig: { ...HOST_CONFIG_DEFAULTS, ...c.hostConfig },
-    GraphDriver: { Name: storageDriver, Data: { MergedDir: svc.rootfs(c) } },
+    GraphDriver: { Name: storageDriver, Data: { ...graphData, MergedDir: svc.rootfs(c) } },
     ...(sizeRw !== undefined ? { SizeRw: sizeRw, SizeRootFs: sizeRw + (svc.image(c)?.size ?? 0) } : {}),
     Mounts: [],
     Config: c.config,
@@ -159,7 +159,7 @@ function listJSON(svc: ContainerService, c: Container, sizeRw?: number) {
 const listFilters = ['status', 'name', 'label', 'id', 'ancestor', 'exited', 'before', 'since'];
 const statuses = ['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'];
 
-export function containerRoutes(router: Router, svc: ContainerService, opts: { storageDriver: string; imageIdOf: (ref: string) => string | null; execIdsOf: (containerId: string) => string[] }): void {
+export function containerRoutes(router: Router, svc: ContainerService, opts: { storageDriver: string; graphData?: (containerId: string) => Record<string, string>; imageIdOf: (ref: string) => string | null; execIdsOf: (containerId: string) => string[] }): void {
   router.get('/containers/json', async (ctx) => {
     const q = ctx.query;
     const filters = parseFilters(q.get('filters'), listFilters);
@@ -199,7 +199,7 @@ export function containerRoutes(router: Router, svc: ContainerService, opts: { s
 
   router.get('/containers/{id}/json', async (ctx) => {
     const c = svc.get(ctx.params.id);
-    return inspectJSON(svc, c, opts.storageDriver, opts.execIdsOf(c.id), bool(ctx.query, 'size') ? await svc.sizeRw(c) : undefined);
+    return inspectJSON(svc, c, opts.storageDriver, opts.execIdsOf(c.id), bool(ctx.query, 'size') ? await svc.sizeRw(c) : undefined, opts.graphData?.(c.id));
   });
 
   router.post('/containers/{id}/start', async (ctx) => {

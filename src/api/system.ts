@@ -16,7 +16,8 @@ export interface SystemDeps {
   images: ImageStore;
   events: EventBus;
   daemonId: string;
-  backingFs: { name: string; dType: boolean };
+  /** The snapshotter, for info's Driver and DriverStatus. */
+  storage: { driver: string; status(): [string, string][] };
   cgroupVersion: '1' | '2';
   runtimePath: string;
 }
@@ -72,14 +73,8 @@ export function systemRoutes(router: Router, d: SystemDeps): void {
       ContainersPaused: count('paused'),
       ContainersStopped: list.length - count('running') - count('paused'),
       Images: d.images.list().length,
-      Driver: c.storageDriver,
-      DriverStatus: [
-        ['Backing Filesystem', d.backingFs.name],
-        ['Supports d_type', String(d.backingFs.dType)],
-        ['Using metacopy', 'false'],
-        ['Native Overlay Diff', 'true'],
-        ['userxattr', 'false'],
-      ],
+      Driver: d.storage.driver,
+      DriverStatus: d.storage.status(),
       Plugins: { Volume: ['local'], Network: ['host', 'null'], Authorization: null, Log: ['k8s-file'] },
       MemoryLimit: true,
       SwapLimit: fs.existsSync('/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes'),

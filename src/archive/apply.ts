@@ -11,6 +11,13 @@ import * as sys from '../sys/index.js';
 import { PaxTap, type PaxRecords } from './pax.js';
 import { cleanName, safeJoin, safeJoinParent } from './safejoin.js';
 
+/**
+ * How a layer's `.wh.` entries land: 'overlay' writes overlayfs' own marks (a 0/0 char device, the opaque
+ * xattr) into what will be an overlay upper/lower dir; 'delete' really removes what they name, for a tree
+ * that is the full filesystem (a mounted snapshot, or a copy driver's dir).
+ */
+export type WhiteoutMode = 'overlay' | 'delete';
+
 export interface ApplyResult {
   /** "sha256:<hex>" of the uncompressed tar. */
   diffId: string;
@@ -106,7 +113,10 @@ class Applier {
    */
   private readonly created: Set<string> | null;
 
-  constructor(private readonly root: string) {
+  /** 'delete' mode: paths this layer wrote, which an opaque marker of the same layer must keep. */
+  private readonly written = new Set<string>();
+
+  constructor(private readonly root: string, private readonly whiteouts: WhiteoutMode) {
     this.created = fs.readdirSync(root).length === 0 ? new Set([root]) : null;
   }
 
@@ -122,7 +132,15 @@ class Applier {
 
     if (base === OPAQUE) {
       body.resume();
-      sys.setxattr(parent, 'trusted.overlay.opaque', Buffer.from('y'));
+      if (this.whiteouts === 'overlay') {
+        sys.setxattr(parent, 'trusted.overlay.opaque', Buffer.from('y'));
+        return;
+      }
+      // What the layers below put in this dir goes; what this layer wrote stays.
+      for (const name of fs.readdirSync(parent)) {
+        const p = path.join(parent, name);
+        if (!this.written.has(p)) this.clear(p, false);
+      }
       return;
     }
     if (base.startsWith(WHITEOUT_PREFIX)) {
@@ -130,10 +148,12 @@ class Applier {
       const victim = path.join(parent, base.slice(WHITEOUT_PREFIX.length));
       if (path.dirname(victim) !== parent) throw new InvalidParameter(`invalid whiteout name ${h.name}`);
       this.clear(victim, false);
+      if (this.whiteouts === 'delete') return;
       sys.mknod(victim, sys.S_IFCHR, 0, 0);
       sys.lchown(victim, h.uid ?? 0, h.gid ?? 0);
       return;
     }
+    if (this.whiteouts === 'delete') this.written.add(target);
 
     const perm = (h.mode ?? 0o644) & 0o7777;
     switch (h.type) {
@@ -279,14 +299,14 @@ class Applier {
 }
 
 /**
- * Unpack a layer tar (plain or gzip) into dir with OCI layer semantics,
- * converting `.wh.` whiteouts to overlay's char-device/opaque-xattr form.
+ * Unpack a layer tar (plain or gzip) into dir with OCI layer semantics, its
+ * `.wh.` whiteouts as `whiteouts` says (overlay's marks by default).
  * Every write goes through safeJoin, so a hostile tar cannot escape dir.
  */
-export async function applyLayer(input: Readable, dir: string): Promise<ApplyResult> {
+export async function applyLayer(input: Readable, dir: string, whiteouts: WhiteoutMode = 'overlay'): Promise<ApplyResult> {
   const root = safeJoin(dir, '/');
   fs.mkdirSync(root, { recursive: true });
-  const applier = new Applier(root);
+  const applier = new Applier(root, whiteouts);
   const digester = new Digester();
   const extract = tar.extract();
   const tap = new PaxTap();

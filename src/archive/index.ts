@@ -3,14 +3,16 @@
  *
  * - applyLayer(tar, dir): unpack an OCI/Docker layer (plain or gzip) into dir,
  *   turning `.wh.` whiteouts into overlay whiteouts; returns the diffId.
- *   applyLayerOffThread: the same on a worker thread.
+ *   applyLayerOffThread: the same on a worker thread; whiteouts 'delete' removes instead.
+ * - applyToMounts(tar, mounts): the applier — onto a snapshot's mounts (overlay: its upperdir).
  * - diffLayer(upperDir): the reverse, from an overlay upper dir.
  * - packDir(dir): a plain tar of a tree (export, cp).
  * - safeJoin(root, p): the one place path names from outside meet the filesystem.
  *
  * All are streaming; nothing holds a whole file in memory.
  */
-export { applyLayer, type ApplyResult } from './apply.js';
+export { applyLayer, type ApplyResult, type WhiteoutMode } from './apply.js';
+export { applyToMounts } from './mounts.js';
 export { applyLayerOffThread } from './offthread.js';
 export { diffLayer, packDir } from './pack.js';
 export { safeJoin } from './safejoin.js';

@@ -7,7 +7,7 @@
 import type { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { deserializeError } from '../errors.js';
-import type { ApplyResult } from './apply.js';
+import type { ApplyResult, WhiteoutMode } from './apply.js';
 
 export type ToWorker = { type: 'chunk'; data: Uint8Array } | { type: 'end' } | { type: 'error'; message: string };
 export type FromWorker =
@@ -23,10 +23,13 @@ const BATCH = 1 << 20;
 const FROM_SOURCE = import.meta.url.endsWith('.ts');
 const WORKER = new URL(FROM_SOURCE ? './worker.ts' : './worker.js', import.meta.url);
 
-export function applyLayerOffThread(input: Readable, dir: string): Promise<ApplyResult> {
+export interface WorkerData { dir: string; whiteouts: WhiteoutMode }
+
+export function applyLayerOffThread(input: Readable, dir: string, whiteouts: WhiteoutMode = 'overlay'): Promise<ApplyResult> {
+  const workerData: WorkerData = { dir, whiteouts };
   const worker = FROM_SOURCE
-    ? new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(WORKER.href)}); })`, { eval: true, workerData: { dir } })
-    : new Worker(WORKER, { workerData: { dir } });
+    ? new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(WORKER.href)}); })`, { eval: true, workerData })
+    : new Worker(WORKER, { workerData });
   let credit = IN_FLIGHT;
   let wake: (() => void) | null = null;
   let inputError: Error | null = null;

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { parentPort, workerData } from 'node:worker_threads';
 import { serializeError } from '../errors.js';
 import { applyLayer } from './apply.js';
-import type { ToWorker, FromWorker } from './offthread.js';
+import type { ToWorker, FromWorker, WorkerData } from './offthread.js';
 
 const port = parentPort!;
 const post = (m: FromWorker): void => port.postMessage(m);
@@ -29,7 +29,8 @@ port.on('message', (m: ToWorker) => {
     input.destroy(new Error(m.message));
   }
 });
-applyLayer(input, (workerData as { dir: string }).dir).then(
+const { dir, whiteouts } = workerData as WorkerData;
+applyLayer(input, dir, whiteouts).then(
   (result) => post({ type: 'done', result }),
   (err: unknown) => post({ type: 'failed', ...serializeError(err) }),
 );

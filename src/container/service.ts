@@ -30,7 +30,7 @@ import { CommandNotRunnable, NotFound, NotModified, SystemError, BerthError, err
 import type { EventBus } from '../events/index.js';
 import { log } from '../log.js';
 import { safeJoin } from '../archive/index.js';
-import type { Snapshotter } from '../storage/index.js';
+import { type Snapshotter, removeOnBase } from '../storage/index.js';
 import type { Image, ImageStore } from '../image/index.js';
 import { type Runtime, type OciSpec, buildSpec, resolveUser } from '../runtime/index.js';
 import { type CreateBody, newContainer, pickName, prepareSnapshot } from './create.js';
@@ -139,7 +139,7 @@ export class ContainerService {
 
   /** Size of the rw layer (SizeRw) for `ps -s` and inspect?size=1. */
   sizeRw(c: Container): Promise<number> {
-    return this.deps.storage.usage(c.id).catch(() => 0);
+    return this.deps.storage.usage(c.id).then((u) => u.size, () => 0);
   }
 
   private context(c: Container): StartContext {
@@ -177,7 +177,7 @@ export class ContainerService {
       await prepareSnapshot(this.deps.storage, c, image);
       this.store.insert(c);
     } catch (err) {
-      await this.deps.storage.remove(c.id).catch(() => {});
+      await removeOnBase(this.deps.storage, c.id).catch(() => {});
       await fsp.rm(this.dir(c), { recursive: true, force: true });
       throw err;
     }
@@ -415,7 +415,7 @@ export class ContainerService {
     this.restarts.forget(c.id);
     await teardownAll(this.providers, this.context(c));
     await this.deps.runtime.delete(c.id).catch(() => {});
-    await this.deps.storage.remove(c.id);
+    await removeOnBase(this.deps.storage, c.id);
     await fsp.rm(this.dir(c), { recursive: true, force: true });
     this.store.delete(c.id);
     this.removedCodes.set(c.id, c.state.ExitCode);

@@ -10,7 +10,8 @@
  * start-up before any writer exists. Two writers of the same content may race: both renames target the
  * same name with the same bytes, so the result is the same.
  *
- * Blobs carry no references; deciding which are garbage is the image store's business (list() + delete()).
+ * Blobs carry no references. Operations in progress hold what they make with a lease (leases, see
+ * lease.ts); the image store's collect() is the one place that decides what is garbage and deletes it.
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -19,6 +20,9 @@ import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { DigestMismatch, InvalidParameter, NotFound } from '../errors.js';
 import { DurableFileWriter, fsyncPath } from '../util/fs.js';
+import { Leases } from './lease.js';
+
+export { Leases, type Lease } from './lease.js';
 
 export interface BlobInfo { digest: string; size: number }
 
@@ -30,6 +34,8 @@ export interface BlobWriter extends Writable {
 }
 
 export interface ContentStore {
+  /** Holds of operations in progress, in memory; see lease.ts. */
+  readonly leases: Leases;
   writer(): BlobWriter;
   put(data: Buffer | string, expected?: string): Promise<BlobInfo>;
   has(digest: string): boolean;
@@ -115,6 +121,7 @@ class FileBlobWriter extends DurableFileWriter implements BlobWriter {
 }
 
 class FsContentStore implements ContentStore {
+  readonly leases = new Leases();
   private readonly ingestDir: string;
   private readonly blobDir: string;
 

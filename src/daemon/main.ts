@@ -15,7 +15,7 @@ import { writeFileAtomic } from '../util/fs.js';
 import { log, setLevel } from '../log.js';
 import { loadConfig, type DaemonConfig } from './config.js';
 import { openContentStore } from '../content/index.js';
-import { openOverlay2, backingFs } from '../storage/index.js';
+import { graphDriverData, openSnapshotter, removeExtracts } from '../storage/index.js';
 import { openImageStore, publishImageEvents } from '../image/index.js';
 import { EventBus } from '../events/index.js';
 import { createRuntime, createExecRuntime, cgroupVersion } from '../runtime/index.js';
@@ -141,9 +141,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   db.pragma('busy_timeout = 5000');
 
   const content = openContentStore(path.join(config.dataRoot, 'content'));
-  const overlayRoot = path.join(config.dataRoot, 'overlay2');
-  fs.mkdirSync(overlayRoot, { recursive: true });
-  const storage = openOverlay2(overlayRoot, db);
+  const storage = openSnapshotter(config.storageDriver, config.dataRoot, db, { options: config.storageOpts });
   // The one event bus: every service publishes what it changes; GET /events and waiters read it.
   const events = new EventBus();
   const images = publishImageEvents(openImageStore(db, content, storage), events);
@@ -167,6 +165,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
 
   await content.recover();
   await storage.recover();
+  await removeExtracts(storage);
   await containers.recover();
 
   const router = new Router();
@@ -176,14 +175,15 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
     images,
     events,
     daemonId: daemonId(config.dataRoot),
-    backingFs: backingFs(overlayRoot),
+    storage,
     cgroupVersion: cgroupVersion() === 2 ? '2' : '1',
     runtimePath,
   });
   const execs = new ExecService(containers, createExecRuntime({ runtimePath, conmonPath, runtimeRoot: path.join(config.execRoot, 'runc'), bundlesDir: path.join(config.execRoot, 'c') }));
   execRoutes(router, execs);
   containerRoutes(router, containers, {
-    storageDriver: config.storageDriver,
+    storageDriver: storage.driver,
+    graphData: (id) => { try { return graphDriverData(storage.mounts(id)); } catch { return {}; } },
     execIdsOf: (id) => execs.idsOf(id),
     imageIdOf: (ref) => {
       try {
@@ -194,7 +194,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
     },
   });
   const registry = createRegistryClient({ content, storage, images, options: { mirrors: config.registryMirrors, insecure: config.insecureRegistries }, events });
-  imageRoutes(router, { images, content, storage, containers, registry, storageDriver: config.storageDriver, events });
+  imageRoutes(router, { images, content, storage, containers, registry, storageDriver: storage.driver, events });
   eventRoutes(router, events);
 
   const servers: http.Server[] = [];

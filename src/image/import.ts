@@ -1,21 +1,23 @@
 /**
  * `docker import`: a one-layer image from a rootfs tarball (plain or gzip).
  *
- * The tar is read once: each uncompressed chunk goes both to the content store (the layer blob) and to
- * storage.applyLayer (the unpacked snapshot). Then the OCI config and manifest are written as blobs and
- * the image is recorded with store.add(), which is the single commit point.
+ * The tar is read once, through the ingest path (ingest.ts): each uncompressed chunk goes both to the
+ * content store (the layer blob) and to the unpacker (the layer snapshot). Then the OCI config and
+ * manifest are written as blobs and the image is recorded with store.add(), which is the single commit
+ * point. A lease holds all of it meanwhile; a failure releases it and collects what was made.
  */
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { InvalidParameter } from '../errors.js';
 import { log } from '../log.js';
 import type { ContentStore } from '../content/index.js';
+import type { LayerTarget } from '../storage/index.js';
+import { ingestLayer } from './ingest.js';
 import { applyChanges } from './changes.js';
 import type { EventBus } from '../events/index.js';
 import { imageAttributes } from './events.js';
 import { familiarString, parseReference } from './reference.js';
-import type { ContainerConfig, Image, ImageConfig, ImageStore, LayerStore } from './store.js';
+import type { ContainerConfig, Image, ImageConfig, ImageStore } from './store.js';
 
 export const MEDIA_TYPE_OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 export const MEDIA_TYPE_OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
@@ -53,7 +55,7 @@ async function sniffGzip(src: Readable): Promise<{ gzip: boolean; stream: Readab
   return { gzip, stream: Readable.from(all(), { objectMode: false }) };
 }
 
-export async function importImage(store: ImageStore, content: ContentStore, storage: LayerStore, tar: Readable, opts: ImportOptions): Promise<Image> {
+export async function importImage(store: ImageStore, content: ContentStore, storage: LayerTarget, tar: Readable, opts: ImportOptions): Promise<Image> {
   const platform = parsePlatform(opts.platform);
   const cfg: ContainerConfig = applyChanges({}, opts.changes ?? []);
   // Validate the name before reading any byte, so a bad name costs nothing.
@@ -61,60 +63,48 @@ export async function importImage(store: ImageStore, content: ContentStore, stor
     if (parseReference(opts.ref).digest !== undefined) throw new InvalidParameter('refusing to create a tag with a digest reference');
   }
 
-  const blob = content.writer();
-  blob.on('error', () => {}); // surfaced by commit()
-  const tee = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      if (blob.write(chunk)) cb(null, chunk);
-      else blob.once('drain', () => cb(null, chunk));
-    },
-  });
-
-  let layerBlob;
-  let layer;
+  const lease = content.leases.create();
+  const layers: string[] = [];
   try {
-    const applied = storage.applyLayer(null, tee).then((info) => {
-      tee.resume(); // read any trailing bytes the unpacker left, so the blob is the whole stream
-      return info;
-    }, (err: unknown) => {
-      tee.destroy(err as Error);
-      throw err;
-    });
     const { gzip, stream } = await sniffGzip(tar);
-    const copy = gzip ? pipeline(stream, createGunzip(), tee) : pipeline(stream, tee);
-    // Wait for both sides before cleaning up, so no write lands after abort().
-    const [copied, info] = await Promise.allSettled([copy, applied]);
-    if (info.status === 'rejected') throw info.reason;
-    if (copied.status === 'rejected') throw copied.reason;
-    layer = info.value;
-    layerBlob = await blob.commit();
+    const bytes = gzip ? stream.pipe(createGunzip()) : stream;
+    if (gzip) stream.on('error', (e) => bytes.destroy(e));
+    const ingested = await ingestLayer(content, storage, bytes, { parent: Promise.resolve(null), lease });
+    const layerBlob = ingested.blob;
+    const layer = await ingested.commit(null);
+    layers.push(layer.name);
+    if (layerBlob.digest !== ingested.diffId) {
+      log.warn('import: layer blob digest differs from the diff ID storage computed', { blob: layerBlob.digest, diffId: ingested.diffId });
+    }
+
+    const created = new Date().toISOString();
+    const config: ImageConfig = {
+      created,
+      ...platform,
+      config: cfg,
+      rootfs: { type: 'layers', diff_ids: [ingested.diffId] },
+      history: [{ created, comment: opts.message || 'Imported from -' }],
+    };
+    const configBlob = await content.put(JSON.stringify(config));
+    lease.blob(configBlob.digest);
+    const manifest = {
+      schemaVersion: 2,
+      mediaType: MEDIA_TYPE_OCI_MANIFEST,
+      config: { mediaType: MEDIA_TYPE_OCI_CONFIG, digest: configBlob.digest, size: configBlob.size },
+      layers: [{ mediaType: MEDIA_TYPE_OCI_LAYER, digest: layerBlob.digest, size: layerBlob.size }],
+    };
+    const manifestBlob = await content.put(JSON.stringify(manifest));
+    lease.blob(manifestBlob.digest);
+    const image = store.add(configBlob.digest, { tags: opts.ref !== undefined ? [opts.ref] : [], manifestDigest: manifestBlob.digest });
+    lease.release();
+    // dockerd: the new name's tag event, then import.
+    if (opts.ref !== undefined) opts.events?.publish('image', 'tag', image.id, imageAttributes(image, familiarString(parseReference(opts.ref))));
+    opts.events?.publish('image', 'import', image.id, imageAttributes(image, image.id));
+    return image;
   } catch (err) {
-    await blob.abort();
+    const held = [...lease.blobs];
+    lease.release();
+    await store.collect({ layers, blobs: held });
     throw err;
   }
-  if (layerBlob.digest !== layer.diffId) {
-    log.warn('import: layer blob digest differs from the diff ID storage computed', { blob: layerBlob.digest, diffId: layer.diffId });
-  }
-
-  const created = new Date().toISOString();
-  const config: ImageConfig = {
-    created,
-    ...platform,
-    config: cfg,
-    rootfs: { type: 'layers', diff_ids: [layer.diffId] },
-    history: [{ created, comment: opts.message || 'Imported from -' }],
-  };
-  const configBlob = await content.put(JSON.stringify(config));
-  const manifest = {
-    schemaVersion: 2,
-    mediaType: MEDIA_TYPE_OCI_MANIFEST,
-    config: { mediaType: MEDIA_TYPE_OCI_CONFIG, digest: configBlob.digest, size: configBlob.size },
-    layers: [{ mediaType: MEDIA_TYPE_OCI_LAYER, digest: layerBlob.digest, size: layerBlob.size }],
-  };
-  const manifestBlob = await content.put(JSON.stringify(manifest));
-  const img = store.add(configBlob.digest, { tags: opts.ref !== undefined ? [opts.ref] : [], manifestDigest: manifestBlob.digest });
-  // dockerd: the new name's tag event, then import.
-  if (opts.ref !== undefined) opts.events?.publish('image', 'tag', img.id, imageAttributes(img, familiarString(parseReference(opts.ref))));
-  opts.events?.publish('image', 'import', img.id, imageAttributes(img, img.id));
-  return img;
 }

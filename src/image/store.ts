@@ -8,15 +8,15 @@
  *   image_refs(ref, image_id, kind)    kind 'tag' → "docker.io/library/busybox:latest"
  *                                       kind 'digest' → "docker.io/library/busybox@sha256:…"
  * Lifecycle: blobs and layers are written first (pull, import, build), then add() records the image and
- * its names in one transaction; remove() drops the rows in one transaction, then removes layers and
- * blobs no other image uses. A crash between the steps leaves only unreferenced blobs/layers behind,
- * never a row pointing at nothing; a later GC may collect them.
+ * its names in one transaction; remove() drops the rows in one transaction, then collect() removes the
+ * layers and blobs no image uses and no lease (content/lease.ts) holds. collect() is the one GC path:
+ * a failed pull or import calls it too, for what it made. A crash between the steps leaves only
+ * unreferenced blobs/layers behind, never a row pointing at nothing; a later GC may collect them.
  *
  * Configs are read once and kept in memory; names are always read from the database.
  */
 import * as fs from 'node:fs';
 import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
 import type BetterSqlite3 from 'better-sqlite3';
 import { Conflict, InvalidParameter, NotFound } from '../errors.js';
 import { log } from '../log.js';
@@ -29,11 +29,11 @@ import {
 export type Database = BetterSqlite3.Database;
 
 /** The part of storage/'s Snapshotter the image store needs (the real Snapshotter satisfies it). */
-export interface LayerInfo { chainId: string; diffId: string; parent: string | null; size: number }
 export interface LayerStore {
-  getLayer(chainId: string): LayerInfo | null;
-  applyLayer(parent: string | null, tar: Readable): Promise<LayerInfo>;
-  removeLayer(chainId: string): Promise<void>;
+  /** A committed layer by chain ID (null if absent). */
+  stat(name: string): { size: number } | null;
+  /** Conflict while a child or container uses it; NotFound if absent. */
+  remove(name: string): Promise<void>;
 }
 
 export interface HealthConfig { Test?: string[]; Interval?: number; Timeout?: number; StartPeriod?: number; StartInterval?: number; Retries?: number }
@@ -99,6 +99,9 @@ export interface ImageStore {
   history(nameOrId: string): HistoryItem[];
   /** docker rmi semantics; usedBy(id) lists containers created from the image. */
   remove(nameOrId: string, opts: { force: boolean; noprune: boolean }, usedBy: (imageId: string) => ContainerUse[]): Promise<DeleteItem[]>;
+  /** Garbage collection: remove those of `layers` (chain order, top last) and `blobs` that no image uses and
+   *  no lease holds. Returns the chain IDs of the layers removed, top first. */
+  collect(what: { layers?: string[]; blobs?: Iterable<string> }): Promise<string[]>;
 }
 
 interface Base {
@@ -178,7 +181,7 @@ class SqliteImageStore implements ImageStore {
     const layers = chainIds(diffIds).map((chainId, i) => ({
       diffId: diffIds[i]!,
       chainId,
-      size: this.storage.getLayer(chainId)?.size ?? 0,
+      size: this.storage.stat(chainId)?.size ?? 0,
     }));
     const blobs = new Set<string>([configDigest]);
     if (manifestDigest) {
@@ -233,7 +236,7 @@ class SqliteImageStore implements ImageStore {
     const existing = this.bases.get(configDigest);
     const base = existing ?? this.loadBase(configDigest, opts.manifestDigest ?? null, parent);
     for (const l of base.layers) {
-      if (!this.storage.getLayer(l.chainId)) throw new NotFound(`layer ${l.chainId} of image ${configDigest} is not in storage`);
+      if (!this.storage.stat(l.chainId)) throw new NotFound(`layer ${l.chainId} of image ${configDigest} is not in storage`);
     }
 
     const insertRef = this.db.prepare('INSERT OR REPLACE INTO image_refs (ref, image_id, kind) VALUES (?, ?, ?)');
@@ -448,24 +451,31 @@ class SqliteImageStore implements ImageStore {
     this.bases.delete(id);
     records.push({ Deleted: id });
 
+    for (const chainId of await this.collect({ layers: base.layers.map((l) => l.chainId), blobs: base.blobs })) {
+      records.push({ Deleted: chainId });
+    }
+  }
+
+  async collect(what: { layers?: string[]; blobs?: Iterable<string> }): Promise<string[]> {
+    const leases = this.content.leases;
     // Checked again right before each removal: another image may have been added meanwhile.
     const inUse = (pred: (b: Base) => boolean): boolean => [...this.bases.values()].some(pred);
-    for (const l of [...base.layers].reverse()) {
-      if (inUse((b) => b.layers.some((x) => x.chainId === l.chainId))) break; // lower layers are shared too
+    const removed: string[] = [];
+    for (const chainId of [...(what.layers ?? [])].reverse()) {
+      if (inUse((b) => b.layers.some((x) => x.chainId === chainId)) || leases.holdsSnapshot(chainId)) continue;
       try {
-        await this.storage.removeLayer(l.chainId);
-        records.push({ Deleted: l.chainId });
+        await this.storage.remove(chainId);
+        removed.push(chainId);
       } catch (err) {
-        if (err instanceof Conflict) break; // still used (e.g. by a container's rw layer); so are its parents
-        if (err instanceof NotFound) continue;
-        log.warn('image: cannot remove layer', { chainId: l.chainId, err: String(err) });
-        break;
+        if (err instanceof Conflict || err instanceof NotFound) continue; // a child or container still uses it; or gone already
+        log.warn('image: cannot remove layer', { chainId, err: String(err) });
       }
     }
-    for (const d of base.blobs) {
-      if (inUse((b) => b.blobs.has(d))) continue;
+    for (const d of what.blobs ?? []) {
+      if (inUse((b) => b.blobs.has(d)) || leases.holdsBlob(d)) continue;
       await this.content.delete(d).catch((err) => log.warn('image: cannot delete blob', { digest: d, err: String(err) }));
     }
+    return removed;
   }
 }
 

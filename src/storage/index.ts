@@ -1,126 +1,84 @@
 /**
  * storage/: snapshotters — where image layers and container root filesystems live.
  *
- * Lifecycle:
- *  - pull: applyLayer(parent, tar) for each layer in order, giving committed,
- *    read-only layers addressed by chain ID (identical content → one copy);
- *    or stageLayer(tar) for all layers at once, then commit(parent) in order.
- *  - run: prepare(key, topLayer, init) makes a read-write snapshot and returns
- *    mount descriptions; the caller decides when to mountAll/unmountAll them
- *    (the snapshotter never mounts on its own). After a daemon restart,
- *    mounts(key) describes the same mounts again.
- *  - rm: remove(key); removeLayer(chainId) once no child or snapshot uses it.
- *  - start-up: recover() throws away what a crash left half-written.
+ * A snapshotter (containerd's shape) keeps named trees of three kinds:
+ *  - active: prepare(key, parent) — writable, on top of a committed parent (null = empty);
+ *  - view: view(key, parent) — read-only, for looking at a committed tree (diff, save, cp);
+ *  - committed: commit(name, key) turns an active one into an immutable tree that can be a parent.
+ * Both prepare and view return Mount[] descriptions; the snapshotter never mounts: callers use
+ * mountAll/unmountAll (or withMounts for a short look). mounts(key) describes them again after a restart.
+ * Image layers are committed snapshots named by chain ID (identical content → one copy). remove() refuses
+ * (Conflict) while a child uses a committed one and throws NotFound for a name that does not exist.
+ * recover() at start-up throws away what a crash left half-written.
+ *
+ * Around it: layer.ts applies a layer tar onto a snapshot (overlay2's optional stageLayer unpacks before
+ * the parent is known: pull's fast path), init.ts builds Docker's init layer with prepare → fill → commit,
+ * registry.ts opens the driver the daemon's `storage-driver` names.
  */
 import type { Readable } from 'node:stream';
-import * as sys from '../sys/index.js';
 import { readdirTypes, DT_UNKNOWN } from '../sys/dirent.js';
+import * as sys from '../sys/index.js';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Mount } from './mount.js';
 
-/** A mount description, like containerd's mount.Mount. */
-export interface Mount {
-  type: string;
-  source: string;
-  options: string[];
-  /** Directory that relative paths inside `options` are relative to (overlay2 keeps lowerdir short this way). */
-  cwd?: string;
-}
+export type { Mount } from './mount.js';
+export { mountAll, unmountAll, withMounts, upperDirOf, graphDriverData } from './mount.js';
 
-export interface LayerInfo {
-  chainId: string;
-  diffId: string;
+export type SnapshotKind = 'active' | 'view' | 'committed';
+
+export interface Info {
+  /** Key of an active/view snapshot, or name (chain ID for image layers) of a committed one. */
+  name: string;
+  kind: SnapshotKind;
+  /** Name of the committed snapshot below, or null. */
   parent: string | null;
+  /** Bytes of content in this snapshot's own layer (committed: measured at commit; active/view: 0, see usage()). */
   size: number;
 }
+
+export interface Usage { size: number; inodes: number }
+
+/**
+ * How the driver's layer diffs mark deletions: 'overlay' = char-device 0/0 and the opaque xattr, as
+ * overlayfs reads them; 'delete' = files really removed (copy drivers such as vfs).
+ */
+export type WhiteoutMode = 'overlay' | 'delete';
 
 /** A layer unpacked by stageLayer, not yet part of any chain. */
 export interface StagedLayer {
   diffId: string;
   size: number;
-  /** Make it the committed layer on top of parent; if that chain ID exists already, this copy is discarded and the existing one returned. */
-  commit(parent: string | null): LayerInfo;
+  /** Make it the committed layer `chainIdOf(parent, diffId)` on top of parent; if that exists already, this copy is discarded and the existing one returned. */
+  commit(parent: string | null): Info;
   /** Throw the files away; nothing once committed. */
   discard(): void;
 }
 
 export interface Snapshotter {
-  /** Committed, read-only layers, addressed by chain ID (OCI: chainId(L0)=diffId(L0); chainId(Ln)=sha256(chainId(Ln-1)+" "+diffId(Ln))). */
-  getLayer(chainId: string): LayerInfo | null;
-  /** Unpack a layer tar on top of parent into a new committed layer. Atomic: a crash leaves either nothing or the full layer. If the resulting chainId exists already, the new copy is discarded and the existing one returned. */
-  applyLayer(parent: string | null, tar: Readable): Promise<LayerInfo>;
-  /** Unpack a layer tar into a dir no reader sees yet (a crash leaves nothing), to be committed on top of any parent later. */
-  stageLayer(tar: Readable): Promise<StagedLayer>;
-  /** Remove a committed layer (Conflict if a child layer or snapshot still uses it). */
-  removeLayer(chainId: string): Promise<void>;
-  /** A read-write snapshot `key` on top of committed layer `parent` (null = empty). `init`, when given, fills an
-   *  extra init layer between parent and the rw layer (Docker's "-init" layer). */
-  prepare(key: string, parent: string | null, init?: (initDir: string) => Promise<void>): Promise<Mount[]>;
-  /** The mounts of an existing snapshot (for restart after a daemon restart). */
+  /** Driver name, as `docker info` shows it ("overlay2"). */
+  readonly driver: string;
+  readonly whiteouts: WhiteoutMode;
+  /** Docker's DriverStatus rows for `docker info`. */
+  status(): [string, string][];
+  /** A writable snapshot `key` on committed `parent` (null = empty). Conflict if key exists. */
+  prepare(key: string, parent: string | null): Promise<Mount[]>;
+  /** A read-only snapshot `key` on committed `parent`: writes through its mounts fail with EROFS. */
+  view(key: string, parent: string | null): Promise<Mount[]>;
+  /** Active `key` becomes committed `name` (immutable, usable as a parent); key is gone after. Conflict if name exists. */
+  commit(name: string, key: string): Promise<Info>;
+  /** Remove an active/view key or a committed name. Conflict while a child uses it; NotFound if nothing has that name. */
+  remove(keyOrName: string): Promise<void>;
+  /** The mounts of an active or view snapshot (again, e.g. after a daemon restart). */
   mounts(key: string): Mount[];
-  /** Path of the rw (upper) dir of a snapshot. */
-  upperDir(key: string): string;
-  /** Remove snapshot key (its rw and init dirs). Idempotent. */
-  remove(key: string): Promise<void>;
-  /** Bytes used by the rw layer of a snapshot (apparent size, hard links once). */
-  usage(key: string): Promise<number>;
-  /** Remove half-written layers/snapshots left by a crash; called once at daemon start. */
+  stat(name: string): Info | null;
+  /** Space used by a snapshot's own layer (apparent size, hard links once). */
+  usage(key: string): Promise<Usage>;
+  walk(): Info[];
+  /** Remove half-written snapshots left by a crash; called once at daemon start. */
   recover(): Promise<void>;
-}
-
-const FLAG_OPTIONS: Record<string, number> = {
-  ro: sys.MS_RDONLY,
-  nosuid: sys.MS_NOSUID,
-  nodev: sys.MS_NODEV,
-  noexec: sys.MS_NOEXEC,
-  bind: sys.MS_BIND,
-  rbind: sys.MS_BIND | sys.MS_REC,
-};
-
-/** Mount each description on target, in order (later ones stack on earlier ones). */
-export function mountAll(mounts: Mount[], target: string): void {
-  const abs = path.resolve(target);
-  for (const m of mounts) {
-    let flags = 0;
-    const data: string[] = [];
-    for (const o of m.options) {
-      if (o === 'rw') continue;
-      if (o in FLAG_OPTIONS) flags |= FLAG_OPTIONS[o];
-      else data.push(o);
-    }
-    const type = flags & sys.MS_BIND ? null : m.type;
-    if (!m.cwd) {
-      sys.mount(m.source, abs, type, flags, data.join(',') || null);
-      continue;
-    }
-    // Relative option paths resolve against the cwd of the mount(2) caller. JS runs
-    // one thing at a time and nothing else relies on the cwd, so a chdir here is safe.
-    const back = process.cwd();
-    process.chdir(m.cwd);
-    try {
-      sys.mount(m.source, abs, type, flags, data.join(',') || null);
-    } finally {
-      process.chdir(back);
-    }
-  }
-}
-
-/** Unmount everything stacked on target; a target that is not mounted (or gone) is fine. */
-export function unmountAll(target: string): void {
-  for (let i = 0; i < 64; i++) {
-    try {
-      sys.umount(target, 0);
-    } catch (err) {
-      if (err instanceof sys.SysError) {
-        if (err.code === 'EINVAL' || err.code === 'ENOENT') return;
-        if (err.code === 'EBUSY') {
-          sys.umount(target, sys.MNT_DETACH);
-          continue;
-        }
-      }
-      throw err;
-    }
-  }
+  /** Optional fast path: unpack a layer tar before its parent is known (a crash leaves nothing). */
+  stageLayer?(tar: Readable): Promise<StagedLayer>;
 }
 
 /** The backing filesystem of root, and whether it reports file types in readdir (overlay needs d_type). */
@@ -139,3 +97,6 @@ export function backingFs(root: string): { name: string; dType: boolean } {
 }
 
 export { openOverlay2 } from './overlay2.js';
+export { openSnapshotter, DRIVERS } from './registry.js';
+export { applyLayer, unpackLayer, chainIdOf, removeExtracts, type UnpackedLayer, type LayerTarget } from './layer.js';
+export { prepareOnBase, removeOnBase } from './init.js';

@@ -10,7 +10,9 @@ import { Conflict, InvalidParameter, NotFound } from '../errors.js';
 import { log } from '../log.js';
 import * as sys from '../sys/index.js';
 import { fsyncPathSync } from '../util/fs.js';
-import type { LayerInfo, Mount, Snapshotter, StagedLayer } from './index.js';
+import { backingFs, type Info, type Snapshotter, type StagedLayer, type Usage } from './index.js';
+import { chainIdOf } from './layer.js';
+import type { Mount } from './mount.js';
 
 /*
  * On-disk layout (Docker's overlay2):
@@ -24,6 +26,11 @@ import type { LayerInfo, Mount, Snapshotter, StagedLayer } from './index.js';
  * Crash safety: a dir is built as <root>/.tmp-<cacheId>, renamed into place,
  * then its row is inserted. A dir (or link) without a row is garbage that
  * recover() deletes; removal deletes the row first, then the files.
+ *
+ * Metadata: committed snapshots are rows of storage_layers (named by chain ID for image layers),
+ * active and view ones rows of storage_snapshots (kind 'active' | 'view'; rows from before views
+ * existed get 'active'). commit() moves a row from one table to the other in one transaction: the
+ * files stay where they are, since an active snapshot's dir already is a layer dir with its lower file.
  */
 
 const LINK_DIR = 'l';
@@ -44,7 +51,9 @@ interface SnapshotRow {
   key: string;
   parent: string | null;
   cache_id: string;
+  /** Docker's init layer of snapshots made before init layers were committed snapshots of their own. */
   init_cache_id: string | null;
+  kind: 'active' | 'view';
 }
 
 function newCacheId(): string {
@@ -57,11 +66,6 @@ function newLinkId(): string {
   let s = '';
   for (const b of bytes) s += LINK_ALPHABET[b % LINK_ALPHABET.length];
   return s;
-}
-
-function chainIdOf(parent: string | null, diffId: string): string {
-  if (parent === null) return diffId;
-  return 'sha256:' + crypto.createHash('sha256').update(`${parent} ${diffId}`).digest('hex');
 }
 
 function writeFileDurable(file: string, content: string): void {
@@ -100,7 +104,18 @@ async function removeTree(dir: string): Promise<void> {
   await execFile('rm', ['-rf', '--one-file-system', '--', dir]);
 }
 
+/** overlay's module parameter, "Y"/"N"; absent when overlay is built in without it. */
+function overlayParam(name: string): boolean {
+  try {
+    return fs.readFileSync(`/sys/module/overlay/parameters/${name}`, 'utf8').trim() === 'Y';
+  } catch {
+    return false;
+  }
+}
+
 class Overlay2 implements Snapshotter {
+  readonly driver = 'overlay2';
+  readonly whiteouts = 'overlay' as const;
   /**
    * Removed dirs are renamed here and deleted in the background, so `rmi` and `rm`
    * return at once; recover() empties it after a crash. A sibling of root, on the
@@ -133,6 +148,22 @@ class Overlay2 implements Snapshotter {
         init_cache_id TEXT
       );
     `);
+    const cols = db.prepare('PRAGMA table_info(storage_snapshots)').all() as { name: string }[];
+    if (!cols.some((c) => c.name === 'kind')) {
+      db.exec("ALTER TABLE storage_snapshots ADD COLUMN kind TEXT NOT NULL DEFAULT 'active' CHECK (kind IN ('active', 'view'))");
+    }
+  }
+
+  status(): [string, string][] {
+    const b = backingFs(this.root);
+    return [
+      ['Backing Filesystem', b.name],
+      ['Supports d_type', String(b.dType)],
+      ['Using metacopy', String(overlayParam('metacopy'))],
+      // berth reads diffs from the upper dir itself, without redirect_dir/metacopy surprises.
+      ['Native Overlay Diff', 'true'],
+      ['userxattr', 'false'],
+    ];
   }
 
   private dir(cacheId: string, sub?: string): string {
@@ -147,8 +178,12 @@ class Overlay2 implements Snapshotter {
     return this.db.prepare('SELECT * FROM storage_snapshots WHERE key = ?').get(key) as SnapshotRow | undefined;
   }
 
-  private static info(row: LayerRow): LayerInfo {
-    return { chainId: row.chain_id, diffId: row.diff_id, parent: row.parent, size: row.size };
+  private static info(row: LayerRow): Info {
+    return { name: row.chain_id, kind: 'committed', parent: row.parent, size: row.size };
+  }
+
+  private static snapshotInfo(row: SnapshotRow): Info {
+    return { name: row.key, kind: row.kind, parent: row.parent, size: 0 };
   }
 
   /** Short names of a committed layer and everything below it, nearest first. */
@@ -239,14 +274,17 @@ class Overlay2 implements Snapshotter {
     }
   }
 
-  getLayer(chainId: string): LayerInfo | null {
-    const row = this.layerRow(chainId);
-    return row ? Overlay2.info(row) : null;
+  stat(name: string): Info | null {
+    const layer = this.layerRow(name);
+    if (layer) return Overlay2.info(layer);
+    const snap = this.snapshotRow(name);
+    return snap ? Overlay2.snapshotInfo(snap) : null;
   }
 
-  async applyLayer(parent: string | null, tar: Readable): Promise<LayerInfo> {
-    this.lowersFor(parent); // a missing parent fails before anything is unpacked
-    return (await this.stageLayer(tar)).commit(parent);
+  walk(): Info[] {
+    const layers = (this.db.prepare('SELECT * FROM storage_layers').all() as LayerRow[]).map(Overlay2.info);
+    const snaps = (this.db.prepare('SELECT * FROM storage_snapshots').all() as SnapshotRow[]).map(Overlay2.snapshotInfo);
+    return [...layers, ...snaps];
   }
 
   async stageLayer(tar: Readable): Promise<StagedLayer> {
@@ -275,7 +313,7 @@ class Overlay2 implements Snapshotter {
     };
   }
 
-  private commitStaged(cacheId: string, parent: string | null, result: ApplyResult): LayerInfo {
+  private commitStaged(cacheId: string, parent: string | null, result: ApplyResult): Info {
     let lowers: string[];
     try {
       lowers = this.lowersFor(parent);
@@ -298,9 +336,8 @@ class Overlay2 implements Snapshotter {
     return Overlay2.info(this.layerRow(chainId) as LayerRow);
   }
 
-  async removeLayer(chainId: string): Promise<void> {
-    const row = this.layerRow(chainId);
-    if (!row) throw new NotFound(`layer ${chainId} does not exist`);
+  private removeLayer(row: LayerRow): void {
+    const chainId = row.chain_id;
     const child = this.db.prepare('SELECT chain_id FROM storage_layers WHERE parent = ? LIMIT 1').get(chainId) as { chain_id: string } | undefined;
     if (child) throw new Conflict(`layer ${chainId} is in use by layer ${child.chain_id}`);
     const snap = this.db.prepare('SELECT key FROM storage_snapshots WHERE parent = ? LIMIT 1').get(chainId) as { key: string } | undefined;
@@ -309,32 +346,48 @@ class Overlay2 implements Snapshotter {
     this.discard(row.cache_id);
   }
 
-  async prepare(key: string, parent: string | null, init?: (initDir: string) => Promise<void>): Promise<Mount[]> {
-    if (this.snapshotRow(key)) throw new Conflict(`snapshot ${key} already exists`);
-    let lowers = this.lowersFor(parent);
-    let initId: string | null = null;
+  prepare(key: string, parent: string | null): Promise<Mount[]> {
+    return this.create(key, parent, 'active');
+  }
+
+  view(key: string, parent: string | null): Promise<Mount[]> {
+    return this.create(key, parent, 'view');
+  }
+
+  private async create(key: string, parent: string | null, kind: 'active' | 'view'): Promise<Mount[]> {
+    if (this.snapshotRow(key) || this.layerRow(key)) throw new Conflict(`snapshot ${key} already exists`);
+    const lowers = this.lowersFor(parent);
     let cacheId: string | null = null;
     try {
-      if (init) {
-        const built = await this.build(lowers, false, init);
-        initId = built.cacheId;
-        lowers = [`${LINK_DIR}/${built.link}`, ...lowers];
-      }
-      cacheId = (await this.build(lowers, true)).cacheId;
+      cacheId = (await this.build(lowers, kind === 'active')).cacheId;
       if (lowers.length === 0) fs.mkdirSync(this.dir(cacheId, 'empty'), { mode: 0o755 });
-      this.checkMountable(cacheId, lowers);
+      this.checkMountable(cacheId, kind === 'view' ? [`${cacheId}/diff`, ...lowers] : lowers);
       this.db
-        .prepare('INSERT INTO storage_snapshots (key, parent, cache_id, init_cache_id) VALUES (?, ?, ?, ?)')
-        .run(key, parent, cacheId, initId);
+        .prepare('INSERT INTO storage_snapshots (key, parent, cache_id, init_cache_id, kind) VALUES (?, ?, ?, NULL, ?)')
+        .run(key, parent, cacheId, kind);
     } catch (err) {
       this.discard(cacheId);
-      this.discard(initId);
-      if (err instanceof Error && /UNIQUE constraint failed: storage_snapshots.key/.test(err.message)) {
+      if (err instanceof Error && (err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
         throw new Conflict(`snapshot ${key} already exists`);
       }
       throw err;
     }
     return this.mounts(key);
+  }
+
+  async commit(name: string, key: string): Promise<Info> {
+    const row = this.snapshotRow(key);
+    if (!row) throw new NotFound(`snapshot ${key} does not exist`);
+    if (row.kind !== 'active') throw new InvalidParameter(`snapshot ${key} is a ${row.kind}, only an active snapshot can be committed`);
+    if (row.init_cache_id) throw new InvalidParameter(`snapshot ${key} has a built-in init layer and cannot be committed`);
+    if (this.layerRow(name)) throw new Conflict(`snapshot ${name} already exists`);
+    const { size } = await this.usage(key);
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM storage_snapshots WHERE key = ?').run(key);
+      this.db.prepare("INSERT INTO storage_layers (chain_id, diff_id, parent, cache_id, size) VALUES (?, '', ?, ?, ?)")
+        .run(name, row.parent, row.cache_id, size);
+    })();
+    return Overlay2.info(this.layerRow(name)!);
   }
 
   private overlayOptions(cacheId: string, lowers: string[]): string[] {
@@ -361,27 +414,34 @@ class Overlay2 implements Snapshotter {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
+    if (row.kind === 'view') {
+      // No upperdir: overlayfs mounts it read-only. Its own (empty) diff keeps two lowers even on an empty parent.
+      const lowerdir = [`${row.cache_id}/diff`, ...(lowers.length ? lowers : [`${row.cache_id}/empty`])].join(':');
+      return [{ type: 'overlay', source: 'overlay', options: ['ro', 'index=off', `lowerdir=${lowerdir}`], cwd: this.root }];
+    }
     return [{ type: 'overlay', source: 'overlay', options: this.overlayOptions(row.cache_id, lowers), cwd: this.root }];
   }
 
-  upperDir(key: string): string {
-    const row = this.snapshotRow(key);
-    if (!row) throw new NotFound(`snapshot ${key} does not exist`);
-    return this.dir(row.cache_id, 'diff');
+  async remove(keyOrName: string): Promise<void> {
+    const row = this.snapshotRow(keyOrName);
+    if (row) {
+      this.db.prepare('DELETE FROM storage_snapshots WHERE key = ?').run(keyOrName);
+      this.discard(row.cache_id);
+      this.discard(row.init_cache_id);
+      return;
+    }
+    const layer = this.layerRow(keyOrName);
+    if (!layer) throw new NotFound(`snapshot ${keyOrName} does not exist`);
+    this.removeLayer(layer);
   }
 
-  async remove(key: string): Promise<void> {
-    const row = this.snapshotRow(key);
-    if (!row) return;
-    this.db.prepare('DELETE FROM storage_snapshots WHERE key = ?').run(key);
-    this.discard(row.cache_id);
-    this.discard(row.init_cache_id);
-  }
-
-  async usage(key: string): Promise<number> {
-    const upper = this.upperDir(key);
+  async usage(key: string): Promise<Usage> {
+    const cacheId = this.snapshotRow(key)?.cache_id ?? this.layerRow(key)?.cache_id;
+    if (!cacheId) throw new NotFound(`snapshot ${key} does not exist`);
+    const upper = this.dir(cacheId, 'diff');
     const seen = new Set<string>();
     let total = 0;
+    let inodes = 0;
     const visit = async (dir: string): Promise<void> => {
       for (const e of await fs.promises.readdir(dir, { withFileTypes: true })) {
         const full = path.join(dir, e.name);
@@ -391,12 +451,13 @@ class Overlay2 implements Snapshotter {
           if (seen.has(id)) continue;
           seen.add(id);
         }
+        inodes++;
         if (!st.isDirectory()) total += st.size;
         else await visit(full);
       }
     };
     await visit(upper);
-    return total;
+    return { size: total, inodes };
   }
 
   async recover(): Promise<void> {

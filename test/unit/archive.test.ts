@@ -179,6 +179,28 @@ describe('applyLayer', () => {
     assert.equal(fs.readFileSync(path.join(root, 'd/kept'), 'utf8'), 'k');
     assert.equal(fs.existsSync(path.join(root, '.wh.gone')), false);
   });
+
+  it("whiteouts 'delete' (copy drivers): .wh.x removes x, an opaque dir keeps only this layer's entries", async () => {
+    const root = fresh('whdel');
+    fs.writeFileSync(path.join(root, 'gone'), 'x');
+    fs.mkdirSync(path.join(root, 'tree/deep'), { recursive: true });
+    fs.writeFileSync(path.join(root, 'tree/deep/f'), 'f');
+    fs.mkdirSync(path.join(root, 'd'));
+    fs.writeFileSync(path.join(root, 'd/old'), 'o');
+    fs.writeFileSync(path.join(root, 'keep'), 'k');
+    const buf = await makeTar([
+      { name: '.wh.gone' },
+      { name: '.wh.tree' },
+      { name: 'd/', type: 'directory' },
+      { name: 'd/early', body: 'e' },
+      { name: 'd/.wh..wh..opq' },
+      { name: 'd/kept', body: 'k' },
+    ]);
+    await applyLayerOffThread(Readable.from(buf), root, 'delete');
+    assert.deepEqual(fs.readdirSync(root).sort(), ['d', 'keep']);
+    assert.deepEqual(fs.readdirSync(path.join(root, 'd')).sort(), ['early', 'kept']);
+    assert.equal(sys.getxattr(path.join(root, 'd'), 'trusted.overlay.opaque'), null);
+  });
 });
 
 describe('diffLayer / packDir', () => {

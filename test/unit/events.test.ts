@@ -4,7 +4,6 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import BetterSqlite3 from 'better-sqlite3';
 import tarStream from 'tar-stream';
@@ -14,7 +13,8 @@ import { parseFilters } from '../../src/api/filters.js';
 import { Router, createApiServer } from '../../src/api/server.js';
 import { InvalidParameter } from '../../src/errors.js';
 import { openContentStore } from '../../src/content/index.js';
-import { importImage, openImageStore, publishImageEvents, type LayerInfo, type LayerStore } from '../../src/image/index.js';
+import { importImage, openImageStore, publishImageEvents } from '../../src/image/index.js';
+import { openSnapshotter } from '../../src/storage/index.js';
 
 const T = { timeout: 20_000 };
 
@@ -169,20 +169,6 @@ test('GET /events: since..until replays the kept history and ends; since alone g
   assert.match(reversed.body, /`since` time \(20\) cannot be after `until` time \(10\)/);
 });
 
-class MemoryLayers implements LayerStore {
-  private readonly layers = new Map<string, LayerInfo>();
-  getLayer(chainId: string): LayerInfo | null { return this.layers.get(chainId) ?? null; }
-  async applyLayer(parent: string | null, tar: Readable): Promise<LayerInfo> {
-    const chunks: Buffer[] = [];
-    for await (const c of tar) chunks.push(c as Buffer);
-    const diffId = 'sha256:' + createHash('sha256').update(Buffer.concat(chunks)).digest('hex');
-    const info = { chainId: diffId, diffId, parent, size: Buffer.concat(chunks).length };
-    this.layers.set(diffId, info);
-    return info;
-  }
-  async removeLayer(chainId: string): Promise<void> { this.layers.delete(chainId); }
-}
-
 test('image events: import (with its tag), tag, and rmi\'s untags and delete, named as dockerd names them', T, async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-events-img-'));
   const db = new BetterSqlite3(path.join(dir, 'berth.db'));
@@ -192,7 +178,7 @@ test('image events: import (with its tag), tag, and rmi\'s untags and delete, na
   });
   const bus = new EventBus();
   const content = openContentStore(path.join(dir, 'content'));
-  const layers = new MemoryLayers();
+  const layers = openSnapshotter('overlay2', dir, db, {});
   const store = publishImageEvents(openImageStore(db, content, layers), bus);
   const pack = tarStream.pack();
   pack.entry({ name: 'hello' }, 'hi');

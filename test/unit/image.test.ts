@@ -15,28 +15,41 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import { openContentStore, type ContentStore } from '../../src/content/index.js';
 import {
-  chainIds, importImage, openImageStore, type ContainerUse, type ImageStore, type LayerInfo, type LayerStore,
+  chainIds, importImage, openImageStore, type ContainerUse, type ImageStore, type LayerStore,
 } from '../../src/image/index.js';
 import { Conflict, InvalidParameter, NotFound } from '../../src/errors.js';
+import type { Info, LayerTarget, StagedLayer } from '../../src/storage/index.js';
+
+type LayerInfo = Info & { chainId: string; diffId: string };
 
 const sha = (b: Buffer | string): string => 'sha256:' + createHash('sha256').update(b).digest('hex');
 
 /** In-memory stand-in for storage/: diff ID = sha256 of the tar bytes; refuses to drop a layer with children or in use. */
-class FakeLayers implements LayerStore {
+class FakeLayers implements LayerStore, LayerTarget {
   layers = new Map<string, LayerInfo>();
   inUse = new Set<string>();
-  getLayer(chainId: string): LayerInfo | null { return this.layers.get(chainId) ?? null; }
+  stat(chainId: string): LayerInfo | null { return this.layers.get(chainId) ?? null; }
   async applyLayer(parent: string | null, tar: Readable): Promise<LayerInfo> {
+    return (await this.stageLayer(tar)).commit(parent) as LayerInfo;
+  }
+  async stageLayer(tar: Readable): Promise<StagedLayer> {
     const chunks: Buffer[] = [];
     for await (const c of tar) chunks.push(c as Buffer);
     const bytes = Buffer.concat(chunks);
     const diffId = sha(bytes);
-    const chainId = parent ? chainIds([parent, diffId])[1]! : diffId;
-    const info = { chainId, diffId, parent, size: bytes.length };
-    this.layers.set(chainId, info);
-    return info;
+    return {
+      diffId, size: bytes.length, discard: () => {},
+      commit: (parent) => {
+        const chainId = parent ? chainIds([parent, diffId])[1]! : diffId;
+        const info = { name: chainId, kind: 'committed' as const, chainId, diffId, parent, size: bytes.length };
+        this.layers.set(chainId, info);
+        return info;
+      },
+    };
   }
-  async removeLayer(chainId: string): Promise<void> {
+  prepare(): never { throw new Error('unused: stageLayer is there'); }
+  commit(): never { throw new Error('unused: stageLayer is there'); }
+  async remove(chainId: string): Promise<void> {
     if (!this.layers.has(chainId)) throw new NotFound(`layer ${chainId} not found`);
     if (this.inUse.has(chainId) || [...this.layers.values()].some((l) => l.parent === chainId)) throw new Conflict('layer in use');
     this.layers.delete(chainId);
@@ -263,7 +276,7 @@ test('rmi: the last name deletes the image, its layers and its blobs', async (t)
   const res = await env.store.remove('busybox:latest', { force: false, noprune: false }, none);
   assert.deepEqual(res, [{ Untagged: 'busybox:latest' }, { Deleted: img.id }, { Deleted: chain }]);
   assert.equal(env.store.get(img.id), null);
-  assert.equal(env.layers.getLayer(chain), null);
+  assert.equal(env.layers.stat(chain), null);
   const blobs = [];
   for await (const b of env.content.list()) blobs.push(b);
   assert.deepEqual(blobs, []);
@@ -277,7 +290,7 @@ test('rmi: shared layers and blobs stay while another image uses them', async (t
   const b = await imp(env, 'b', { files, changes: ['CMD ["x"]'] });
   assert.notEqual(a.id, b.id);
   assert.deepEqual(await env.store.remove('a', { force: false, noprune: false }, none), [{ Untagged: 'a:latest' }, { Deleted: a.id }]);
-  assert.ok(env.layers.getLayer(b.layers[0]!.chainId));
+  assert.ok(env.layers.stat(b.layers[0]!.chainId));
   assert.ok(env.content.has(b.layers[0]!.diffId));
   assert.equal(env.content.has(a.id), false);
 });
@@ -336,7 +349,7 @@ test('rmi with containers: stopped needs force, running cannot be forced', async
   env.store.tag(img.id, 'busybox');
   assert.deepEqual(await env.store.remove('busybox', { force: true, noprune: false }, stopped), [{ Untagged: 'busybox:latest' }]);
   assert.ok(env.store.get(img.id));
-  assert.ok(env.layers.getLayer(img.layers[0]!.chainId));
+  assert.ok(env.layers.stat(img.layers[0]!.chainId));
 
   // Once the container is gone the dangling image can be removed by ID.
   assert.deepEqual((await env.store.remove(short, { force: false, noprune: false }, none))[0], { Deleted: img.id });
@@ -347,7 +360,26 @@ test('rmi keeps going when storage still uses the layer (Conflict is ignored)', 
   const img = await imp(env, 'x');
   env.layers.inUse.add(img.layers[0]!.chainId);
   assert.deepEqual(await env.store.remove('x', { force: false, noprune: false }, none), [{ Untagged: 'x:latest' }, { Deleted: img.id }]);
-  assert.ok(env.layers.getLayer(img.layers[0]!.chainId));
+  assert.ok(env.layers.stat(img.layers[0]!.chainId));
+});
+
+test('rmi leaves what a lease holds; collect() takes it once the lease is released', { timeout: 30_000 }, async (t) => {
+  const env = setup(t);
+  const img = await imp(env, 'x');
+  const chainId = img.layers[0]!.chainId;
+  const layerBlob = JSON.parse((await env.content.read(img.manifestDigest!)).toString()).layers[0].digest as string;
+  // Another operation (a pull of an image sharing the layer, say) relies on the layer and its blob.
+  const lease = env.content.leases.create();
+  lease.snapshot(chainId);
+  lease.blob(layerBlob);
+  assert.deepEqual(await env.store.remove('x', { force: false, noprune: false }, none), [{ Untagged: 'x:latest' }, { Deleted: img.id }]);
+  assert.ok(env.layers.stat(chainId), 'a held layer stays');
+  assert.ok(env.content.has(layerBlob), 'a held blob stays');
+  assert.equal(env.content.has(img.id), false, 'what nothing holds goes');
+  lease.release();
+  assert.deepEqual(await env.store.collect({ layers: [chainId], blobs: [layerBlob] }), [chainId]);
+  assert.equal(env.layers.stat(chainId), null);
+  assert.equal(env.content.has(layerBlob), false);
 });
 
 test('parents: a child blocks deletion; removing the child prunes an unnamed parent unless noprune', async (t) => {
@@ -399,16 +431,18 @@ test('kill -9 in the middle of tag/untag/import/rmi leaves a consistent store', 
     const ldir = path.join(dir, 'layers');
     fs.mkdirSync(ldir, { recursive: true });
     const layers = {
-      getLayer: (id) => { try { return JSON.parse(fs.readFileSync(path.join(ldir, id), 'utf8')); } catch { return null; } },
-      applyLayer: async (parent, tar) => {
+      stat: (id) => { try { return JSON.parse(fs.readFileSync(path.join(ldir, id), 'utf8')); } catch { return null; } },
+      stageLayer: async (tar) => {
         const chunks = []; for await (const c of tar) chunks.push(c);
         const b = Buffer.concat(chunks);
         const d = 'sha256:' + createHash('sha256').update(b).digest('hex');
-        const info = { chainId: d, diffId: d, parent, size: b.length };
-        fs.writeFileSync(path.join(ldir, d + '.tmp'), JSON.stringify(info)); fs.renameSync(path.join(ldir, d + '.tmp'), path.join(ldir, d));
-        return info;
+        return { diffId: d, size: b.length, discard: () => {}, commit: (parent) => {
+          const info = { name: d, kind: 'committed', chainId: d, diffId: d, parent, size: b.length };
+          fs.writeFileSync(path.join(ldir, d + '.tmp'), JSON.stringify(info)); fs.renameSync(path.join(ldir, d + '.tmp'), path.join(ldir, d));
+          return info;
+        } };
       },
-      removeLayer: async (id) => { fs.rmSync(path.join(ldir, id), { force: true }); },
+      remove: async (id) => { fs.rmSync(path.join(ldir, id), { force: true }); },
     };
     const db = new BetterSqlite3(${JSON.stringify(env.dbPath)});
     const content = openContentStore(path.join(dir, 'content'));
@@ -442,9 +476,8 @@ test('kill -9 in the middle of tag/untag/import/rmi leaves a consistent store', 
   await content.recover();
   const ldir = path.join(env.dir, 'layers');
   const layers: LayerStore = {
-    getLayer: (id) => (fs.existsSync(path.join(ldir, id)) ? JSON.parse(fs.readFileSync(path.join(ldir, id), 'utf8')) as LayerInfo : null),
-    applyLayer: () => Promise.reject(new Error('unused')),
-    removeLayer: () => Promise.resolve(),
+    stat: (id) => (fs.existsSync(path.join(ldir, id)) ? JSON.parse(fs.readFileSync(path.join(ldir, id), 'utf8')) as LayerInfo : null),
+    remove: () => Promise.resolve(),
   };
   const store = openImageStore(env.db, content, layers);
   const images = store.list();
@@ -455,7 +488,7 @@ test('kill -9 in the middle of tag/untag/import/rmi leaves a consistent store', 
   for (const img of images) {
     assert.ok(content.has(img.id), 'config blob present');
     assert.ok(img.manifestDigest && content.has(img.manifestDigest), 'manifest blob present');
-    for (const l of img.layers) assert.ok(layers.getLayer(l.chainId), 'layer present');
+    for (const l of img.layers) assert.ok(layers.stat(l.chainId), 'layer present');
     assert.equal(store.resolve(img.id).id, img.id);
   }
   const count = (env.db.prepare('SELECT count(*) AS n FROM image_images').get() as { n: number }).n;

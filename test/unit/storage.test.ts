@@ -7,7 +7,10 @@ import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import tar from 'tar-stream';
 import { Conflict, InvalidParameter, NotFound } from '../../src/errors.js';
-import { backingFs, mountAll, openOverlay2, unmountAll, type Snapshotter } from '../../src/storage/index.js';
+import { createHash } from 'node:crypto';
+import {
+  applyLayer, backingFs, graphDriverData, mountAll, openOverlay2, prepareOnBase, removeOnBase, unmountAll, upperDirOf, type Snapshotter,
+} from '../../src/storage/index.js';
 import * as sys from '../../src/sys/index.js';
 
 type Entry = Partial<tar.Header> & { name: string; body?: string };
@@ -74,26 +77,23 @@ describe('overlay2', () => {
   });
 
   it('stacks two layers with whiteouts and opaque dirs; writes go to the rw layer only', async () => {
-    const l0 = await snap.applyLayer(
-      null,
-      await tarOf([
+    const tar0 = await makeTar([
         { name: 'a', body: 'A' },
         { name: 'b', body: 'B' },
         { name: 'etc/x', body: 'X' },
         { name: 'etc/keep', body: 'K' },
         { name: 'd/old', body: 'old' },
-      ]),
-    );
-    assert.equal(l0.chainId, l0.diffId);
+    ]);
+    const diffIdOf = (b: Buffer): string => 'sha256:' + createHash('sha256').update(b).digest('hex');
+    const l0 = await applyLayer(snap, null, Readable.from(tar0));
+    assert.equal(l0.name, diffIdOf(tar0));
     assert.equal(l0.parent, null);
-    const l1 = await snap.applyLayer(
-      l0.chainId,
-      await tarOf([{ name: 'etc/.wh.x' }, { name: 'd/', type: 'directory', mode: 0o755 }, { name: 'd/.wh..wh..opq' }, { name: 'd/new', body: 'new' }]),
-    );
-    assert.notEqual(l1.chainId, l1.diffId);
-    assert.deepEqual(snap.getLayer(l1.chainId), l1);
+    const tar1 = await makeTar([{ name: 'etc/.wh.x' }, { name: 'd/', type: 'directory', mode: 0o755 }, { name: 'd/.wh..wh..opq' }, { name: 'd/new', body: 'new' }]);
+    const l1 = await applyLayer(snap, l0.name, Readable.from(tar1));
+    assert.notEqual(l1.name, diffIdOf(tar1));
+    assert.deepEqual(snap.stat(l1.name), l1);
 
-    const mounts = await snap.prepare('c1', l1.chainId);
+    const mounts = await snap.prepare('c1', l1.name);
     const m = target('c1');
     mountAll(mounts, m);
     assert.equal(sys.fsType(m), 0x794c7630);
@@ -104,7 +104,7 @@ describe('overlay2', () => {
     fs.writeFileSync(path.join(m, 'written'), 'w');
     fs.writeFileSync(path.join(m, 'a'), 'changed');
     fs.rmSync(path.join(m, 'b'));
-    const upper = snap.upperDir('c1');
+    const upper = upperDirOf(snap.mounts('c1'))!;
     assert.equal(fs.readFileSync(path.join(upper, 'written'), 'utf8'), 'w');
     assert.equal(fs.readFileSync(path.join(upper, 'a'), 'utf8'), 'changed');
     assert.ok(fs.lstatSync(path.join(upper, 'b')).isCharacterDevice());
@@ -120,7 +120,7 @@ describe('overlay2', () => {
     assert.ok(l0diff);
     assert.equal(fs.readFileSync(path.join(l0diff, 'a'), 'utf8'), 'A');
     assert.equal(layerDiffs.filter((d) => fs.existsSync(path.join(d, 'written'))).length, 1); // the rw layer's own
-    assert.ok(await snap.usage('c1') >= 'changed'.length + 1);
+    assert.ok((await snap.usage('c1')).size >= 'changed'.length + 1);
 
     // After a "daemon restart": same db, new snapshotter, same mounts.
     unmountAll(m);
@@ -130,25 +130,25 @@ describe('overlay2', () => {
     unmountAll(m);
     unmountAll(m); // not mounted: tolerated
 
-    await assert.rejects(snap.removeLayer(l0.chainId), Conflict);
-    await assert.rejects(snap.removeLayer(l1.chainId), Conflict);
+    await assert.rejects(snap.remove(l0.name), Conflict);
+    await assert.rejects(snap.remove(l1.name), Conflict);
     await snap.remove('c1');
-    await snap.remove('c1');
-    assert.throws(() => snap.upperDir('c1'), NotFound);
-    await snap.removeLayer(l1.chainId);
-    await snap.removeLayer(l0.chainId);
-    assert.equal(snap.getLayer(l0.chainId), null);
+    await assert.rejects(snap.remove('c1'), NotFound);
+    assert.throws(() => snap.mounts('c1'), NotFound);
+    await snap.remove(l1.name);
+    await snap.remove(l0.name);
+    assert.equal(snap.stat(l0.name), null);
     assert.deepEqual(fs.readdirSync(path.join(tmp, 'overlay2', 'l')), []);
   });
 
   it('dedupes identical layers by chain id', async () => {
     const entries = [{ name: 'same', body: 'same' }];
-    const one = await snap.applyLayer(null, await tarOf(entries));
+    const one = await applyLayer(snap, null, await tarOf(entries));
     const dirs = fs.readdirSync(path.join(tmp, 'overlay2')).length;
-    const two = await snap.applyLayer(null, await tarOf(entries));
+    const two = await applyLayer(snap, null, await tarOf(entries));
     assert.deepEqual(two, one);
     assert.equal(fs.readdirSync(path.join(tmp, 'overlay2')).length, dirs);
-    await snap.removeLayer(one.chainId);
+    await snap.remove(one.name);
   });
 
   it('mounts an empty chain and an init layer between image and rw layer', async () => {
@@ -159,31 +159,31 @@ describe('overlay2', () => {
     unmountAll(m);
     await snap.remove('empty');
 
-    const base = await snap.applyLayer(null, await tarOf([{ name: 'etc/hostname', body: 'image' }]));
+    const base = await applyLayer(snap, null, await tarOf([{ name: 'etc/hostname', body: 'image' }]));
     const mi = target('init');
     mountAll(
-      await snap.prepare('withinit', base.chainId, async (dir) => {
+      await prepareOnBase(snap, 'withinit', base.name, async (dir) => {
         fs.mkdirSync(path.join(dir, 'etc'));
         fs.writeFileSync(path.join(dir, 'etc/hostname'), 'container');
       }),
       mi,
     );
     assert.equal(fs.readFileSync(path.join(mi, 'etc/hostname'), 'utf8'), 'container');
-    assert.deepEqual(fs.readdirSync(snap.upperDir('withinit')), []);
+    assert.deepEqual(fs.readdirSync(upperDirOf(snap.mounts('withinit'))!), []);
     unmountAll(mi);
-    await assert.rejects(snap.prepare('withinit', base.chainId), Conflict);
+    await assert.rejects(snap.prepare('withinit', base.name), Conflict);
     const count = fs.readdirSync(path.join(tmp, 'overlay2')).length;
-    await snap.remove('withinit');
+    await removeOnBase(snap, 'withinit');
     assert.equal(fs.readdirSync(path.join(tmp, 'overlay2')).length, count - 2);
-    await snap.removeLayer(base.chainId);
+    await snap.remove(base.name);
   });
 
   it('mounts 130 layers in one overlay', async () => {
-    let parent: string | null = null;
+    let parent: string | null = null as string | null;
     const chain: string[] = [];
     for (let i = 0; i < 130; i++) {
-      const layer = await snap.applyLayer(parent, await tarOf([{ name: `f${i}`, body: String(i) }, { name: 'top', body: String(i) }]));
-      parent = layer.chainId;
+      const layer = await applyLayer(snap, parent, await tarOf([{ name: `f${i}`, body: String(i) }, { name: 'top', body: String(i) }]));
+      parent = layer.name;
       chain.push(parent);
     }
     const m = target('deep');
@@ -195,45 +195,82 @@ describe('overlay2', () => {
     await snap.remove('deep');
     // Past one page of mount options, prepare fails clearly and leaves nothing behind.
     for (let i = 130; i < 142; i++) {
-      parent = (await snap.applyLayer(parent, await tarOf([{ name: `f${i}`, body: String(i) }]))).chainId;
+      parent = (await applyLayer(snap, parent, await tarOf([{ name: `f${i}`, body: String(i) }]))).name;
       chain.push(parent);
     }
     const dirs = fs.readdirSync(path.join(tmp, 'overlay2')).length;
     await assert.rejects(snap.prepare('toodeep', parent), (err: Error) => err instanceof InvalidParameter && /too many layers \(142\)/.test(err.message));
     assert.equal(fs.readdirSync(path.join(tmp, 'overlay2')).length, dirs);
-    for (const c of chain.reverse()) await snap.removeLayer(c);
+    for (const c of chain.reverse()) await snap.remove(c);
   });
 
   it('stages layers out of order, commits them in order, and throws a discarded one away', async () => {
     const root = path.join(tmp, 'overlay2');
     const before = fs.readdirSync(root).sort();
     const [upper, base, spare] = await Promise.all([
-      snap.stageLayer(await tarOf([{ name: 'etc/.wh.motd' }, { name: 'top', body: 'T' }])),
-      snap.stageLayer(await tarOf([{ name: 'etc/motd', body: 'hi' }, { name: 'bottom', body: 'B' }])),
-      snap.stageLayer(await tarOf([{ name: 'unused', body: 'U' }])),
+      snap.stageLayer!(await tarOf([{ name: 'etc/.wh.motd' }, { name: 'top', body: 'T' }])),
+      snap.stageLayer!(await tarOf([{ name: 'etc/motd', body: 'hi' }, { name: 'bottom', body: 'B' }])),
+      snap.stageLayer!(await tarOf([{ name: 'unused', body: 'U' }])),
     ]);
     // Staged dirs are only .tmp- names: nothing a reader or getLayer() could pick up.
     assert.ok(fs.readdirSync(root).filter((n) => !before.includes(n)).every((n) => n.startsWith('.tmp-')));
     const l0 = base.commit(null);
-    const l1 = upper.commit(l0.chainId);
-    assert.equal(l1.parent, l0.chainId);
+    const l1 = upper.commit(l0.name);
+    assert.equal(l1.parent, l0.name);
     assert.throws(() => upper.commit(null), /already committed/);
     spare.discard();
     assert.deepEqual(fs.readdirSync(root).filter((n) => n.startsWith('.tmp-')), []);
 
     const m = target('staged');
-    mountAll(await snap.prepare('staged', l1.chainId), m);
+    mountAll(await snap.prepare('staged', l1.name), m);
     assert.deepEqual(tree(m), ['bottom', 'etc/', 'top']);
     unmountAll(m);
     mounted.splice(mounted.indexOf(m), 1);
     await snap.remove('staged');
-    await snap.removeLayer(l1.chainId);
-    await snap.removeLayer(l0.chainId);
+    await snap.remove(l1.name);
+    await snap.remove(l0.name);
     assert.deepEqual(fs.readdirSync(root).sort(), before);
   });
 
+  it("describes an overlay's dirs for inspect's GraphDriver.Data, as absolute paths", { timeout: 60_000 }, async () => {
+    const base = await applyLayer(snap, null, await tarOf([{ name: 'g', body: 'g' }]));
+    const mounts = await snap.prepare('gd', base.name);
+    const data = graphDriverData(mounts);
+    assert.equal(data.UpperDir, upperDirOf(mounts));
+    assert.ok(path.isAbsolute(data.WorkDir!) && fs.statSync(data.WorkDir!).isDirectory());
+    const lowers = data.LowerDir!.split(':');
+    assert.equal(lowers.length, 1);
+    assert.equal(fs.readFileSync(path.join(lowers[0]!, 'g'), 'utf8'), 'g');
+    assert.deepEqual(graphDriverData([{ type: 'bind', source: '/x', options: ['rbind'] }]), {});
+    await snap.remove('gd');
+    await snap.remove(base.name);
+  });
+
+  it('opens a data root made before views existed: its snapshots are active and still mount', { timeout: 60_000 }, async () => {
+    const old = fs.mkdtempSync(path.join(tmp, 'old-'));
+    const odb = new Database(path.join(old, 'meta.db'));
+    try {
+      const first = openOverlay2(path.join(old, 'overlay2'), odb);
+      const base = await applyLayer(first, null, await tarOf([{ name: 'f', body: 'from the image' }]));
+      await first.prepare('c-old', base.name);
+      // The table as it was: no kind column.
+      odb.exec('CREATE TABLE s2 (key TEXT PRIMARY KEY, parent TEXT REFERENCES storage_layers(chain_id), cache_id TEXT NOT NULL UNIQUE, init_cache_id TEXT);'
+        + 'INSERT INTO s2 SELECT key, parent, cache_id, init_cache_id FROM storage_snapshots; DROP TABLE storage_snapshots; ALTER TABLE s2 RENAME TO storage_snapshots;');
+      const reopened = openOverlay2(path.join(old, 'overlay2'), odb);
+      assert.equal(reopened.stat('c-old')?.kind, 'active');
+      const m = target('old');
+      mountAll(reopened.mounts('c-old'), m);
+      assert.equal(fs.readFileSync(path.join(m, 'f'), 'utf8'), 'from the image');
+      unmountAll(m);
+      await reopened.remove('c-old');
+      await reopened.remove(base.name);
+    } finally {
+      odb.close();
+    }
+  });
+
   it('recover() removes half-written layers and orphan links, keeps committed ones', async () => {
-    const kept = await snap.applyLayer(null, await tarOf([{ name: 'k', body: 'k' }]));
+    const kept = await applyLayer(snap, null, await tarOf([{ name: 'k', body: 'k' }]));
     const root = path.join(tmp, 'overlay2');
     // A crash mid-unpack leaves a staging dir; a crash after rename but before the row leaves a dir + link.
     fs.mkdirSync(path.join(root, '.tmp-deadbeef', 'diff'), { recursive: true });
@@ -244,8 +281,8 @@ describe('overlay2', () => {
     assert.equal(fs.existsSync(path.join(root, '.tmp-deadbeef')), false);
     assert.equal(fs.existsSync(path.join(root, 'cafe')), false);
     assert.equal(fs.existsSync(path.join(root, 'l', 'ORPHANLINKORPHANLINKORPHAN')), false);
-    assert.deepEqual(snap.getLayer(kept.chainId), kept);
+    assert.deepEqual(snap.stat(kept.name), kept);
     assert.equal(fs.readdirSync(path.join(root, 'l')).length, 1);
-    await snap.removeLayer(kept.chainId);
+    await snap.remove(kept.name);
   });
 });

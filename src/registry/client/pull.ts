@@ -2,24 +2,26 @@
  * Pull: manifest (→ platform from an index) → config → layers, into content + storage + image store.
  *
  * Order of writes, so that a crash or failure leaves nothing that matters:
- *   1. blobs stream into content writers, verified by digest at commit (a mismatch is never published),
- *      and at the same time into the unpacker, which fills a staged layer dir no reader sees;
+ *   1. through the ingest path (image/ingest.ts), blobs stream into content writers, verified by digest
+ *      at commit (a mismatch is never published), and at the same time into the unpacker, which fills
+ *      a staged layer dir no reader sees (or, on drivers without staging, a snapshot on the layer below);
  *   2. a staged layer is committed once its blob verified and the layer below is committed;
  *   3. manifest blob, then images.add() — the single commit point of the image.
- * A failed pull discards its staged dirs and removes the layers and blobs it created that nothing else
- * uses; a killed pull leaves committed blobs and layers (reused by the next pull: "Already exists") and ingest files that
- * content.recover() drops.
+ * A lease holds every blob and layer the pull names while it runs. A failed pull discards its staged
+ * dirs, releases the lease and lets images.collect() remove what it created that nothing uses; a
+ * killed pull leaves committed blobs and layers (reused by the next pull: "Already exists") and ingest
+ * files that content.recover() drops.
  */
-import { once } from 'node:events';
-import { PassThrough, type Readable, type Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { BerthError, DigestMismatch, InvalidParameter, NotFound, Unavailable } from '../../errors.js';
 import { log } from '../../log.js';
-import { sha256Digest, type ContentStore } from '../../content/index.js';
-import type { Snapshotter, StagedLayer } from '../../storage/index.js';
+import { sha256Digest, type ContentStore, type Lease } from '../../content/index.js';
+import type { Snapshotter } from '../../storage/index.js';
 import {
   chainIds, familiarName, familiarString, formatReference, parsePlatform, parseReference, repositoryName,
   type Image, type ImageConfig, type ImageStore, type Reference,
 } from '../../image/index.js';
+import { ingestLayer, unpackFromContent, writeBlob, type IngestedLayer } from '../../image/ingest.js';
 import { endpointsFor, errorText, readAll, Transport, Unauthorized, type SharedState } from './http.js';
 import { isIndex, isManifest, layerCompression, MANIFEST_ACCEPT, ZstdDecompress } from './media.js';
 import { Counter, layerProgress, layerStatus, message, shortDigest, Ticker } from './progress.js';
@@ -87,8 +89,6 @@ export class Puller {
   /** Chain IDs some pull is committing right now. */
   private readonly layers = new Map<string, Promise<void>>();
   private readonly pulls = new Map<string, SharedPull>();
-  /** Digests / chain IDs some running pull relies on: a failing pull must not delete those. */
-  private readonly inUse = new Map<string, number>();
   /** repository names each blob was pulled from (host/path), for cross-repository mounts on push. */
   readonly sources = new Map<string, Set<string>>();
 
@@ -154,18 +154,6 @@ export class Puller {
     throw lastErr;
   }
 
-  private hold(keys: string[]): void {
-    for (const k of keys) this.inUse.set(k, (this.inUse.get(k) ?? 0) + 1);
-  }
-
-  private release(keys: string[]): void {
-    for (const k of keys) {
-      const n = (this.inUse.get(k) ?? 1) - 1;
-      if (n <= 0) this.inUse.delete(k);
-      else this.inUse.set(k, n);
-    }
-  }
-
   /** GET a manifest by tag or digest; returns its bytes, media type and (computed) digest. */
   async fetchManifest(t: Transport, r: Reference, tagOrDigest: string, signal?: AbortSignal): Promise<{ bytes: Buffer; mediaType: string; digest: string }> {
     const res = await t.request('GET', `/v2/${r.path}/manifests/${tagOrDigest}`, {
@@ -225,16 +213,16 @@ export class Puller {
     const ac = new AbortController();
     const signal = outer ? AbortSignal.any([outer, ac.signal]) : ac.signal;
     const scopes = [`repository:${r.path}:pull`];
-    const held = [configDesc.digest, ...layerDescs.map((l) => l.digest), mf.digest];
+    const lease = content.leases.create();
+    for (const d of [configDesc.digest, ...layerDescs.map((l) => l.digest), mf.digest]) lease.blob(d);
     const createdBlobs = new Set<string>();
     const createdLayers: string[] = [];
-    const staged: StagedLayer[] = [];
-    this.hold(held);
+    const staged: Pick<IngestedLayer, 'discard'>[] = [];
     let chain: string[] = [];
     try {
       // Config first: it names the diff IDs that say which layers we already have.
       if (!content.has(configDesc.digest)) {
-        await this.blob(t, r, configDesc, scopes, signal, createdBlobs, () => {});
+        await this.blob(t, r, configDesc, scopes, signal, createdBlobs, lease, () => {});
       }
       const config = parseJson<ImageConfig>(await content.read(configDesc.digest), 'image config');
       const diffIds = config.rootfs?.diff_ids;
@@ -242,10 +230,10 @@ export class Puller {
         throw new InvalidParameter(`invalid image config ${configDesc.digest}: ${layerDescs.length} layers in the manifest, ${Array.isArray(diffIds) ? diffIds.length : 0} diff IDs in the config`);
       }
       chain = chainIds(diffIds);
-      this.hold(chain);
+      for (const c of chain) lease.snapshot(c);
 
       const limiter = new Limiter(DOWNLOADS);
-      const present = chain.map((c) => storage.getLayer(c) !== null);
+      const present = chain.map((c) => storage.stat(c) !== null);
       for (const [i, l] of layerDescs.entries()) {
         layerStatus(emit, shortDigest(l.digest), present[i] ? 'Already exists' : 'Pulling fs layer');
       }
@@ -263,7 +251,8 @@ export class Puller {
           // Another pull is bringing this very layer: wait for it rather than unpacking a second copy.
           step = Promise.all([elsewhere, below]).then(() => layerStatus(emit, id, 'Pull complete'));
         } else {
-          const staging = this.stage(t, r, l, scopes, signal, createdBlobs, limiter, emit);
+          const parent = i === 0 ? null : chain[i - 1]!;
+          const staging = this.stage(t, r, l, scopes, signal, createdBlobs, lease, below.then(() => parent), limiter, emit);
           staging.then((s) => staged.push(s), () => {});
           const commit = (async () => {
             const s = await staging;
@@ -271,7 +260,7 @@ export class Puller {
             if (s.diffId !== diffIds[i]) {
               throw new InvalidParameter(`failed to register layer: layer ${l.digest} has diff ID ${s.diffId}, the image config says ${diffIds[i]}`);
             }
-            s.commit(i === 0 ? null : chain[i - 1]!);
+            await s.commit(parent);
             createdLayers.push(chain[i]!);
             layerStatus(emit, id, 'Pull complete');
           })();
@@ -300,14 +289,14 @@ export class Puller {
       message(emit, `Digest: ${top.digest}`);
       const upToDate = previous !== null && previous.id === image.id;
       message(emit, `Status: ${upToDate ? 'Image is up to date for' : 'Downloaded newer image for'} ${familiarString(r)}`);
+      lease.release();
       return image;
     } catch (err) {
-      for (const s of staged) s.discard();
-      await this.cleanup(createdLayers, createdBlobs, held.concat(chain));
+      for (const s of staged) await s.discard();
+      lease.release();
+      // Other pulls hold what they rely on in leases of their own: collect() leaves that alone.
+      await images.collect({ layers: createdLayers, blobs: createdBlobs });
       throw err;
-    } finally {
-      this.release(held);
-      this.release(chain);
     }
   }
 
@@ -317,39 +306,19 @@ export class Puller {
     s.add(repo);
   }
 
-  /** Removes what a failed pull created, unless an image or another running pull uses it. */
-  private async cleanup(layers: string[], blobs: Set<string>, held: string[]): Promise<void> {
-    const { images, storage, content } = this.deps;
-    const busy = (k: string): boolean => (this.inUse.get(k) ?? 0) > held.filter((h) => h === k).length;
-    const all = images.list();
-    const usedLayers = new Set(all.flatMap((i) => i.layers.map((l) => l.chainId)));
-    for (const c of [...layers].reverse()) {
-      if (usedLayers.has(c) || busy(c)) continue;
-      await storage.removeLayer(c).catch((err: unknown) => log.debug('registry: layer kept after failed pull', { chainId: c, err: String(err) }));
-    }
-    if (blobs.size === 0) return;
-    const usedBlobs = new Set<string>();
-    for (const i of all) {
-      usedBlobs.add(i.id);
-      if (!i.manifestDigest) continue;
-      usedBlobs.add(i.manifestDigest);
-      try {
-        const m = JSON.parse((await content.read(i.manifestDigest)).toString('utf8')) as Manifest;
-        for (const l of m.layers ?? []) usedBlobs.add(l.digest);
-      } catch { /* unreadable manifest: its blobs stay unknown */ }
-    }
-    for (const d of blobs) {
-      if (usedBlobs.has(d) || busy(d)) continue;
-      await content.delete(d);
-    }
-  }
-
   /** Fetches one blob into content, once even if several pulls want it; `tee` also gets its bytes, and ends once they are verified. */
-  private async blob(t: Transport, r: Reference, desc: Descriptor, scopes: string[], signal: AbortSignal, created: Set<string>,
-    onBytes: (n: number) => void, onVerify?: () => void, tee?: Writable): Promise<void> {
+  private async blob(t: Transport, r: Reference, desc: Descriptor, scopes: string[], signal: AbortSignal, created: Set<string>, lease: Lease,
+    onBytes: (n: number) => void, onVerify?: () => void, tee?: (chunks: AsyncIterable<Buffer>) => Promise<unknown>): Promise<void> {
     let p = this.blobs.get(desc.digest);
     if (!p) {
-      p = this.download(t, r, desc, scopes, signal, onBytes, onVerify, tee).then(() => { created.add(desc.digest); });
+      const chunks = this.download(t, r, desc, scopes, signal, onBytes, onVerify);
+      const writing = tee ? tee(chunks) : writeBlob(this.deps.content, chunks, { expected: desc.digest, lease, signal });
+      p = writing.then(() => { created.add(desc.digest); }, (err: unknown) => {
+        // The blob may be in already while its unpacking failed: it is ours to collect.
+        if (this.deps.content.has(desc.digest)) created.add(desc.digest);
+        if (err instanceof DigestMismatch) throw new InvalidParameter(`filesystem layer verification failed for digest ${desc.digest}: ${err.message}`);
+        throw err;
+      });
       this.blobs.set(desc.digest, p);
       p.then(() => this.blobs.delete(desc.digest), () => this.blobs.delete(desc.digest));
     }
@@ -357,89 +326,84 @@ export class Puller {
   }
 
   /**
-   * Streams a blob into a content writer (and `tee`). A connection that drops mid-body is resumed with a
-   * Range request; from a server that ignores Range, the bytes we have already are skipped. A body that
-   * ends short, or bytes that hash to another digest, fail: the writer is aborted, nothing is published,
-   * and `tee` is destroyed with the error.
+   * A blob's bytes from the registry. A connection that drops mid-body is resumed with a Range request;
+   * from a server that ignores Range, the bytes we have already are skipped. A body that ends short or
+   * runs long fails (the digest itself is checked by the content writer).
    */
-  private async download(t: Transport, r: Reference, desc: Descriptor, scopes: string[], signal: AbortSignal,
-    onBytes: (n: number) => void, onVerify?: () => void, tee?: Writable): Promise<void> {
-    const { content } = this.deps;
-    const w = content.writer();
-    w.on('error', () => {}); // surfaced by write/commit
-    tee?.on('error', () => {}); // its reader reports its own failure
+  private async *download(t: Transport, r: Reference, desc: Descriptor, scopes: string[], signal: AbortSignal,
+    onBytes: (n: number) => void, onVerify?: () => void): AsyncGenerator<Buffer> {
     let offset = 0;
-    try {
-      for (let attempt = 0; ; attempt++) {
-        const headers: Record<string, string> = offset > 0 ? { Range: `bytes=${offset}-` } : {};
-        const res = await t.request('GET', `/v2/${r.path}/blobs/${desc.digest}`, { headers, scopes, signal, follow: true });
-        if (res.status !== 200 && res.status !== 206) {
-          const text = await errorText(res);
-          if (res.status === 404) throw new NotFound(`blob ${desc.digest} not found in ${repositoryName(r)}: ${text}`);
-          throw new Unavailable(`error fetching blob ${desc.digest} from ${r.domain}: ${text}`);
-        }
-        let skip = res.status === 200 ? offset : 0;
-        try {
-          for await (const chunk of res.body as Readable) {
-            let b = chunk as Buffer;
-            if (skip > 0) {
-              const n = Math.min(skip, b.length);
-              skip -= n;
-              b = b.subarray(n);
-              if (b.length === 0) continue;
-            }
-            offset += b.length;
-            if (offset > desc.size) throw new InvalidParameter(`filesystem layer verification failed for digest ${desc.digest}: more than the ${desc.size} bytes the manifest announces`);
-            // Both 'drain' listeners go on at once: one registered after waiting for the other could miss its event.
-            const full: Promise<unknown>[] = [];
-            if (!w.write(b)) full.push(once(w, 'drain', { signal }));
-            if (tee && !tee.write(b)) full.push(once(tee, 'drain', { signal }));
-            if (full.length) await Promise.all(full);
-            onBytes(offset);
-          }
-          if (skip > 0) throw new Error('body ended before the bytes already fetched');
-          break;
-        } catch (err) {
-          if (signal.aborted || err instanceof BerthError || attempt >= 4) throw err;
-          log.warn('registry: blob download interrupted, resuming', { digest: desc.digest, offset, err: String(err) });
-        }
+    for (let attempt = 0; ; attempt++) {
+      const headers: Record<string, string> = offset > 0 ? { Range: `bytes=${offset}-` } : {};
+      const res = await t.request('GET', `/v2/${r.path}/blobs/${desc.digest}`, { headers, scopes, signal, follow: true });
+      if (res.status !== 200 && res.status !== 206) {
+        const text = await errorText(res);
+        if (res.status === 404) throw new NotFound(`blob ${desc.digest} not found in ${repositoryName(r)}: ${text}`);
+        throw new Unavailable(`error fetching blob ${desc.digest} from ${r.domain}: ${text}`);
       }
-      onVerify?.();
-      if (offset !== desc.size) {
-        throw new InvalidParameter(`filesystem layer verification failed for digest ${desc.digest}: got ${offset} of ${desc.size} bytes (truncated blob)`);
-      }
+      let skip = res.status === 200 ? offset : 0;
+      const body = res.body as Readable;
       try {
-        await w.commit(desc.digest);
-      } catch (err) {
-        if (err instanceof DigestMismatch) {
-          throw new InvalidParameter(`filesystem layer verification failed for digest ${desc.digest}: ${err.message}`);
+        for await (const chunk of body) {
+          let b = chunk as Buffer;
+          if (skip > 0) {
+            const n = Math.min(skip, b.length);
+            skip -= n;
+            b = b.subarray(n);
+            if (b.length === 0) continue;
+          }
+          offset += b.length;
+          if (offset > desc.size) throw new InvalidParameter(`filesystem layer verification failed for digest ${desc.digest}: more than the ${desc.size} bytes the manifest announces`);
+          yield b;
+          onBytes(offset);
         }
-        throw err;
+        if (skip > 0) throw new Error('body ended before the bytes already fetched');
+        break;
+      } catch (err) {
+        if (signal.aborted || err instanceof BerthError || attempt >= 4) throw err;
+        log.warn('registry: blob download interrupted, resuming', { digest: desc.digest, offset, err: String(err) });
+      } finally {
+        if (!body.destroyed) body.destroy();
       }
-      tee?.end();
-    } catch (err) {
-      await w.abort();
-      tee?.destroy(err as Error);
-      throw err;
+    }
+    onVerify?.();
+    if (offset !== desc.size) {
+      throw new InvalidParameter(`filesystem layer verification failed for digest ${desc.digest}: got ${offset} of ${desc.size} bytes (truncated blob)`);
     }
   }
 
   /**
-   * One layer's files in a staged dir: unpacked from the content store when the blob is there (or
-   * another pull is fetching it), else unpacked while it downloads. A staged dir is only committed
-   * once the blob's digest checked out.
+   * One layer's files in a staged dir (or a snapshot on `parent`): unpacked from the content store when
+   * the blob is there (or another pull is fetching it), else unpacked while it downloads. A staged dir is
+   * only committed once the blob's digest checked out.
    */
   private async stage(t: Transport, r: Reference, l: Descriptor, scopes: string[], signal: AbortSignal, createdBlobs: Set<string>,
-    limiter: Limiter, emit: Progress): Promise<StagedLayer> {
-    const { content } = this.deps;
+    lease: Lease, parent: Promise<string | null>, limiter: Limiter, emit: Progress): Promise<Pick<IngestedLayer, 'commit' | 'discard' | 'diffId'>> {
+    const { content, storage } = this.deps;
     const id = shortDigest(l.digest);
     let downloaded = false;
     const ticker = new Ticker(l.size, (n) => layerProgress(emit, id, 'Extracting', n, l.size));
-    const counter = new Counter((n) => { if (downloaded) ticker.update(n); });
-    const fromContent = (): Promise<StagedLayer> => {
+    const counter = (): Counter => new Counter((n) => { if (downloaded) ticker.update(n); });
+    let counted: Counter | null = null;
+    const toTar = (src: Readable): Readable => {
+      const c = counted = counter();
+      let tar: Readable = src.pipe(c);
+      src.on('error', (e) => c.destroy(e));
+      if (layerCompression(l.mediaType) === 'zstd') {
+        const z = new ZstdDecompress();
+        c.on('error', (e) => z.destroy(e));
+        tar = c.pipe(z);
+      }
+      return tar;
+    };
+    const registerError = (err: unknown): never => {
+      if (err instanceof BerthError || isAbort(err)) throw err;
+      throw new InvalidParameter(`failed to register layer ${l.digest}: ${(err as Error).message}`);
+    };
+    const fromContent = (): Promise<Pick<IngestedLayer, 'commit' | 'discard' | 'diffId'>> => {
       layerStatus(emit, id, 'Download complete');
       downloaded = true;
-      return this.unpack(content.readStream(l.digest), counter, l);
+      return unpackFromContent(storage, toTar(content.readStream(l.digest)), parent, lease).catch(registerError);
     };
     if (content.info(l.digest)?.size === l.size) return fromContent();
     const sharing = this.blobs.get(l.digest);
@@ -447,39 +411,16 @@ export class Puller {
     if (limiter.full) layerStatus(emit, id, 'Waiting');
     return limiter.run(async () => {
       if (content.info(l.digest)?.size === l.size) return fromContent();
-      const tee = new PassThrough({ highWaterMark: 1 << 20 });
-      const unpacking = this.unpack(tee, counter, l);
-      // A tar the unpacker rejects stops the download too.
-      const local = new AbortController();
-      unpacking.catch(() => local.abort());
       const dl = new Ticker(l.size, (n) => layerProgress(emit, id, 'Downloading', n, l.size));
-      const fetching = this.blob(t, r, l, scopes, AbortSignal.any([signal, local.signal]), createdBlobs, (n) => dl.update(n),
-        () => layerStatus(emit, id, 'Verifying Checksum'), tee);
-      const [u, f] = await Promise.allSettled([unpacking, fetching]);
-      if (f.status === 'rejected') {
-        if (u.status === 'fulfilled') u.value.discard();
-        // An abort we caused because the unpacker failed: its error is the one that tells.
-        throw isAbort(f.reason) && u.status === 'rejected' ? u.reason : f.reason;
-      }
-      if (u.status === 'rejected') throw u.reason;
+      let layer: IngestedLayer | null = null;
+      await this.blob(t, r, l, scopes, signal, createdBlobs, lease, (n) => dl.update(n), () => layerStatus(emit, id, 'Verifying Checksum'),
+        async (chunks) => {
+          layer = await ingestLayer(content, storage, chunks, { expected: l.digest, toTar, parent, lease, signal }).catch(registerError);
+        });
       layerStatus(emit, id, 'Download complete');
       downloaded = true;
-      layerProgress(emit, id, 'Extracting', counter.n, l.size);
-      return u.value;
-    });
-  }
-
-  private unpack(src: Readable, counter: Counter, l: Descriptor): Promise<StagedLayer> {
-    let tar: Readable = src.pipe(counter);
-    src.on('error', (e) => counter.destroy(e));
-    if (layerCompression(l.mediaType) === 'zstd') {
-      const z = new ZstdDecompress();
-      counter.on('error', (e) => z.destroy(e));
-      tar = counter.pipe(z);
-    }
-    return this.deps.storage.stageLayer(tar).catch((err: unknown) => {
-      if (err instanceof BerthError || isAbort(err)) throw err;
-      throw new InvalidParameter(`failed to register layer ${l.digest}: ${(err as Error).message}`);
+      layerProgress(emit, id, 'Extracting', (counted as Counter | null)?.n ?? 0, l.size);
+      return layer!;
     });
   }
 }

@@ -1,0 +1,108 @@
+/**
+ * The one ingest path for layers, shared by pull and import (and later load):
+ *
+ *   bytes ──→ content writer (hashed; verified against the expected digest at commit)
+ *        └──→ unpacker, into a staged or prepared snapshot (storage/layer.ts)
+ *   … then commit in chain order, once the blob verified and the layer below is committed.
+ *
+ * Everything it creates is held by the caller's lease until the caller is done; on failure nothing
+ * half-made stays (the writer aborts, the snapshot is discarded), and what was fully made is left to
+ * the caller's release + images.collect(). It lives in image/ because it joins content/ and storage/,
+ * which know nothing of each other.
+ */
+import { once } from 'node:events';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
+import type { BlobInfo, ContentStore, Lease } from '../content/index.js';
+import { chainIdOf, unpackLayer, type Info, type LayerTarget, type UnpackedLayer } from '../storage/index.js';
+
+function isAbort(err: unknown): boolean {
+  return (err as Error)?.name === 'AbortError';
+}
+
+/**
+ * Write `chunks` into a new blob, also into `tee` (ended once the digest verified, destroyed on failure).
+ * A failure aborts the writer: no blob, no ingest file.
+ */
+export async function writeBlob(content: ContentStore, chunks: AsyncIterable<Buffer>,
+  opts: { expected?: string; lease: Lease; tee?: Writable; signal?: AbortSignal }): Promise<BlobInfo> {
+  const { expected, lease, tee, signal } = opts;
+  if (expected) lease.blob(expected);
+  const w = content.writer();
+  w.on('error', () => {}); // surfaced by write/commit
+  tee?.on('error', () => {}); // its reader reports its own failure
+  try {
+    for await (const b of chunks) {
+      signal?.throwIfAborted();
+      // Both 'drain' listeners go on at once: one registered after waiting for the other could miss its event.
+      const full: Promise<unknown>[] = [];
+      if (!w.write(b)) full.push(once(w, 'drain', { signal }));
+      if (tee && !tee.destroyed && !tee.write(b)) full.push(Promise.race([once(tee, 'drain', { signal }), once(tee, 'close', { signal })]));
+      if (full.length) await Promise.all(full);
+    }
+    const info = await w.commit(expected);
+    lease.blob(info.digest);
+    tee?.end();
+    return info;
+  } catch (err) {
+    await w.abort();
+    tee?.destroy(err as Error);
+    throw err;
+  }
+}
+
+/** A layer unpacked and verified, waiting for its turn in the chain. */
+export interface IngestedLayer {
+  blob: BlobInfo;
+  diffId: string;
+  size: number;
+  /** Commit on `parent` (the lease holds the chain ID first); an existing layer of that chain ID wins. */
+  commit(parent: string | null): Promise<Info>;
+  discard(): Promise<void>;
+}
+
+/** Hold the layer's chain ID in the lease, then commit it. */
+function leased(u: UnpackedLayer, lease: Lease): Pick<IngestedLayer, 'commit' | 'discard' | 'diffId' | 'size'> {
+  return {
+    diffId: u.diffId,
+    size: u.size,
+    commit: (parent) => {
+      lease.snapshot(chainIdOf(parent, u.diffId));
+      return u.commit(parent);
+    },
+    discard: () => u.discard(),
+  };
+}
+
+/**
+ * Unpack an existing blob's bytes (`tar`, already decompressed as needed) for a layer on `parent`.
+ */
+export async function unpackFromContent(storage: LayerTarget, tar: Readable, parent: Promise<string | null>, lease: Lease)
+  : Promise<Pick<IngestedLayer, 'commit' | 'discard' | 'diffId' | 'size'>> {
+  return leased(await unpackLayer(storage, tar, parent), lease);
+}
+
+/**
+ * Bytes → blob and → snapshot at once. `toTar` turns the blob's bytes into the tar the unpacker reads
+ * (e.g. zstd; gzip the applier detects itself). `parent` resolves to the committed layer below once there
+ * is one (drivers without stageLayer cannot start unpacking before that).
+ */
+export async function ingestLayer(content: ContentStore, storage: LayerTarget, chunks: AsyncIterable<Buffer>, opts: {
+  expected?: string; toTar?: (blob: Readable) => Readable; parent: Promise<string | null>; lease: Lease; signal?: AbortSignal;
+}): Promise<IngestedLayer> {
+  const tee = new PassThrough({ highWaterMark: 1 << 20 });
+  const tar = opts.toTar ? opts.toTar(tee) : tee;
+  const unpacking = unpackLayer(storage, tar, opts.parent);
+  // A tar the unpacker rejects stops the bytes too.
+  const local = new AbortController();
+  unpacking.catch(() => local.abort());
+  const signal = opts.signal ? AbortSignal.any([opts.signal, local.signal]) : local.signal;
+  const writing = writeBlob(content, chunks, { expected: opts.expected, lease: opts.lease, tee, signal });
+  const [u, w] = await Promise.allSettled([unpacking, writing]);
+  if (w.status === 'rejected') {
+    if (u.status === 'fulfilled') await u.value.discard();
+    // An abort we caused because the unpacker failed: its error is the one that tells.
+    throw isAbort(w.reason) && u.status === 'rejected' ? u.reason : w.reason;
+  }
+  if (u.status === 'rejected') throw u.reason;
+  return { blob: w.value, ...leased(u.value, opts.lease) };
+}
