@@ -212,7 +212,19 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   };
 }
 
+/**
+ * ps, top and pgrep show "berthd" rather than "node …/dist/src/daemon/main.js". The title
+ * (/proc/PID/cmdline, which cannot grow past the original command line) keeps the arguments, by
+ * which tools and tests tell one daemon from another (its data and exec roots); the command name
+ * (/proc/PID/comm, what `pgrep -x` matches, 15 bytes at most) is just "berthd".
+ */
+function nameProcess(): void {
+  process.title = ['berthd', ...process.argv.slice(2)].join(' ');
+  fs.writeFileSync('/proc/self/comm', 'berthd');
+}
+
 async function main(): Promise<void> {
+  nameProcess();
   tuneMalloc();
   let parsed;
   try {
