@@ -27,7 +27,7 @@ import { execRoutes } from '../api/exec.js';
 import { ExecService } from '../container/exec.js';
 import { imageRoutes } from '../api/images.js';
 import { createRegistryClient } from '../registry/client/index.js';
-import { trimAfterRequests, tuneMalloc } from './memory.js';
+import { trimWhenQuiet, tuneMalloc } from './memory.js';
 
 const usage = `Usage:	berthd [OPTIONS]
 
@@ -198,7 +198,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
     sockets.push(await listen(server, host, config.group));
     servers.push(server);
   }
-  trimAfterRequests(servers);
+  trimWhenQuiet(servers);
   log.info('berthd has completed initialization', { version: BERTH_VERSION, sockets, dataRoot: config.dataRoot });
 
   return {
