@@ -16,7 +16,7 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { cleanupHost, logTail, paths, run, startDaemon, type Daemon, type DaemonTarget, type RunResult } from '../test/harness.js';
+import { cleanupHost, loadTestImages, logTail, paths, run, startDaemon, testImages, type Daemon, type DaemonTarget, type RunResult } from '../test/harness.js';
 
 export { freePort } from '../test/registry-fixtures.js';
 import { initLayout, writeIndex, writeManifest } from '../test/registry-fixtures.js';
@@ -319,6 +319,64 @@ function hookDockerdExit(): void {
   onExitSync(killDockerdsSync);
 }
 
+/** Imports the busybox rootfs: berthd through the harness (the Engine API), dockerd with `docker import`. */
+export async function loadBusybox(engine: Engine): Promise<void> {
+  if (engine.daemon) return loadTestImages(engine.daemon);
+  const [, busybox] = await testImages();
+  must(await engine.docker(['import', '-c', 'CMD ["sh"]', busybox.tar, 'busybox:latest']), 'docker import');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory of an engine's processes
+
+/** The engine's own processes (berthd; dockerd + containerd; monitors and shims while running): those whose command line names its dirs. */
+export function enginePids(t: DaemonTarget): number[] {
+  const dirs = [t.root, t.dataRoot, t.execRoot];
+  const pids: number[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      // berthd's title is its whole command line in one string (process.title): split that too.
+      const argv = fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').split(/[\0 ]/);
+      if (argv.some((a) => dirs.some((d) => a === d || a.includes(d + '/') || a.endsWith('=' + d)))) pids.push(Number(name));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return pids;
+}
+
+/** VmRSS of one process in kB, or undefined once it is gone. */
+export function processRssKb(pid: number): number | undefined {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** VmRSS in kB of each of the engine's own processes. */
+export function engineRss(t: DaemonTarget): Map<number, number> {
+  const rss = new Map<number, number>();
+  for (const pid of enginePids(t)) {
+    const kb = processRssKb(pid);
+    if (kb !== undefined) rss.set(pid, kb);
+  }
+  return rss;
+}
+
+/** The median of a few samples, so one GC in a Node or Go daemon does not decide the figure. */
+export async function sampleRss(t: DaemonTarget, samples = 5, gapMs = 400): Promise<Map<number, number>> {
+  const runs: Map<number, number>[] = [];
+  for (let i = 0; i < samples; i++) {
+    if (i) await sleep(gapMs);
+    runs.push(engineRss(t));
+  }
+  runs.sort((a, b) => sum(a.values()) - sum(b.values()));
+  return runs[Math.floor(runs.length / 2)];
+}
+
 // ---------------------------------------------------------------------------------------------
 // The bench image: an OCI layout
 
@@ -402,6 +460,13 @@ export async function buildImage(dir: string, o: BuildOptions): Promise<BenchIma
   const configSize = fs.statSync(path.join(blobs, built.configDigest.slice(7))).size;
   return { layout: dir, bytes: total() + configSize + built.manifest.length, layers: layers.length, source: sources.join(' + ') };
 }
+
+/**
+ * The pull benches' image: Debian minbase, its /usr/share/doc again and random layers, ~90 MB
+ * compressed in 4 layers. The key names everything that shapes it; change it when the recipe changes.
+ */
+export const debianImage = (): Promise<BenchImage> =>
+  cachedImage('debian-bookworm-doc-random-90M-v1', { targetBytes: 90 * 1024 * 1024, maxLayers: 4, docLayer: true });
 
 export const benchCacheRoot = '/tmp/berth-bench-cache';
 

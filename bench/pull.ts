@@ -28,7 +28,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { startDistribution } from '../test/registry-fixtures.js';
 import {
-  cachedImage,
+  debianImage,
   ensureDockerd,
   formatTable,
   benchArgs,
@@ -65,8 +65,6 @@ interface EngineResult {
 }
 
 const PULL_TIMEOUT_MS = 120_000;
-/** Names everything that shapes the image; change it when the recipe changes. */
-const IMAGE_KEY = 'debian-bookworm-doc-random-90M-v1';
 
 /** Bytes of regular files under dir (not following symlinks, not crossing into mounts' contents twice). */
 function duBytes(dir: string): number {
@@ -220,7 +218,7 @@ async function main(): Promise<void> {
   else process.stderr.write('bench: dockerd not installed; measuring berthd only (--with-dockerd installs docker.io)\n');
 
   process.stderr.write('bench: building the image (cached)...\n');
-  const img = await cachedImage(IMAGE_KEY, { targetBytes: 90 * 1024 * 1024, maxLayers: 4, docLayer: true });
+  const img = await debianImage();
   const mb = img.bytes / 1e6;
   process.stderr.write(`bench: image ${mb.toFixed(1)} MB compressed in ${img.layers} layers (${img.source})\n`);
 

@@ -17,9 +17,8 @@
  *   6. stop it and remove everything it left (also on Ctrl-C / kill, via the harness's cleanup).
  * Only unix sockets; containers have no network. Prints an aligned table and one JSON line.
  */
-import * as fs from 'node:fs';
-import { loadTestImages, testImages, type DaemonTarget } from '../test/harness.js';
-import { benchArgs, ensureDockerd, formatTable, must, quantile, sleep, startBerth, startDockerd, sum, type Engine } from './common.js';
+import { testImages } from '../test/harness.js';
+import { benchArgs, ensureDockerd, formatTable, loadBusybox, must, quantile, sampleRss, sleep, startBerth, startDockerd, sum, type Engine } from './common.js';
 
 interface Options {
   withDockerd: boolean;
@@ -41,42 +40,6 @@ interface EngineResult {
   /** Part of perContainerMB: growth of the processes that were already running (the engine itself). */
   engineGrowthMB?: number;
   error?: string;
-}
-
-/** VmRSS in kB of each of the engine's own processes: those whose command line names its dirs. */
-function engineRss(t: DaemonTarget): Map<number, number> {
-  const dirs = [t.root, t.dataRoot, t.execRoot];
-  const rss = new Map<number, number>();
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    try {
-      const argv = fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
-      if (!argv.some((a) => dirs.some((d) => a === d || a.includes(d + '/') || a.endsWith('=' + d)))) continue;
-      const m = /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${name}/status`, 'utf8'));
-      if (m) rss.set(Number(name), Number(m[1]));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return rss;
-}
-
-/** The median of a few samples, so one GC in a Node or Go daemon does not decide the figure. */
-async function sampleRss(t: DaemonTarget, samples = 5, gapMs = 400): Promise<Map<number, number>> {
-  const runs: Map<number, number>[] = [];
-  for (let i = 0; i < samples; i++) {
-    if (i) await sleep(gapMs);
-    runs.push(engineRss(t));
-  }
-  runs.sort((a, b) => sum(a.values()) - sum(b.values()));
-  return runs[Math.floor(runs.length / 2)];
-}
-
-/** Imports the busybox rootfs: berthd through the harness (the Engine API), dockerd with `docker import`. */
-async function loadBusybox(engine: Engine): Promise<void> {
-  if (engine.daemon) return loadTestImages(engine.daemon);
-  const [, busybox] = await testImages();
-  must(await engine.docker(['import', '-c', 'CMD ["sh"]', busybox.tar, 'busybox:latest']), 'docker import');
 }
 
 // ---------------------------------------------------------------------------------------------

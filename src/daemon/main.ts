@@ -29,6 +29,7 @@ import { execRoutes } from '../api/exec.js';
 import { ExecService } from '../container/exec.js';
 import { imageRoutes } from '../api/images.js';
 import { createRegistryClient } from '../registry/client/index.js';
+import { trimWhenQuiet, tuneMalloc } from './memory.js';
 
 const usage = `Usage:	berthd [OPTIONS]
 
@@ -204,6 +205,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
     sockets.push(await listen(server, host, config.group));
     servers.push(server);
   }
+  trimWhenQuiet(servers);
   log.info('berthd has completed initialization', { version: BERTH_VERSION, sockets, dataRoot: config.dataRoot });
 
   return {
@@ -217,7 +219,20 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   };
 }
 
+/**
+ * ps, top and pgrep show "berthd" rather than "node …/dist/src/daemon/main.js". The title
+ * (/proc/PID/cmdline, which cannot grow past the original command line) keeps the arguments, by
+ * which tools and tests tell one daemon from another (its data and exec roots); the command name
+ * (/proc/PID/comm, what `pgrep -x` matches, 15 bytes at most) is just "berthd".
+ */
+function nameProcess(): void {
+  process.title = ['berthd', ...process.argv.slice(2)].join(' ');
+  fs.writeFileSync('/proc/self/comm', 'berthd');
+}
+
 async function main(): Promise<void> {
+  nameProcess();
+  tuneMalloc();
   let parsed;
   try {
     parsed = loadConfig(process.argv.slice(2));

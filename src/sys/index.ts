@@ -176,3 +176,24 @@ export function seqpacketConnect(socketPath: string): number {
 export function shutdown(fd: number, how: number): void {
   check(sock.shutdown(fd, how), 'shutdown');
 }
+
+// glibc's allocator: what Node and its threads free stays in malloc's arenas unless asked back.
+const malloc = {
+  mallopt: libc.func('int mallopt(int param, int value)'),
+  trim: libc.func('int malloc_trim(size_t pad)'),
+};
+const M_MMAP_THRESHOLD = -3;
+
+/**
+ * Blocks of at least `bytes` get their own mapping, returned to the kernel when freed. Setting it
+ * also stops glibc from raising the threshold after each large free (by default it rises to the
+ * largest block freed, up to 32 MiB, and later large blocks then fragment the arenas).
+ */
+export function setMmapThreshold(bytes: number): void {
+  if (malloc.mallopt(M_MMAP_THRESHOLD, bytes) !== 1) throw new SysError('mallopt', 22, 'EINVAL');
+}
+
+/** malloc_trim(0): gives the free pages of every arena back to the kernel. */
+export function mallocTrim(): void {
+  malloc.trim(0);
+}
