@@ -230,6 +230,44 @@ function mountsUnder(dirs: string[]): string[] {
   return found;
 }
 
+export interface CgroupMount {
+  /** Where the hierarchy is mounted, e.g. /sys/fs/cgroup/memory or /sys/fs/cgroup. */
+  path: string;
+  version: 1 | 2;
+  /** v1: the mount's controllers (and name=… for a named hierarchy); v2: cgroup.controllers. */
+  controllers: string[];
+}
+
+/**
+ * The cgroup hierarchies this host really mounts, read from /proc/self/mountinfo (not from berth's
+ * own discovery, so tests can check berth against it): the v1 controllers and the hybrid layout's
+ * cgroup2 "unified" mount, or the single cgroup2 tree of a pure v2 host.
+ */
+export function cgroupMounts(): CgroupMount[] {
+  const out: CgroupMount[] = [];
+  const seen = new Set<string>();
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const [pre, post] = line.split(' - ');
+    if (!post) continue;
+    const f = pre.split(' ');
+    const [fstype, , superOpts = ''] = post.split(' ');
+    if ((fstype !== 'cgroup' && fstype !== 'cgroup2') || seen.has(f[2])) continue;
+    seen.add(f[2]); // one hierarchy mounted twice has one device number
+    const mp = unescapeMount(f[4]);
+    let controllers: string[];
+    if (fstype === 'cgroup') controllers = superOpts.split(',').filter((o) => o !== 'rw' && o !== 'ro');
+    else {
+      try {
+        controllers = fs.readFileSync(path.join(mp, 'cgroup.controllers'), 'utf8').trim().split(/\s+/).filter(Boolean);
+      } catch {
+        controllers = [];
+      }
+    }
+    out.push({ path: mp, version: fstype === 'cgroup' ? 1 : 2, controllers });
+  }
+  return out;
+}
+
 /** Every cgroup hierarchy root on this host (v1 controllers, named hierarchies, cgroup2). */
 function cgroupHierarchies(): string[] {
   const base = '/sys/fs/cgroup';
