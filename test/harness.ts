@@ -118,7 +118,8 @@ export const repoRoot = findRepoRoot();
 export const paths = {
   berthd: process.env.BERTH_TEST_BERTHD ?? path.join(repoRoot, 'bin', 'berthd'),
   berth: process.env.BERTH_TEST_BERTH ?? path.join(repoRoot, 'bin', 'berth'),
-  docker: process.env.BERTH_TEST_DOCKER ?? '/usr/local/bin/docker',
+  /** A docker CLI installed by hand in /usr/local/bin, else Debian's (docker.io, which scripts/test.sh installs). */
+  docker: process.env.BERTH_TEST_DOCKER ?? (fs.existsSync('/usr/local/bin/docker') ? '/usr/local/bin/docker' : '/usr/bin/docker'),
 };
 
 // ---------------------------------------------------------------------------------------------
