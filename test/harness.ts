@@ -6,6 +6,8 @@
  *   startDaemon()  → temp dirs /tmp/berth-e2e-XXXX/{data,exec}, socket <exec>/berth.sock, a random
  *                    cgroup parent; spawns bin/berthd (output appended to <root>/berthd.log) and
  *                    resolves once GET /_ping answers OK (15 s, else throws with the log tail).
+ *                    Options: extraArgs, config (a daemon.json), rootsIn: 'config' (the roots,
+ *                    socket, pidfile and cgroup parent as daemon.json keys instead of flags).
  *   berth()/docker()/api()  → talk to it (berth CLI, real docker CLI, raw HTTP over the socket).
  *   kill9()        → SIGKILL only; containers (under conmon) are meant to survive.
  *   restart()      → SIGKILL if still running (or SIGTERM with {graceful: true}), then start again
@@ -97,6 +99,11 @@ export interface StartOptions {
   config?: object;
   /** Default 15 s. */
   readyTimeoutMs?: number;
+  /**
+   * Where the harness puts its data/exec roots, socket, pidfile, cgroup parent and group: as flags
+   * (default), or as the matching keys of daemon.json (merged under config), to test the file.
+   */
+  rootsIn?: 'flags' | 'config';
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -118,7 +125,8 @@ export const repoRoot = findRepoRoot();
 export const paths = {
   berthd: process.env.BERTH_TEST_BERTHD ?? path.join(repoRoot, 'bin', 'berthd'),
   berth: process.env.BERTH_TEST_BERTH ?? path.join(repoRoot, 'bin', 'berth'),
-  docker: process.env.BERTH_TEST_DOCKER ?? '/usr/local/bin/docker',
+  /** A docker CLI installed by hand in /usr/local/bin, else Debian's (docker.io, which scripts/test.sh installs). */
+  docker: process.env.BERTH_TEST_DOCKER ?? (fs.existsSync('/usr/local/bin/docker') ? '/usr/local/bin/docker' : '/usr/bin/docker'),
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -228,6 +236,44 @@ function mountsUnder(dirs: string[]): string[] {
     if (dirs.some((d) => mp === d || mp.startsWith(d + '/'))) found.push(mp);
   }
   return found;
+}
+
+export interface CgroupMount {
+  /** Where the hierarchy is mounted, e.g. /sys/fs/cgroup/memory or /sys/fs/cgroup. */
+  path: string;
+  version: 1 | 2;
+  /** v1: the mount's controllers (and name=… for a named hierarchy); v2: cgroup.controllers. */
+  controllers: string[];
+}
+
+/**
+ * The cgroup hierarchies this host really mounts, read from /proc/self/mountinfo (not from berth's
+ * own discovery, so tests can check berth against it): the v1 controllers and the hybrid layout's
+ * cgroup2 "unified" mount, or the single cgroup2 tree of a pure v2 host.
+ */
+export function cgroupMounts(): CgroupMount[] {
+  const out: CgroupMount[] = [];
+  const seen = new Set<string>();
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const [pre, post] = line.split(' - ');
+    if (!post) continue;
+    const f = pre.split(' ');
+    const [fstype, , superOpts = ''] = post.split(' ');
+    if ((fstype !== 'cgroup' && fstype !== 'cgroup2') || seen.has(f[2])) continue;
+    seen.add(f[2]); // one hierarchy mounted twice has one device number
+    const mp = unescapeMount(f[4]);
+    let controllers: string[];
+    if (fstype === 'cgroup') controllers = superOpts.split(',').filter((o) => o !== 'rw' && o !== 'ro');
+    else {
+      try {
+        controllers = fs.readFileSync(path.join(mp, 'cgroup.controllers'), 'utf8').trim().split(/\s+/).filter(Boolean);
+      } catch {
+        controllers = [];
+      }
+    }
+    out.push({ path: mp, version: fstype === 'cgroup' ? 1 : 2, controllers });
+  }
+  return out;
 }
 
 /** Every cgroup hierarchy root on this host (v1 controllers, named hierarchies, cgroup2). */
@@ -591,25 +637,32 @@ class BerthDaemon implements Daemon {
     fs.mkdirSync(this.dataRoot);
     fs.mkdirSync(this.execRoot);
     this.cgroupParent = `berth-e2e-${randomBytes(4).toString('hex')}`;
-    this.socket = path.join(this.execRoot, 'berth.sock');
+    // In daemon.json mode the socket and pidfile sit outside the exec root, where only the hosts and
+    // pidfile keys (not the defaults derived from exec-root) can put them.
+    const inConfig = opts.rootsIn === 'config';
+    this.socket = path.join(inConfig ? this.root : this.execRoot, 'berth.sock');
     this.host = `unix://${this.socket}`;
     this.logFile = path.join(this.root, 'berthd.log');
-    this.pidFile = path.join(this.execRoot, 'berthd.pid');
+    this.pidFile = path.join(inConfig ? this.root : this.execRoot, 'berthd.pid');
     this.readyTimeoutMs = opts.readyTimeoutMs ?? 15_000;
     const dockerConfig = path.join(this.root, 'docker-config');
     fs.mkdirSync(dockerConfig);
     this.env = { ...process.env, DOCKER_HOST: this.host, BERTH_HOST: this.host, DOCKER_CONFIG: dockerConfig, BERTH_CONFIG: dockerConfig, DOCKER_CLI_HINTS: 'false' };
-    this.args = [
-      '--data-root', this.dataRoot,
-      '--exec-root', this.execRoot,
-      '-H', this.host,
-      '--pidfile', this.pidFile,
-      '--cgroup-parent', this.cgroupParent,
-      '--group', 'root',
-    ];
-    if (opts.config) {
+    const roots = {
+      'data-root': this.dataRoot,
+      'exec-root': this.execRoot,
+      hosts: [this.host],
+      pidfile: this.pidFile,
+      'cgroup-parent': this.cgroupParent,
+      group: 'root',
+    };
+    this.args = inConfig
+      ? []
+      : Object.entries(roots).flatMap(([k, v]) => [k === 'hosts' ? '-H' : `--${k}`, Array.isArray(v) ? v[0] : v]);
+    const config = inConfig ? { ...roots, ...opts.config } : opts.config;
+    if (config) {
       const cfg = path.join(this.root, 'daemon.json');
-      fs.writeFileSync(cfg, JSON.stringify(opts.config, null, 2));
+      fs.writeFileSync(cfg, JSON.stringify(config, null, 2));
       this.args.push('--config-file', cfg);
     }
     this.args.push(...(opts.extraArgs ?? []));

@@ -98,7 +98,8 @@ const flagKeys: Record<string, string> = {
 };
 
 export const supportedStorageDrivers = ['overlay2'];
-export const supportedLogDrivers = ['k8s-file', 'json-file', 'local'];
+/** conmon writes every container log in k8s-file format; nothing else is implemented, so nothing else is accepted. */
+export const supportedLogDrivers = ['k8s-file'];
 
 function checkValue(key: string, kind: Kind, value: unknown): unknown {
   const bad = () => new InvalidParameter(`invalid configuration: "${key}" has a value of the wrong type: ${JSON.stringify(value)}`);
@@ -210,6 +211,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
   if (!supportedLogDrivers.includes(config.logDriver)) {
     throw new InvalidParameter(`logger: no log driver named '${config.logDriver}' is registered`);
+  }
+  const logOpts = Object.keys(config.logOpts);
+  if (logOpts.length) {
+    throw new InvalidParameter(`unknown log opt '${logOpts[0]}' for ${config.logDriver} log driver`);
   }
   for (const h of config.hosts) {
     if (!h.startsWith('unix://')) throw new InvalidParameter(`invalid host "${h}": only unix:// sockets are supported`);

@@ -4,7 +4,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startDaemon, loadTestImages, printLogTail, type Daemon } from '../harness.js';
+import { cgroupMounts, startDaemon, loadTestImages, printLogTail, type Daemon } from '../harness.js';
 
 let d: Daemon;
 
@@ -32,7 +32,11 @@ test('docker version and info describe berthd', async () => {
   assert.match(info.stdout, /Storage Driver: overlay2/);
   assert.match(info.stdout, /Backing Filesystem: \w+/);
   assert.match(info.stdout, /Supports d_type: true/);
-  assert.match(info.stdout, /Cgroup Driver: cgroupfs/);
+  // berthd hands runc cgroupfs paths (<cgroup-parent>/<id>) on any host, and tells v1 from v2 by
+  // what is mounted at /sys/fs/cgroup.
+  const v2 = cgroupMounts().some((h) => h.path === '/sys/fs/cgroup' && h.version === 2);
+  assert.match(info.stdout, /Cgroup Driver: cgroupfs\n/);
+  assert.match(info.stdout, new RegExp(`Cgroup Version: ${v2 ? 2 : 1}\\n`));
   assert.match(info.stdout, new RegExp(`Docker Root Dir: ${d.dataRoot}`));
   const fmt = await ok(['info', '--format', '{{.Images}} {{.NCPU}} {{.OSType}}']);
   assert.match(fmt.stdout.trim(), /^2 \d+ linux$/);

@@ -152,9 +152,12 @@ test('exec through the API: create, start, inspect; errors docker gives', async 
 
 test('a privileged exec gets the daemon\'s capabilities, a plain one the container\'s', async () => {
   const r = await run(paths.docker, ['exec', '--privileged', 'c1', 'grep', 'CapEff', '/proc/self/status'], { env: d.env });
+  assert.equal(r.code, 0, r.stderr);
   const own = /^CapBnd:\s*(\S+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1];
   assert.equal(r.stdout.trim().split(/\s+/)[1], own);
   const plain = await run(paths.docker, ['exec', 'c1', 'grep', 'CapEff', '/proc/self/status'], { env: d.env });
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.match(plain.stdout, /^CapEff:\s*[0-9a-f]{16}$/m);
   assert.notEqual(plain.stdout.trim().split(/\s+/)[1], own);
 });
 

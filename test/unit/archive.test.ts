@@ -93,16 +93,21 @@ describe('applyLayer', () => {
     const outsideX = path.join(box, 'a', 'x');
     fs.writeFileSync(outsideX, 'secret');
     const before = listTree(box, root);
-    const cases: Entry[][] = [
-      [{ name: '../evil', body: 'x' }],
-      [{ name: '/abs', body: 'x' }],
-      [{ name: 'link', type: 'symlink', linkname: '/' }, { name: 'link/etc/evil', body: 'x' }],
-      [{ name: 'up', type: 'symlink', linkname: '../../..' }, { name: 'up/evil2', body: 'x' }],
-      [{ name: 'hl', type: 'link', linkname: '../../x' }],
-      [{ name: 'ln', type: 'symlink', linkname: '../../x' }, { name: 'ln', body: 'overwrite' }],
+    // Each hostile tar is either contained (its paths resolved inside root, as dockerd does) or
+    // refused with berth's error; none may fail in any other way.
+    const cases: [Entry[], 'contained' | Record<string, unknown>][] = [
+      [[{ name: '../evil', body: 'x' }], 'contained'],
+      [[{ name: '/abs', body: 'x' }], 'contained'],
+      [[{ name: 'link', type: 'symlink', linkname: '/' }, { name: 'link/etc/evil', body: 'x' }], 'contained'],
+      [[{ name: 'up', type: 'symlink', linkname: '../../..' }, { name: 'up/evil2', body: 'x' }], 'contained'],
+      // The link target resolves to root/x, which does not exist: link(2) fails.
+      [[{ name: 'hl', type: 'link', linkname: '../../x' }], { code: 'ENOENT', syscall: 'link', dest: path.join(root, 'hl') }],
+      [[{ name: 'ln', type: 'symlink', linkname: '../../x' }, { name: 'ln', body: 'overwrite' }], 'contained'],
     ];
-    for (const entries of cases) {
-      await applyLayer(Readable.from(await makeTar(entries)), root).catch(() => undefined);
+    for (const [entries, outcome] of cases) {
+      const applied = applyLayer(Readable.from(await makeTar(entries)), root);
+      if (outcome === 'contained') await applied;
+      else await assert.rejects(applied, outcome, entries[0].name);
     }
     assert.deepEqual(listTree(box, root), before);
     assert.equal(fs.readFileSync(outsideX, 'utf8'), 'secret');
