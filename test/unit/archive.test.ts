@@ -11,25 +11,8 @@ import tar from 'tar-stream';
 import { applyLayer, applyLayerOffThread, diffLayer, packDir, safeJoin } from '../../src/archive/index.js';
 import { InvalidParameter } from '../../src/errors.js';
 import * as sys from '../../src/sys/index.js';
+import { makeTar, type Entry } from '../tar-fixtures.js';
 
-type Entry = Partial<tar.Header> & { name: string; pax?: Record<string, string>; body?: string };
-
-/** Build a tar in memory (tests only: small). */
-async function makeTar(entries: Entry[]): Promise<Buffer> {
-  const p = tar.pack();
-  const chunks: Buffer[] = [];
-  const done = (async () => {
-    for await (const c of p) chunks.push(Buffer.from(c as Uint8Array));
-  })();
-  for (const { body, ...h } of entries) {
-    await new Promise<void>((resolve, reject) =>
-      p.entry({ mtime: new Date(1_600_000_000_000), ...h }, body ?? '', (err) => (err ? reject(err) : resolve())),
-    );
-  }
-  p.finalize();
-  await done;
-  return Buffer.concat(chunks);
-}
 
 async function listTar(stream: Readable): Promise<Map<string, tar.Header>> {
   const out = new Map<string, tar.Header>();

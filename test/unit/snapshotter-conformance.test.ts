@@ -13,28 +13,15 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import tar from 'tar-stream';
 import { applyToMounts } from '../../src/archive/index.js';
 import { Conflict, NotFound } from '../../src/errors.js';
 import {
   applyLayer, chainIdOf, DRIVERS, openSnapshotter, removeExtracts, unpackLayer, withMounts, type LayerTarget, type Snapshotter,
 } from '../../src/storage/index.js';
+import { makeTar as buildTar, type Entry } from '../tar-fixtures.js';
 
-type Entry = Partial<tar.Header> & { name: string; body?: string };
+const makeTar = (entries: Entry[]) => buildTar(entries, { mode: 0o644 });
 
-async function makeTar(entries: Entry[]): Promise<Buffer> {
-  const p = tar.pack();
-  const chunks: Buffer[] = [];
-  const done = (async () => {
-    for await (const c of p) chunks.push(Buffer.from(c as Uint8Array));
-  })();
-  for (const { body, ...h } of entries) {
-    await new Promise<void>((resolve, reject) => p.entry({ mode: 0o644, mtime: new Date(1_600_000_000_000), ...h }, body ?? '', (err) => (err ? reject(err) : resolve())));
-  }
-  p.finalize();
-  await done;
-  return Buffer.concat(chunks);
-}
 
 /** Everything under dir, as "relpath" (dirs with a trailing slash). */
 function tree(dir: string): string[] {
