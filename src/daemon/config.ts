@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import { InvalidParameter } from '../errors.js';
+import { DRIVERS } from '../storage/registry.js';
 
 export interface RuntimeEntry { path: string; runtimeArgs?: string[] }
 
@@ -97,7 +98,6 @@ const flagKeys: Record<string, string> = {
   '--insecure-registry': 'insecure-registries',
 };
 
-export const supportedStorageDrivers = ['overlay2'];
 /** conmon writes every container log in k8s-file format; nothing else is implemented, so nothing else is accepted. */
 export const supportedLogDrivers = ['k8s-file'];
 
@@ -206,9 +206,13 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (!('hosts' in fromFlags) && !fromFile.hosts) config.hosts = [`unix://${config.execRoot}/berth.sock`];
   if (!('pidfile' in fromFlags) && !fromFile.pidfile) config.pidfile = `${config.execRoot}/berthd.pid`;
 
-  if (!supportedStorageDrivers.includes(config.storageDriver)) {
-    throw new InvalidParameter(`error initializing graphdriver: driver not supported: ${config.storageDriver}`);
+  if (!Object.hasOwn(DRIVERS, config.storageDriver)) {
+    throw new InvalidParameter(`error initializing graphdriver: driver not supported: ${config.storageDriver} (supported: ${Object.keys(DRIVERS).join(', ')})`);
   }
+  for (const key of ['bridge', 'bip'] as const) {
+    if (config[key]) throw new InvalidParameter(`${key} is not supported yet: berth has no bridge networking yet`);
+  }
+  if (config.storageOpts.length) throw new InvalidParameter(`${config.storageDriver}: storage-opts are not supported yet: ${config.storageOpts.join(', ')}`);
   if (!supportedLogDrivers.includes(config.logDriver)) {
     throw new InvalidParameter(`logger: no log driver named '${config.logDriver}' is registered`);
   }

@@ -9,7 +9,7 @@ import type { Snapshotter } from './index.js';
 import { openOverlay2 } from './overlay2.js';
 
 export interface DriverOptions {
-  /** `storage-opts`, "key=value" each; no driver takes any yet. */
+  /** `storage-opts`, "key=value" each; no driver takes any yet (the daemon's config refuses them). */
   options?: string[];
 }
 
