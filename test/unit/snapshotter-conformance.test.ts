@@ -249,7 +249,8 @@ for (const driver of drivers) {
         await removeExtracts(c);
         const all = c.walk();
         assert.ok(!all.some((i) => i.name.startsWith('extract-')), 'no half-unpacked layer is left');
-        assert.ok(all.length > 0, 'the child got some work done');
+        // The child said 'ready' after its first layer, so it did work; the store may still be empty now,
+        // since every fifth layer it removes the whole chain.
         for (const info of all) {
           if (info.kind === 'committed') {
             // Every committed layer reads back whole: 200 files of each layer in its chain.
