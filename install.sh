@@ -12,16 +12,7 @@ start=1
 
 say() { printf 'install: %s\n' "$*" >&2; }
 
-packages=(runc conmon iptables iproute2 busybox-static gcc libc6-dev ca-certificates)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  say "apt-get install ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+scripts/apt-install.sh runc conmon iptables iproute2 busybox-static gcc libc6-dev ca-certificates
 
 # npm ci only when the lock file changed since the last install.
 stamp=node_modules/.berth-lock-stamp

@@ -8,23 +8,13 @@ set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 ./install.sh --no-start
 
-say() { printf 'test: %s\n' "$*" >&2; }
-
 # Tools only the tests spawn: skopeo and Debian's docker-registry (registry
 # tests), zstd (zstd layers), openssl (TLS registry), and the docker CLI the e2e
 # tests drive. Debian 12 has no docker-cli package; docker.io is the one that
 # ships the CLI (it also ships a dockerd, which nothing here starts).
 packages=(skopeo docker-registry zstd openssl)
 command -v docker >/dev/null || [ -x /usr/local/bin/docker ] || packages+=(docker.io)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  say "apt-get install ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+scripts/apt-install.sh "${packages[@]}"
 
 files=("$@")
 [ ${#files[@]} -gt 0 ] || files=(test/unit/*.test.ts test/e2e/*.test.ts)

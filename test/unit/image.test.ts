@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
@@ -19,6 +18,7 @@ import {
 } from '../../src/image/index.js';
 import { Conflict, InvalidParameter, NotFound } from '../../src/errors.js';
 import type { Info, LayerTarget, StagedLayer } from '../../src/storage/index.js';
+import { killMidway } from '../kill9.js';
 
 type LayerInfo = Info & { chainId: string; diffId: string };
 
@@ -456,19 +456,7 @@ test('kill -9 in the middle of tag/untag/import/rmi leaves a consistent store', 
       store.untag('extra' + ((i + 1) % 3));
     }
   `);
-  const proc = spawn(process.execPath, ['--import', 'tsx', child], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  proc.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-  t.after(() => { if (proc.exitCode === null) proc.kill('SIGKILL'); });
-  await new Promise<void>((resolve, reject) => {
-    proc.stdout.once('data', () => resolve());
-    proc.once('exit', (code) => reject(new Error(`child exited early: ${code}: ${stderr}`)));
-  });
-  await new Promise((r) => setTimeout(r, 700 + Math.random() * 300));
-  const exited = new Promise((r) => (proc.exitCode !== null || proc.signalCode !== null ? r(null) : proc.once('exit', r)));
-  proc.kill('SIGKILL');
-  await exited;
-  assert.equal(proc.signalCode, 'SIGKILL', `the child was still working when killed: ${stderr}`);
+  await killMidway(t, child, root, { min: 700, spread: 300 });
 
   env.db.close();
   env.db = new BetterSqlite3(env.dbPath);

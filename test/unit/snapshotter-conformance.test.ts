@@ -4,7 +4,6 @@
  * commit) and, where the driver has it, through stageLayer too (applyLayer picks it).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -19,6 +18,7 @@ import {
   applyLayer, chainIdOf, DRIVERS, openSnapshotter, removeExtracts, unpackLayer, withMounts, type LayerTarget, type Snapshotter,
 } from '../../src/storage/index.js';
 import { makeTar as buildTar, type Entry } from '../tar-fixtures.js';
+import { killMidway } from '../kill9.js';
 
 const makeTar = (entries: Entry[]) => buildTar(entries, { mode: 0o644 });
 
@@ -227,19 +227,7 @@ for (const driver of drivers) {
           if (i === 0) process.stdout.write('ready\\n');
         }
       `);
-      const proc = spawn(process.execPath, ['--import', 'tsx', child], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stderr = '';
-      proc.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-      t.after(() => { if (proc.exitCode === null) proc.kill('SIGKILL'); });
-      await new Promise<void>((resolve, reject) => {
-        proc.stdout.once('data', () => resolve());
-        proc.once('exit', (code) => reject(new Error(`child exited early: ${code}: ${stderr}`)));
-      });
-      await new Promise((r) => setTimeout(r, 800 + Math.random() * 1200));
-      const exited = new Promise((r) => (proc.exitCode !== null || proc.signalCode !== null ? r(null) : proc.once('exit', r)));
-      proc.kill('SIGKILL');
-      await exited;
-      assert.equal(proc.signalCode, 'SIGKILL', `the child was still working when killed: ${stderr}`);
+      await killMidway(t, child, root, { min: 800, spread: 1200 });
 
       // A killed process leaves its private mount dirs mounted (the kernel keeps them): unmounting is the host's job.
       const cdb = new Database(path.join(dir, 'meta.db'));
