@@ -25,7 +25,7 @@ import { BerthError, CommandNotRunnable, Conflict, InvalidParameter, NotFound, S
 import { log } from '../log.js';
 import { attachSocket } from './attach.js';
 import { cgroupOomKilled, removeCgroup } from './cgroups.js';
-import type { OciSpec } from './spec.js';
+import type { OciResources, OciSpec } from './spec.js';
 
 export interface RuntimeOptions {
   runtimePath: string;
@@ -54,6 +54,13 @@ export interface Runtime {
   list(): Promise<{ id: string; conmonAlive: boolean; exitCode: number | null }[]>;
   attach(id: string): Promise<{ stdin: Writable; stdout: Readable; stderr: Readable; close(): void }>;
   resize(id: string, height: number, width: number): Promise<void>;
+  /** Freeze and thaw every process of the container (the freezer cgroup, or cgroup.freeze on v2). */
+  pause(id: string): Promise<void>;
+  resume(id: string): Promise<void>;
+  /** New cgroup limits for a running container. */
+  update(id: string, resources: Omit<OciResources, 'devices'>): Promise<void>;
+  /** The container's cgroupfs path (from its bundle), for stats and top. */
+  cgroupsPath(id: string): string | undefined;
 }
 
 const SOCKET_PATH_MAX = 107;   // sun_path is 108 bytes including the NUL
@@ -123,9 +130,9 @@ class ConmonRuntime implements Runtime {
     return path.join(this.o.stateDir, id);
   }
 
-  private runc(args: string[]): Promise<{ stdout: string; stderr: string }> {
+  private runc(args: string[], input?: string): Promise<{ stdout: string; stderr: string }> {
     return new Promise((resolve, reject) => {
-      execFile(this.o.runtimePath, ['--root', this.o.runtimeRoot, ...args], { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const child = execFile(this.o.runtimePath, ['--root', this.o.runtimeRoot, ...args], { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
         if (err) {
           const e = new SystemError(runcMessage(stderr) || errorMessage(err));
           reject(e);
@@ -133,6 +140,7 @@ class ConmonRuntime implements Runtime {
           resolve({ stdout, stderr });
         }
       });
+      if (input !== undefined) child.stdin?.end(input);
     });
   }
 
@@ -280,6 +288,26 @@ class ConmonRuntime implements Runtime {
       const timer = setInterval(check, 1000);
       check();
     });
+  }
+
+  async pause(id: string): Promise<void> {
+    validId(id);
+    await this.runc(['pause', id]);
+  }
+
+  async resume(id: string): Promise<void> {
+    validId(id);
+    await this.runc(['resume', id]);
+  }
+
+  async update(id: string, resources: Omit<OciResources, 'devices'>): Promise<void> {
+    validId(id);
+    await this.runc(['update', '--resources', '-', id], JSON.stringify(resources));
+  }
+
+  cgroupsPath(id: string): string | undefined {
+    validId(id);
+    return this.cgroupPath(id);
   }
 
   private cgroupPath(id: string): string | undefined {

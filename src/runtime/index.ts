@@ -9,14 +9,16 @@
  *
  * See conmon.ts for the per-container lifecycle and the files it keeps on disk.
  */
-export { buildSpec, computeCapabilities, hostCapabilities, DEFAULT_CAPS, DEFAULT_PATH } from './spec.js';
-export type { SpecOptions, OciSpec, OciMount, OciProcess, OciResources, OciNamespace } from './spec.js';
+export { buildSpec, cgroupLimits, computeCapabilities, hostCapabilities, DEFAULT_CAPS, DEFAULT_PATH } from './spec.js';
+export type { ResourceLimits, SpecOptions, OciSpec, OciMount, OciProcess, OciResources, OciNamespace } from './spec.js';
 export { resolveUser } from './user.js';
 export { createRuntime } from './conmon.js';
 export type { Runtime, RuntimeOptions, RuntimeStatus, CreateIO } from './conmon.js';
 export { readLog, logOffset } from './logs.js';
 export type { LogEntry, ReadLogOptions } from './logs.js';
 export { cgroupParentCleanup, cgroupVersion } from './cgroups.js';
+export { readCgroupSample, cgroupPids, systemCpuNs, onlineCpus, netCounters } from './stats.js';
+export type { CgroupSample, NetCounters, BlkioEntry } from './stats.js';
 export { createExecRuntime } from './exec.js';
 export { startFailure, commandFailureCode } from './conmon.js';
 export type { ExecRuntime, ExecRuntimeOptions, ExecIO, ExecProcess } from './exec.js';

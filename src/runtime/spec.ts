@@ -65,6 +65,29 @@ export interface SpecOptions {
   labels?: Record<string, string>;
 }
 
+export type ResourceLimits = SpecOptions['resources'];
+
+/** The OCI resources for Docker's limits (at create, and for `update` of a running container). */
+export function cgroupLimits(r: ResourceLimits): Omit<OciResources, 'devices'> {
+  const out: Omit<OciResources, 'devices'> = {};
+  if (r.memory && r.memory > 0) {
+    out.memory = { limit: r.memory };
+    if (hasMemsw()) {
+      if (r.memorySwap === -1) out.memory.swap = -1;
+      else if (r.memorySwap && r.memorySwap > 0) out.memory.swap = r.memorySwap;
+      else out.memory.swap = r.memory * 2;
+    }
+  }
+  if (r.cpuShares || r.cpuQuota || r.cpuPeriod) {
+    out.cpu = {};
+    if (r.cpuShares) out.cpu.shares = r.cpuShares;
+    if (r.cpuQuota) out.cpu.quota = r.cpuQuota;
+    if (r.cpuPeriod) out.cpu.period = r.cpuPeriod;
+  }
+  if (r.pidsLimit && r.pidsLimit > 0) out.pids = { limit: r.pidsLimit };
+  return out;
+}
+
 export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** Capability numbers as the kernel counts them (bit n of CapBnd). */
@@ -201,23 +224,7 @@ export function buildSpec(o: SpecOptions): OciSpec {
   const extra = o.mounts.map((m) => ({ ...m, destination: path.posix.normalize(m.destination) }));
   const mounts = [...defaultMounts(privileged).filter((d) => !extra.some((m) => m.destination === d.destination)), ...extra];
 
-  const resources: OciResources = { devices: deviceRules(privileged) };
-  const r = o.resources;
-  if (r.memory && r.memory > 0) {
-    resources.memory = { limit: r.memory };
-    if (hasMemsw()) {
-      if (r.memorySwap === -1) resources.memory.swap = -1;
-      else if (r.memorySwap && r.memorySwap > 0) resources.memory.swap = r.memorySwap;
-      else resources.memory.swap = r.memory * 2;
-    }
-  }
-  if (r.cpuShares || r.cpuQuota || r.cpuPeriod) {
-    resources.cpu = {};
-    if (r.cpuShares) resources.cpu.shares = r.cpuShares;
-    if (r.cpuQuota) resources.cpu.quota = r.cpuQuota;
-    if (r.cpuPeriod) resources.cpu.period = r.cpuPeriod;
-  }
-  if (r.pidsLimit && r.pidsLimit > 0) resources.pids = { limit: r.pidsLimit };
+  const resources: OciResources = { devices: deviceRules(privileged), ...cgroupLimits(o.resources) };
 
   const cgroupsPath = o.cgroupsPath.startsWith('/') ? o.cgroupsPath : `/${o.cgroupsPath}`;
 
