@@ -100,3 +100,4 @@ export { openOverlay2 } from './overlay2.js';
 export { openSnapshotter, DRIVERS } from './registry.js';
 export { applyLayer, unpackLayer, chainIdOf, removeExtracts, type UnpackedLayer, type LayerTarget } from './layer.js';
 export { prepareOnBase, removeOnBase } from './init.js';
+export { snapshotDiff } from './diff.js';
