@@ -274,6 +274,24 @@ export function containerRoutes(router: Router, svc: ContainerService, opts: { s
   });
 
   router.post('/containers/{id}/attach', async (ctx) => attach(ctx, svc));
+
+  router.post('/containers/{id}/pause', async (ctx) => {
+    await svc.pause(ctx.params.id);
+  });
+
+  router.post('/containers/{id}/unpause', async (ctx) => {
+    await svc.unpause(ctx.params.id);
+  });
+
+  router.post('/containers/{id}/rename', async (ctx) => {
+    await svc.rename(ctx.params.id, ctx.query.get('name') ?? '');
+  });
+
+  router.post('/containers/{id}/update', async (ctx) => {
+    const body = await ctx.json();
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidParameter('invalid JSON: update config must be an object');
+    return svc.update(ctx.params.id, body as Record<string, unknown>);
+  });
 }
 
 async function attach(ctx: Context, svc: ContainerService): Promise<void> {

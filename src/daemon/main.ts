@@ -25,6 +25,7 @@ import { Router, createApiServer } from '../api/server.js';
 import { systemRoutes, BERTH_VERSION } from '../api/system.js';
 import { eventRoutes } from '../api/events.js';
 import { containerRoutes } from '../api/containers.js';
+import { statsRoutes } from '../api/stats.js';
 import { execRoutes } from '../api/exec.js';
 import { ExecService } from '../container/exec.js';
 import { imageRoutes } from '../api/images.js';
@@ -181,6 +182,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
     runtimePath,
   });
   const execs = new ExecService(containers, createExecRuntime({ runtimePath, conmonPath, runtimeRoot: path.join(config.execRoot, 'runc'), bundlesDir: path.join(config.execRoot, 'c') }));
+  statsRoutes(router, containers);
   execRoutes(router, execs);
   containerRoutes(router, containers, {
     storageDriver: storage.driver,
