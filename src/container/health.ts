@@ -98,21 +98,29 @@ export function checkHealthcheck(raw: unknown): HealthConfig | undefined {
   if (out.Test && out.Test.length > 0 && (out.Test[0] === 'CMD' || out.Test[0] === 'CMD-SHELL') && out.Test.length < 2) {
     throw new InvalidParameter(`invalid Healthcheck.Test: ${out.Test[0]} needs a command`);
   }
+  return compact(out);
+}
+
+/** Unset fields left out, as dockerd's JSON leaves them (omitempty). */
+function compact(h: HealthConfig): HealthConfig {
+  const out: HealthConfig = {};
+  if (h.Test && h.Test.length) out.Test = h.Test;
+  for (const key of ['Interval', 'Timeout', 'StartPeriod', 'StartInterval', 'Retries'] as const) if (h[key]) out[key] = h[key];
   return out;
 }
 
 /** dockerd's merge of the user's health check with the image's: what the user leaves unset comes from the image. */
 export function mergeHealthcheck(user: HealthConfig | undefined, image: HealthConfig | undefined): HealthConfig | undefined {
-  if (!user) return image ? { ...image } : undefined;
+  if (!user) return image ? compact(image) : undefined;
   if (!image) return user;
-  return {
+  return compact({
     Test: user.Test && user.Test.length ? user.Test : image.Test,
     Interval: user.Interval || image.Interval || 0,
     Timeout: user.Timeout || image.Timeout || 0,
     StartPeriod: user.StartPeriod || image.StartPeriod || 0,
     StartInterval: user.StartInterval || image.StartInterval || 0,
     Retries: user.Retries || image.Retries || 0,
-  };
+  });
 }
 
 /** Docker's ps status suffix: "(healthy)", "(unhealthy)", "(health: starting)"; "" without a health check. */
