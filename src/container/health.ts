@@ -240,7 +240,7 @@ export class HealthMonitor implements HealthHooks {
 
   private async probe(id: string, m: Monitor): Promise<void> {
     m.timer = null;
-    const c = this.containers.list().find((x) => x.id === id);
+    const c = this.find(id);
     if (!c || m.closed) return;
     const start = new Date();
     let result: { ExitCode: number; Output: string };
@@ -251,10 +251,18 @@ export class HealthMonitor implements HealthHooks {
       result = { ExitCode: -1, Output: errorMessage(err) };
     }
     if (m.closed || this.monitors.get(id) !== m) return;
-    const cur = this.containers.list().find((x) => x.id === id);
+    const cur = this.find(id);
     if (!cur || !cur.state.Health) return;
     this.record(cur, { Start: start.toISOString(), End: new Date().toISOString(), ...result });
     this.schedule(cur, m);
+  }
+
+  private find(id: string): Container | undefined {
+    try {
+      return this.containers.get(id);
+    } catch {
+      return undefined;
+    }
   }
 
   /** One run of the probe as an exec session of the container. */
