@@ -229,9 +229,9 @@ export class ExecService {
     };
   }
 
-  /** Exec ids of a container (its inspect's ExecIDs). */
+  /** Exec ids of a container (its inspect's ExecIDs): like dockerd, those that have not exited (health probes come and go). */
   idsOf(containerId: string): string[] {
-    return [...this.sessions.values()].filter((s) => s.containerId === containerId).map((s) => s.id);
+    return [...this.sessions.values()].filter((s) => s.containerId === containerId && s.exitCode === null).map((s) => s.id);
   }
 
   private async processSpec(c: Container, cfg: ExecConfig, consoleSize: [number, number] | null): Promise<OciProcess & { consoleSize?: { height: number; width: number } }> {

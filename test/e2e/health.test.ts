@@ -22,7 +22,7 @@ after(async () => {
 
 interface HealthLog { Start: string; End: string; ExitCode: number; Output: string }
 interface Health { Status: string; FailingStreak: number; Log: HealthLog[] }
-interface Inspect { State: { Status: string; Health?: Health }; Config: { Healthcheck?: Record<string, unknown> } }
+interface Inspect { State: { Status: string; Health?: Health }; Config: { Healthcheck?: Record<string, unknown> }; ExecIDs: string[] | null }
 
 async function ok(args: string[], client: 'docker' | 'berth' = 'docker'): Promise<RunResult> {
   const r = client === 'docker' ? await d.docker(args) : await d.berth(args);
@@ -88,6 +88,8 @@ test('a check goes starting → healthy: ps status, the log in inspect, health_s
   assert.equal(healthy.State.Health!.FailingStreak, 0);
   assert.ok(Date.parse(last.End) >= Date.parse(last.Start), `${last.Start} → ${last.End}`);
   assert.match(await psStatus('hc-ok'), /^Up .* \(healthy\)$/);
+  // As in dockerd, ExecIDs lists execs that have not exited: finished probes do not pile up there.
+  assert.ok((healthy.ExecIDs ?? []).length <= 1, `ExecIDs: ${JSON.stringify(healthy.ExecIDs)}`);
 
   const evs = await events('hc-ok', t0);
   assert.equal(evs.filter((e) => e.startsWith('health_status')).join(','), 'health_status: healthy|', 'one health_status event, on the change');
