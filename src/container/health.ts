@@ -289,14 +289,15 @@ export class HealthMonitor implements HealthHooks {
       } catch { /* exited meanwhile */ }
       // Wait for it to go, so that dying probes do not pile up.
       await proc.exit.catch(() => undefined);
-      await drained;
       m.probePid = 0;
+      await drained;
       const out = output.toString();
       const what = `Health check exceeded timeout (${formatGoDuration(timeout)})`;
       return { ExitCode: -1, Output: out ? `${what}: ${out}` : what };
     }
-    await drained;
+    // Gone: its pid may be reused from now on.
     m.probePid = 0;
+    await drained;
     return { ExitCode: code, Output: output.toString() };
   }
 
