@@ -68,7 +68,6 @@ const INERT = new Set(['ContainerIDFile', 'Isolation']);
 
 /** Config (not HostConfig) fields berth does not implement yet. */
 const CONFIG_NOT_YET: Record<string, string> = {
-  Healthcheck: '--health-cmd',
   Volumes: '-v, --volume',
   MacAddress: '--mac-address',
 };
@@ -182,8 +181,6 @@ const KNOWN = new Set([
 export function checkConfig(body: Record<string, unknown>): void {
   for (const [key, what] of Object.entries(CONFIG_NOT_YET)) {
     const v = body[key];
-    // --no-healthcheck asks for what berth does anyway.
-    if (key === 'Healthcheck' && Array.isArray((v as { Test?: unknown })?.Test) && (v as { Test: string[] }).Test[0] === 'NONE') continue;
     if (!unset(v)) notYet(what);
   }
   const endpoints = (body.NetworkingConfig as { EndpointsConfig?: Record<string, unknown> } | undefined)?.EndpointsConfig ?? {};

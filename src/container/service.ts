@@ -34,6 +34,7 @@ import { type Snapshotter, removeOnBase } from '../storage/index.js';
 import type { Image, ImageStore } from '../image/index.js';
 import { type Runtime, type OciSpec, buildSpec, cgroupLimits, resolveUser } from '../runtime/index.js';
 import { type CreateBody, newContainer, pickName, prepareSnapshot } from './create.js';
+import type { HealthHooks } from './health.js';
 import { KeyedLock } from './lock.js';
 import { type Contributions, type Provider, type StartContext, setupAll, teardownAll } from './providers/index.js';
 import { networkProvider } from './providers/network.js';
@@ -45,7 +46,7 @@ import { checkCanKill, checkCanPause, checkCanRemove, checkCanStart, checkCanUnp
 import { type UpdateBody, applyUpdate, resources } from './update.js';
 import { ContainerStore } from './store.js';
 import { ContainerStreams } from './streams.js';
-import type { Container, State } from './types.js';
+import type { Container, Health, State } from './types.js';
 
 export interface ContainerDeps {
   store: ContainerStore;
@@ -105,6 +106,8 @@ export class ContainerService {
   private readonly removedCodes = new Map<string, number>();
   private readonly restarts = new RestartManager((id) => void this.restartByPolicy(id));
   private readonly providers: readonly Provider[];
+  /** Health checks (health.ts): told of every start, stop, exit and removal once set. */
+  private health: HealthHooks | null = null;
 
   constructor(private readonly deps: ContainerDeps) {
     this.store = deps.store;
@@ -150,6 +153,17 @@ export class ContainerService {
   /** A container event on the bus, with dockerd's attributes (labels, image, name, then the action's own). */
   publish(action: string, c: Container, extra: Record<string, string> = {}): void {
     this.events.publish('container', action, c.id, { ...c.config.Labels, image: c.config.Image, name: c.name, ...extra });
+  }
+
+  /** Set before recover(), so that adopted containers get their monitors back. */
+  useHealth(hooks: HealthHooks): void {
+    this.health = hooks;
+  }
+
+  /** The health monitor's write: a probe's result in the record, between verbs (it runs in one go). */
+  saveHealth(c: Container, health: Health): void {
+    c.state = { ...c.state, Health: health };
+    this.store.save(c);
   }
 
   private save(c: Container, state: State): void {
@@ -215,6 +229,7 @@ export class ContainerService {
     }
     const [h, w] = c.hostConfig.ConsoleSize;
     if (c.config.Tty && h > 0 && w > 0) await runtime.resize(c.id, h, w).catch(() => {});
+    this.health?.started(c);
     this.publish('start', c);
   }
 
@@ -277,6 +292,7 @@ export class ContainerService {
     this.runs.delete(id);
     const c = this.store.find(id);
     if (!c) return;
+    this.health?.stop(c);
     const { runtime } = this.deps;
     const oom = runtime.oomKilled(id);
     await runtime.delete(id).catch((err) => log.warn('runtime delete failed', { id, error: errorMessage(err) }));
@@ -352,6 +368,7 @@ export class ContainerService {
     this.markStopped(c);
     if (wasRestarting) return;
     if (!isRunning(c.state)) throw new NotModified('container already stopped');
+    this.health?.stop(c);
     const signal = opts.signal || c.config.StopSignal || 'SIGTERM';
     const timeout = opts.timeout ?? c.config.StopTimeout ?? DEFAULT_STOP_TIMEOUT;
     await this.signal(c, signal).catch(() => {});
@@ -417,6 +434,7 @@ export class ContainerService {
       checkCanPause(c);
       await this.deps.runtime.pause(c.id);
       this.save(c, toPaused(c.state));
+      this.health?.stop(c);
       this.publish('pause', c);
     });
   }
@@ -426,6 +444,7 @@ export class ContainerService {
       checkCanUnpause(c);
       await this.deps.runtime.resume(c.id);
       this.save(c, toUnpaused(c.state));
+      this.health?.resume(c);
       this.publish('unpause', c);
     });
   }
@@ -481,6 +500,7 @@ export class ContainerService {
   }
 
   private async removeLocked(c: Container): Promise<void> {
+    this.health?.stop(c);
     this.save(c, toRemoving(c.state));
     this.restarts.forget(c.id);
     await teardownAll(this.providers, this.context(c));
@@ -524,6 +544,7 @@ export class ContainerService {
         // Killed between the freeze (or thaw) and saving it: the runtime knows which it is.
         if (status === 'paused' && c.state.Status === 'running') this.save(c, toPaused(c.state));
         if (status === 'running' && c.state.Status === 'paused') this.save(c, toUnpaused(c.state));
+        this.health?.resume(c);
       },
       exited: (c, code) => {
         const run = Symbol(c.id);
