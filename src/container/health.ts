@@ -37,7 +37,7 @@ const MAX_OUTPUT = 4096;
 /** Docker's MinimumDuration for every health check duration that is set. */
 const MIN_DURATION = 1 * MS;
 
-/** What service.ts tells the health monitor; the lead's pause/unpause call stop / resume. */
+/** What service.ts tells the health monitor. */
 export interface HealthHooks {
   /** After a start or restart: status starting, monitor opened. */
   started(c: Container): void;

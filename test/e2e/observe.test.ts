@@ -243,3 +243,18 @@ test('rename and update show in inspect, with docker errors for bad input', { ti
   assert.equal((await inspect('new')).HostConfig.Memory, 64 * 1024 ** 2, 'a refused update changed the record');
   await ok(d.docker(['rm', '-f', 'new', 'other']));
 });
+
+test('a paused container is unhealthy, as in dockerd; unpause brings its checks back', { timeout: 60_000 }, async () => {
+  await ok(d.docker(['run', '-d', '--name', 'hp', '--health-cmd', 'true', '--health-interval', '200ms', 'busybox', 'sleep', '1000']));
+  const status = async () => (await inspect('hp')).State.Health.Status as string;
+  const until = async (want: string) => {
+    for (let i = 0; i < 50 && (await status()) !== want; i++) await sleep(200);
+    assert.equal(await status(), want);
+  };
+  await until('healthy');
+  await ok(d.docker(['pause', 'hp']));
+  assert.equal(await status(), 'unhealthy');
+  await ok(d.docker(['unpause', 'hp']));
+  await until('healthy');
+  await ok(d.docker(['rm', '-f', 'hp']));
+});
