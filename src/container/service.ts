@@ -44,6 +44,7 @@ import { RestartManager, shouldRestart } from './restart.js';
 import { checkCanKill, checkCanRemove, checkCanStart, isRunning, toExited, toRemoving, toRestarting, toRunning, toStartFailed, toStoppedRestart } from './state.js';
 import { ContainerStore } from './store.js';
 import { ContainerStreams } from './streams.js';
+import { type IsolationContext, extraResources, isolationOptions, withInit } from './isolation.js';
 import type { Container, HostConfig, State } from './types.js';
 
 export interface ContainerDeps {
@@ -55,6 +56,8 @@ export interface ContainerDeps {
   /** <data-root>/containers: one directory per container (hostname, hosts, resolv.conf, log, rootfs mount point). */
   root: string;
   cgroupParent: string;
+  /** Daemon-wide isolation settings (default-ulimits, seccomp-profile, the --init binary). */
+  isolation?: Partial<Omit<IsolationContext, 'find'>>;
 }
 
 export type { CreateBody };
@@ -218,14 +221,15 @@ export class ContainerService {
   }
 
   private async spec(c: Container, rootfs: string, contributions: Required<Contributions>): Promise<OciSpec> {
-    const user = await resolveUser(rootfs, c.config.User);
+    const user = await resolveUser(rootfs, c.config.User, c.hostConfig.GroupAdd ?? []);
+    const iso = isolationOptions(c, contributions.mounts, this.isolationContext());
     const cwd = c.config.WorkingDir || '/';
     await fsp.mkdir(safeJoin(rootfs, cwd), { recursive: true });
     const env = [...c.config.Env, ...contributions.env];
     if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home || '/'}`);
     return buildSpec({
       rootfs,
-      args: [c.path, ...c.args],
+      args: withInit(c, [c.path, ...c.args]),
       env,
       cwd,
       user,
@@ -234,14 +238,20 @@ export class ContainerService {
       openStdin: c.config.OpenStdin,
       network: contributions.network,
       cgroupsPath: `${this.deps.cgroupParent}/${c.id}`,
-      resources: resources(c.hostConfig),
-      mounts: contributions.mounts,
+      resources: { ...resources(c.hostConfig), ...extraResources(c.hostConfig) },
+      mounts: iso.mounts,
       privileged: c.hostConfig.Privileged,
       capAdd: c.hostConfig.CapAdd ?? undefined,
       capDrop: c.hostConfig.CapDrop ?? undefined,
       readonlyRootfs: c.hostConfig.ReadonlyRootfs,
       labels: c.config.Labels,
+      ...iso.spec,
     });
+  }
+
+  private isolationContext(): IsolationContext {
+    const i = this.deps.isolation ?? {};
+    return { find: (ref) => this.store.find(ref), defaultUlimits: i.defaultUlimits ?? [], seccompProfile: i.seccompProfile, initPath: i.initPath ?? '/usr/bin/tini-static' };
   }
 
   /** Undo a start that failed at any step; the record says why, with docker's exit code. */
