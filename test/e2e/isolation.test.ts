@@ -226,6 +226,34 @@ test('masked and read-only paths as Docker\'s; systempaths=unconfined lifts them
   assert.equal(roSys!.trim(), '0');
 });
 
+test('supplementary groups as dockerd computes them: the primary group, then --group-add', { timeout: 60_000 }, async () => {
+  const id = async (args: string[]) => (await d.docker(['run', '--rm', ...args, 'busybox', 'id'])).stdout.trim();
+  assert.equal(await id(['-u', '1000:1000']), 'uid=1000(berth) gid=1000(berth) groups=1000(berth)');
+  assert.equal(await id(['-u', 'berth']), 'uid=1000(berth) gid=1000(berth) groups=1000(berth)');
+  assert.equal(await id(['-u', 'berth', '--group-add', 'nobody', '--group-add', '4242']), 'uid=1000(berth) gid=1000(berth) groups=1000(berth),4242,65534(nobody)'); // the kernel sorts them
+  assert.equal(await id([]), 'uid=0(root) gid=0(root) groups=0(root)');
+  // exec gets the container's --group-add too
+  const c = (await d.docker(['run', '-d', '--group-add', '4242', 'busybox', 'sleep', '60'])).stdout.trim();
+  assert.equal((await d.docker(['exec', '-u', 'berth', c, 'id', '-G'])).stdout.trim(), '1000 4242');
+  await d.docker(['rm', '-f', c]);
+  const bad = await d.docker(['run', '--rm', '--group-add', 'nosuchgroup', 'busybox', 'true']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /Unable to find group nosuchgroup: no matching entries in group file/);
+  await d.docker(['container', 'prune', '-f']);
+});
+
+test('images REPO[:TAG] lists only the matching tags', { timeout: 60_000 }, async () => {
+  assert.equal((await d.docker(['tag', 'busybox', 'acc/busybox:1'])).code, 0);
+  assert.equal((await d.docker(['tag', 'acc/busybox:1', 'acc/tagged:x'])).code, 0);
+  const repos = async (args: string[]) => (await d.docker(['images', '--format', '{{.Repository}}:{{.Tag}}', ...args])).stdout.trim().split('\n').sort();
+  assert.deepEqual(await repos(['acc/tagged']), ['acc/tagged:x']);
+  assert.deepEqual(await repos(['acc/busybox:1']), ['acc/busybox:1']);
+  assert.deepEqual(await repos(['acc/*']), ['acc/busybox:1', 'acc/tagged:x']);
+  assert.deepEqual(await repos(['--filter', 'reference=acc/tagged:*']), ['acc/tagged:x']);
+  assert.ok((await repos([])).includes('busybox:latest'));
+  for (const t of ['acc/busybox:1', 'acc/tagged:x']) await d.docker(['rmi', t]);
+});
+
 test('the battery leaves nothing behind', { timeout: 30_000 }, async () => {
   assert.deepEqual((await d.api('GET', '/containers/json?all=1')).body, []);
   assert.deepEqual(leftovers(d), { mounts: [], cgroups: [], processes: [], files: [] });
