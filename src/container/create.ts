@@ -11,6 +11,7 @@ import type { Image, ImageStore } from '../image/index.js';
 import { familiarString, parseReference } from '../image/reference.js';
 import { type Snapshotter, prepareOnBase } from '../storage/index.js';
 import { checkConfig, normalizeHostConfig } from './hostconfig.js';
+import { checkIsolationConfig } from './isolation.js';
 import { randomName } from './names.js';
 import { INITIAL_STATE } from './state.js';
 import type { ContainerStore } from './store.js';
@@ -52,6 +53,7 @@ export async function newContainer(body: CreateBody, name: string, images: Image
   if (typeof body.Image !== 'string' || body.Image === '') throw new InvalidParameter('No image specified');
   const image = resolveImage(images, body.Image);
   checkConfig(body as Record<string, unknown>);
+  checkIsolationConfig(body);
   const hostConfig = normalizeHostConfig(body.HostConfig ?? {});
   const config = mergeConfig(body, image);
   const argv = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])];

@@ -113,7 +113,7 @@ export function normalizeHostConfig(raw: Record<string, unknown>): HostConfig {
   const cpuQuota = num(raw, 'CpuQuota');
   const cpuPeriod = num(raw, 'CpuPeriod');
   if (nano && (cpuQuota || cpuPeriod)) throw new InvalidParameter('Conflicting options: Nano CPUs and CPU Period cannot both be set');
-  if (memory > 0 && memory < MIN_MEMORY) throw new InvalidParameter('Minimum memory limit allowed is 6MB');
+  if (memory !== 0 && memory < MIN_MEMORY) throw new InvalidParameter('Minimum memory limit allowed is 6MB');
   const shm = num(raw, 'ShmSize');
   if (shm < 0) throw new InvalidParameter('SHM size can not be less than 0');
   const restart = (raw.RestartPolicy ?? {}) as { Name?: string; MaximumRetryCount?: number };

@@ -4,7 +4,9 @@
  * (isolationOptions). Security options, namespace modes, ulimits, devices, init, OOM and cpuset.
  */
 import fs from 'node:fs';
-import { Conflict, InvalidParameter, NotFound } from '../errors.js';
+import os from 'node:os';
+import { Conflict, InvalidParameter, NotFound, SystemError } from '../errors.js';
+import { log } from '../log.js';
 import { RLIMIT_LINES, hostRlimits } from '../runtime/spec.js';
 import { parseSeccompProfile } from '../runtime/seccomp.js';
 import type { OciDevice, OciDeviceRule, OciMount, OciRlimit, SpecOptions } from '../runtime/spec.js';
@@ -77,6 +79,23 @@ export function parseSecurityOpt(opts: readonly string[] | null | undefined): Se
 }
 
 // ---- create-time checks -----------------------------------------------------------------------
+
+/** dockerd's signal.ParseSignal: a number other than 0, or a name with or without SIG, any case. */
+export function checkSignal(raw: string): void {
+  if (/^\d+$/.test(raw)) {
+    if (Number(raw) !== 0 && Number(raw) <= 64) return;
+  } else {
+    const name = raw.toUpperCase().replace(/^SIG/, '');
+    if (`SIG${name}` in os.constants.signals || /^RTM(IN|AX)([+-]\d+)?$/.test(name)) return;
+  }
+  throw new InvalidParameter(`Invalid signal: ${raw}`);
+}
+
+/** The Config fields of a create body this module owns. */
+export function checkIsolationConfig(body: { StopSignal?: unknown; StopTimeout?: unknown }): void {
+  if (typeof body.StopSignal === 'string' && body.StopSignal !== '') checkSignal(body.StopSignal);
+  if (body.StopTimeout !== undefined && body.StopTimeout !== null && !Number.isInteger(body.StopTimeout)) throw new InvalidParameter('invalid StopTimeout: want whole seconds');
+}
 
 function strList(raw: Record<string, unknown>, key: string): string[] | null {
   const v = raw[key];
@@ -355,6 +374,7 @@ export function isolationOptions(c: Container, mounts: OciMount[], ctx: Isolatio
   if (h.Privileged) out.devices = [...hostDevices(), ...(out.devices ?? [])];
 
   if (h.Init) {
+    if (!fs.existsSync(ctx.initPath)) throw new SystemError(`--init: ${ctx.initPath} not found (it comes with Debian's tini package)`);
     all.push({ destination: '/sbin/docker-init', type: 'bind', source: ctx.initPath, options: ['rbind', 'ro'] });
   }
   return { mounts: all, spec: out };
@@ -373,4 +393,41 @@ export function extraResources(h: HostConfig): SpecOptions['resources'] {
   if (h.CpusetCpus) out.cpusetCpus = h.CpusetCpus;
   if (h.CpusetMems) out.cpusetMems = h.CpusetMems;
   return out;
+}
+
+/** Debian's tini: the static build, since an image need not have a libc. */
+export const DEFAULT_INIT = '/usr/bin/tini-static';
+
+/**
+ * The daemon-wide settings: default-ulimits checked by name and clamped to the host's hard limits
+ * (a default must not make every container fail), seccomp-profile read once at start-up.
+ */
+export function daemonIsolation(o: { defaultUlimits: Record<string, Ulimit>; seccompProfile: string }): Omit<IsolationContext, 'find'> {
+  const host = hostRlimits();
+  const defaults: Ulimit[] = [];
+  for (const u of Object.values(o.defaultUlimits)) {
+    if (!(u.Name in RLIMIT_LINES)) throw new InvalidParameter(`invalid default-ulimits: invalid ulimit type: ${u.Name}`);
+    let { Soft: soft, Hard: hard } = u;
+    if (hard >= 0 && soft > hard) throw new InvalidParameter(`invalid default-ulimits: ulimit soft limit must be less than or equal to hard limit: ${soft} > ${hard}`);
+    const limit = host[u.Name];
+    if (limit && limit.hard >= 0 && (hard < 0 || hard > limit.hard)) {
+      log.warn('default-ulimits above the host hard limit: clamped', { name: u.Name, hard, host: limit.hard });
+      hard = limit.hard;
+      if (soft < 0 || soft > hard) soft = hard;
+    }
+    defaults.push({ Name: u.Name, Soft: soft, Hard: hard });
+  }
+  let seccompProfile: string | undefined;
+  if (o.seccompProfile === 'unconfined') seccompProfile = 'unconfined';
+  else if (o.seccompProfile && o.seccompProfile !== 'builtin') {
+    let text: string;
+    try {
+      text = fs.readFileSync(o.seccompProfile, 'utf8');
+    } catch (err) {
+      throw new InvalidParameter(`opening seccomp profile (${o.seccompProfile}) failed: ${(err as Error).message}`);
+    }
+    parseSeccompProfile(text, []);
+    seccompProfile = text;
+  }
+  return { defaultUlimits: defaults, seccompProfile, initPath: DEFAULT_INIT };
 }

@@ -44,7 +44,7 @@ import { RestartManager, shouldRestart } from './restart.js';
 import { checkCanKill, checkCanRemove, checkCanStart, isRunning, toExited, toRemoving, toRestarting, toRunning, toStartFailed, toStoppedRestart } from './state.js';
 import { ContainerStore } from './store.js';
 import { ContainerStreams } from './streams.js';
-import { type IsolationContext, extraResources, isolationOptions, withInit } from './isolation.js';
+import { type IsolationContext, DEFAULT_INIT, extraResources, isolationOptions, withInit } from './isolation.js';
 import type { Container, HostConfig, State } from './types.js';
 
 export interface ContainerDeps {
@@ -71,7 +71,8 @@ function startFailureCode(err: unknown): number {
 }
 
 function signalName(sig: string): string | number {
-  return /^\d+$/.test(sig) ? Number(sig) : sig.startsWith('SIG') ? sig : `SIG${sig}`;
+  const up = sig.toUpperCase();
+  return /^\d+$/.test(sig) ? Number(sig) : up.startsWith('SIG') ? up : `SIG${up}`;
 }
 
 /** The signal's number, as dockerd's kill event reports it. */
@@ -251,7 +252,7 @@ export class ContainerService {
 
   private isolationContext(): IsolationContext {
     const i = this.deps.isolation ?? {};
-    return { find: (ref) => this.store.find(ref), defaultUlimits: i.defaultUlimits ?? [], seccompProfile: i.seccompProfile, initPath: i.initPath ?? '/usr/bin/tini-static' };
+    return { find: (ref) => this.store.find(ref), defaultUlimits: i.defaultUlimits ?? [], seccompProfile: i.seccompProfile, initPath: i.initPath ?? DEFAULT_INIT };
   }
 
   /** Undo a start that failed at any step; the record says why, with docker's exit code. */

@@ -21,6 +21,7 @@ import { EventBus } from '../events/index.js';
 import { createRuntime, createExecRuntime, cgroupVersion } from '../runtime/index.js';
 import { ContainerStore } from '../container/store.js';
 import { ContainerService } from '../container/service.js';
+import { daemonIsolation } from '../container/isolation.js';
 import { Router, createApiServer } from '../api/server.js';
 import { systemRoutes, BERTH_VERSION } from '../api/system.js';
 import { eventRoutes } from '../api/events.js';
@@ -162,6 +163,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
     root: containersRoot,
     cgroupParent: config.cgroupParent,
     events,
+    isolation: daemonIsolation(config),
   });
 
   await content.recover();
