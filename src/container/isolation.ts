@@ -11,6 +11,7 @@ import { RLIMIT_LINES, hostRlimits } from '../runtime/spec.js';
 import { parseSeccompProfile } from '../runtime/seccomp.js';
 import type { OciDevice, OciDeviceRule, OciMount, OciRlimit, SpecOptions } from '../runtime/spec.js';
 import type { Container, HostConfig } from './types.js';
+import { sharedShmDir } from './providers/ipc.js';
 
 export interface Ulimit { Name: string; Soft: number; Hard: number }
 export interface DeviceMapping { PathOnHost: string; PathInContainer: string; CgroupPermissions: string }
@@ -286,6 +287,8 @@ export function normalizeIsolation(raw: Record<string, unknown>): Partial<HostCo
 export interface IsolationContext {
   /** Another container, by id or name (for container:<id> modes). */
   find(idOrName: string): Container | undefined;
+  /** <data-root>/containers/<id> of a container. */
+  containerDir(id: string): string;
   /** daemon.json default-ulimits (already clamped to the host). */
   defaultUlimits: Ulimit[];
   /** daemon.json seccomp-profile: unconfined, or a profile's JSON text; undefined = berth's default. */
@@ -338,11 +341,12 @@ export function isolationOptions(c: Container, mounts: OciMount[], ctx: Isolatio
   if (h.IpcMode === 'host') {
     out.ipcHost = true;
     shmFrom('/dev/shm');
+  } else if (h.IpcMode === 'shareable') {
+    shmFrom(sharedShmDir(ctx.containerDir(c.id)));
   } else if (h.IpcMode?.startsWith('container:')) {
     const { path, donor } = joinNamespace(ctx, h.IpcMode, 'ipc');
     out.namespacePaths!.ipc = path;
-    if (donor.hostConfig.IpcMode !== 'host') shmFrom(`/proc/${donor.state.Pid}/root/dev/shm`);
-    else shmFrom('/dev/shm');
+    shmFrom(donor.hostConfig.IpcMode === 'host' ? '/dev/shm' : sharedShmDir(ctx.containerDir(donor.id)));
   }
   if (h.UTSMode === 'host') out.utsHost = true;
 
@@ -402,7 +406,7 @@ export const DEFAULT_INIT = '/usr/bin/tini-static';
  * The daemon-wide settings: default-ulimits checked by name and clamped to the host's hard limits
  * (a default must not make every container fail), seccomp-profile read once at start-up.
  */
-export function daemonIsolation(o: { defaultUlimits: Record<string, Ulimit>; seccompProfile: string }): Omit<IsolationContext, 'find'> {
+export function daemonIsolation(o: { defaultUlimits: Record<string, Ulimit>; seccompProfile: string }): Omit<IsolationContext, 'find' | 'containerDir'> {
   const host = hostRlimits();
   const defaults: Ulimit[] = [];
   for (const u of Object.values(o.defaultUlimits)) {

@@ -39,6 +39,7 @@ import { type Contributions, type Provider, type StartContext, setupAll, teardow
 import { networkProvider } from './providers/network.js';
 import { rootfsProvider } from './providers/rootfs.js';
 import { shmProvider } from './providers/shm.js';
+import { ipcProvider } from './providers/ipc.js';
 import { recoverContainers } from './recovery.js';
 import { RestartManager, shouldRestart } from './restart.js';
 import { checkCanKill, checkCanRemove, checkCanStart, isRunning, toExited, toRemoving, toRestarting, toRunning, toStartFailed, toStoppedRestart } from './state.js';
@@ -57,7 +58,7 @@ export interface ContainerDeps {
   root: string;
   cgroupParent: string;
   /** Daemon-wide isolation settings (default-ulimits, seccomp-profile, the --init binary). */
-  isolation?: Partial<Omit<IsolationContext, 'find'>>;
+  isolation?: Partial<Omit<IsolationContext, 'find' | 'containerDir'>>;
 }
 
 export type { CreateBody };
@@ -112,7 +113,7 @@ export class ContainerService {
   constructor(private readonly deps: ContainerDeps) {
     this.store = deps.store;
     this.events = deps.events;
-    this.providers = [rootfsProvider(deps.storage), networkProvider(), shmProvider()];
+    this.providers = [rootfsProvider(deps.storage), networkProvider(), shmProvider(), ipcProvider()];
     this.streams = new ContainerStreams(deps.store, deps.events, deps.runtime, (id) => this.runs.has(id));
   }
 
@@ -252,7 +253,7 @@ export class ContainerService {
 
   private isolationContext(): IsolationContext {
     const i = this.deps.isolation ?? {};
-    return { find: (ref) => this.store.find(ref), defaultUlimits: i.defaultUlimits ?? [], seccompProfile: i.seccompProfile, initPath: i.initPath ?? DEFAULT_INIT };
+    return { find: (ref) => this.store.find(ref), containerDir: (id) => path.join(this.deps.root, id), defaultUlimits: i.defaultUlimits ?? [], seccompProfile: i.seccompProfile, initPath: i.initPath ?? DEFAULT_INIT };
   }
 
   /** Undo a start that failed at any step; the record says why, with docker's exit code. */

@@ -254,6 +254,45 @@ test('images REPO[:TAG] lists only the matching tags', { timeout: 60_000 }, asyn
   for (const t of ['acc/busybox:1', 'acc/tagged:x']) await d.docker(['rmi', t]);
 });
 
+test('--pid/--ipc/--uts=host share the host\'s namespaces; container:<id> joins another container\'s', { timeout: 90_000 }, async () => {
+  const ns = async (args: string[], kind: string) => (await d.docker(['run', '--rm', ...args, 'busybox', 'readlink', `/proc/self/ns/${kind}`])).stdout.trim();
+  for (const [flag, kind] of [['--pid', 'pid'], ['--ipc', 'ipc'], ['--uts', 'uts']] as const) {
+    const host = fs.readlinkSync(`/proc/self/ns/${kind}`);
+    assert.notEqual(await ns([], kind), host, `a default container shares the host's ${kind} namespace`);
+    assert.equal(await ns([flag, 'host'], kind), host, `${flag} host`);
+  }
+  const hostPids = await d.docker(['run', '--rm', '--pid', 'host', 'busybox', 'sh', '-c', `test -d /proc/${process.pid} && echo seen`]);
+  assert.equal(hostPids.stdout.trim(), 'seen', 'the host\'s processes are not visible with --pid host');
+
+  const donor = (await d.docker(['run', '-d', '--ipc', 'shareable', 'busybox', 'sh', '-c', 'echo shared > /dev/shm/probe; sleep 100'])).stdout.trim();
+  try {
+    const donorNs = (await d.docker(['exec', donor, 'readlink', '/proc/self/ns/pid'])).stdout.trim();
+    assert.equal(await ns(['--pid', `container:${donor}`], 'pid'), donorNs);
+    const ps = await d.docker(['run', '--rm', '--pid', `container:${donor}`, 'busybox', 'ps', '-o', 'args']);
+    assert.match(ps.stdout, /sleep 100/);
+    const ipc = await d.docker(['run', '--rm', '--ipc', `container:${donor}`, 'busybox', 'sh', '-c', 'readlink /proc/self/ns/ipc; cat /dev/shm/probe']);
+    const donorIpc = (await d.docker(['exec', donor, 'readlink', '/proc/self/ns/ipc'])).stdout.trim();
+    assert.deepEqual(ipc.stdout.trim().split('\n'), [donorIpc, 'shared']);
+    const plain = (await d.docker(['run', '-d', 'busybox', 'sleep', '100'])).stdout.trim();
+    const notShareable = await d.docker(['run', '--rm', '--ipc', `container:${plain}`, 'busybox', 'true']);
+    assert.notEqual(notShareable.code, 0);
+    assert.match(notShareable.stderr, /non-shareable IPC/);
+    await d.docker(['rm', '-f', plain]);
+  } finally {
+    await d.docker(['rm', '-f', donor]);
+  }
+  const stopped = (await d.docker(['create', 'busybox', 'true'])).stdout.trim();
+  const join = await d.docker(['run', '--rm', '--pid', `container:${stopped}`, 'busybox', 'true']);
+  assert.notEqual(join.code, 0);
+  assert.match(join.stderr, /cannot join PID of a non running container/);
+  await d.docker(['rm', stopped]);
+  assert.equal((await d.docker(['run', '--rm', '--userns', 'host', 'busybox', 'true'])).code, 0);
+  const bad = await d.api('POST', '/containers/create', { Image: 'busybox', HostConfig: { PidMode: 'sideways' } });
+  assert.equal(bad.status, 400);
+  assert.equal(bad.body.message, 'invalid PID mode: sideways');
+  await d.docker(['container', 'prune', '-f']);
+});
+
 test('the battery leaves nothing behind', { timeout: 30_000 }, async () => {
   assert.deepEqual((await d.api('GET', '/containers/json?all=1')).body, []);
   assert.deepEqual(leftovers(d), { mounts: [], cgroups: [], processes: [], files: [] });
