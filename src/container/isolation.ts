@@ -12,6 +12,7 @@ import { parseSeccompProfile } from '../runtime/seccomp.js';
 import type { OciDevice, OciDeviceRule, OciMount, OciRlimit, SpecOptions } from '../runtime/spec.js';
 import type { Container, HostConfig } from './types.js';
 import { sharedShmDir } from './providers/ipc.js';
+import { type Remap, checkRemapped, isRemapped, parseRemap } from './userns.js';
 
 export interface Ulimit { Name: string; Soft: number; Hard: number }
 export interface DeviceMapping { PathOnHost: string; PathInContainer: string; CgroupPermissions: string }
@@ -295,6 +296,8 @@ export interface IsolationContext {
   seccompProfile?: string;
   /** The init binary bound at /sbin/docker-init for --init. */
   initPath: string;
+  /** daemon.json userns-remap, parsed. */
+  remap?: Remap;
 }
 
 /** The namespace of a running container, for pid/ipc container:<id>. */
@@ -376,6 +379,10 @@ export function isolationOptions(c: Container, mounts: OciMount[], ctx: Isolatio
   }
 
   if (h.Privileged) out.devices = [...hostDevices(), ...(out.devices ?? [])];
+  if (isRemapped(c, ctx.remap)) {
+    checkRemapped(c);
+    out.idMappings = { uid: ctx.remap.uid, gid: ctx.remap.gid };
+  }
 
   if (h.Init) {
     if (!fs.existsSync(ctx.initPath)) throw new SystemError(`--init: ${ctx.initPath} not found (it comes with Debian's tini package)`);
@@ -406,7 +413,7 @@ export const DEFAULT_INIT = '/usr/bin/tini-static';
  * The daemon-wide settings: default-ulimits checked by name and clamped to the host's hard limits
  * (a default must not make every container fail), seccomp-profile read once at start-up.
  */
-export function daemonIsolation(o: { defaultUlimits: Record<string, Ulimit>; seccompProfile: string }): Omit<IsolationContext, 'find' | 'containerDir'> {
+export function daemonIsolation(o: { defaultUlimits: Record<string, Ulimit>; seccompProfile: string; usernsRemap: string }): Omit<IsolationContext, 'find' | 'containerDir'> {
   const host = hostRlimits();
   const defaults: Ulimit[] = [];
   for (const u of Object.values(o.defaultUlimits)) {
@@ -433,5 +440,6 @@ export function daemonIsolation(o: { defaultUlimits: Record<string, Ulimit>; sec
     parseSeccompProfile(text, []);
     seccompProfile = text;
   }
-  return { defaultUlimits: defaults, seccompProfile, initPath: DEFAULT_INIT };
+  const remap = o.usernsRemap ? parseRemap(o.usernsRemap) : undefined;
+  return { defaultUlimits: defaults, seccompProfile, initPath: DEFAULT_INIT, remap };
 }

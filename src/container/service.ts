@@ -40,6 +40,7 @@ import { networkProvider } from './providers/network.js';
 import { rootfsProvider } from './providers/rootfs.js';
 import { shmProvider } from './providers/shm.js';
 import { ipcProvider } from './providers/ipc.js';
+import { remapRootfsProvider } from './userns.js';
 import { recoverContainers } from './recovery.js';
 import { RestartManager, shouldRestart } from './restart.js';
 import { checkCanKill, checkCanRemove, checkCanStart, isRunning, toExited, toRemoving, toRestarting, toRunning, toStartFailed, toStoppedRestart } from './state.js';
@@ -113,7 +114,8 @@ export class ContainerService {
   constructor(private readonly deps: ContainerDeps) {
     this.store = deps.store;
     this.events = deps.events;
-    this.providers = [rootfsProvider(deps.storage), networkProvider(), shmProvider(), ipcProvider()];
+    const remap = deps.isolation?.remap;
+    this.providers = [remap ? remapRootfsProvider(deps.storage, remap) : rootfsProvider(deps.storage), networkProvider(), shmProvider(), ipcProvider()];
     this.streams = new ContainerStreams(deps.store, deps.events, deps.runtime, (id) => this.runs.has(id));
   }
 
@@ -253,7 +255,7 @@ export class ContainerService {
 
   private isolationContext(): IsolationContext {
     const i = this.deps.isolation ?? {};
-    return { find: (ref) => this.store.find(ref), containerDir: (id) => path.join(this.deps.root, id), defaultUlimits: i.defaultUlimits ?? [], seccompProfile: i.seccompProfile, initPath: i.initPath ?? DEFAULT_INIT };
+    return { find: (ref) => this.store.find(ref), containerDir: (id) => path.join(this.deps.root, id), defaultUlimits: i.defaultUlimits ?? [], seccompProfile: i.seccompProfile, initPath: i.initPath ?? DEFAULT_INIT, remap: i.remap };
   }
 
   /** Undo a start that failed at any step; the record says why, with docker's exit code. */

@@ -318,6 +318,8 @@ export function buildSpec(o: SpecOptions): OciSpec {
     // Docker ≥20.10 lets unprivileged users bind low ports and ping inside their own netns.
     spec.linux.sysctl = { 'net.ipv4.ip_unprivileged_port_start': '0', 'net.ipv4.ping_group_range': '0 2147483647' };
   }
+  // In a user namespace only mapped gids may be named, so dockerd leaves ping_group_range alone there.
+  if (o.idMappings && spec.linux.sysctl) delete spec.linux.sysctl['net.ipv4.ping_group_range'];
   if (o.labels && Object.keys(o.labels).length) spec.annotations = { ...o.labels };
   return spec;
 }
