@@ -10,6 +10,7 @@
  */
 import os from 'node:os';
 import { InvalidParameter } from '../errors.js';
+import { x32Supported } from '../sys/index.js';
 
 export interface OciSeccompArg { index: number; value: number; valueTwo?: number; op: string }
 export interface OciSeccompRule { names: string[]; action: string; errnoRet?: number; args?: OciSeccompArg[] }
@@ -100,7 +101,8 @@ const words = (s: string) => s.split(/\s+/).filter(Boolean);
 /** The seccomp architectures of this machine: its own and the compat ABIs its kernel runs. */
 export function seccompArchitectures(arch: string = os.arch()): string[] {
   switch (arch) {
-    case 'x64': return ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'];
+    // x32 only where the kernel has it: each architecture adds a filter runc compiles at every start.
+    case 'x64': return ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', ...(x32Supported() ? ['SCMP_ARCH_X32'] : [])];
     case 'arm64': return ['SCMP_ARCH_AARCH64', 'SCMP_ARCH_ARM'];
     case 'ia32': return ['SCMP_ARCH_X86'];
     case 'arm': return ['SCMP_ARCH_ARM'];

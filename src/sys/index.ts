@@ -227,3 +227,10 @@ export function idmappedBind(source: string, target: string, usernsFd: number): 
     fs.closeSync(fd);
   }
 }
+
+let x32: boolean | undefined;
+/** Whether this x86_64 kernel runs x32-ABI syscalls (getpid with __X32_SYSCALL_BIT; ENOSYS when it does not). */
+export function x32Supported(): boolean {
+  if (x32 === undefined) x32 = os.arch() === 'x64' && Number(c.syscall(0x40000000 + 39)) > 0;
+  return x32;
+}
