@@ -40,7 +40,7 @@ import { networkProvider } from './providers/network.js';
 import { rootfsProvider } from './providers/rootfs.js';
 import { shmProvider } from './providers/shm.js';
 import { ipcProvider } from './providers/ipc.js';
-import { remapRootfsProvider } from './userns.js';
+import { checkRemapped, isRemapped, remapRootfsProvider } from './userns.js';
 import { recoverContainers } from './recovery.js';
 import { RestartManager, shouldRestart } from './restart.js';
 import { checkCanKill, checkCanRemove, checkCanStart, isRunning, toExited, toRemoving, toRestarting, toRunning, toStartFailed, toStoppedRestart } from './state.js';
@@ -178,6 +178,7 @@ export class ContainerService {
   async create(body: CreateBody, requestedName: string | null): Promise<{ Id: string; Warnings: string[] }> {
     const name = pickName(this.store, requestedName);
     const c = await newContainer(body, name, this.deps.images, this.deps.root);
+    if (isRemapped(c, this.deps.isolation?.remap)) checkRemapped(c);
     const image = this.deps.images.get(c.imageId)!;
     try {
       await fsp.mkdir(this.rootfs(c), { recursive: true });
