@@ -293,6 +293,25 @@ test('--pid/--ipc/--uts=host share the host\'s namespaces; container:<id> joins 
   await d.docker(['container', 'prune', '-f']);
 });
 
+test('berth\'s own CLI sends the same options', { timeout: 60_000 }, async () => {
+  const r = await d.berth(['run', '--rm', '--security-opt', 'no-new-privileges', '-u', 'berth', '--group-add', '4242', '--ulimit', 'nofile=100:200',
+    '--cpuset-cpus', '0', '--oom-score-adj', '300', '--pid', 'host', 'busybox', 'sh', '-c',
+    'grep -E "^(NoNewPrivs|Seccomp|Cpus_allowed_list):" /proc/self/status; id -G; ulimit -n; cat /proc/self/oom_score_adj; test -d /proc/' + process.pid + ' && echo host-pids']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(r.stdout.trim().split('\n').map((l) => l.replace(/\s+/g, ' ')), ['NoNewPrivs: 1', 'Seccomp: 2', 'Cpus_allowed_list: 0', '1000 4242', '100', '300', 'host-pids']);
+  const profile = path.join(work, 'berth-cli-no-mkdir.json');
+  fs.writeFileSync(profile, JSON.stringify({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO' }] }));
+  const denied = await d.berth(['run', '--rm', '--security-opt', `seccomp=${profile}`, 'busybox', 'mkdir', '/tmp/x']);
+  assert.notEqual(denied.code, 0);
+  const masked = await d.berth(['run', '--rm', '--security-opt', 'systempaths=unconfined', 'busybox', 'sh', '-c', 'wc -c < /proc/timer_list']);
+  assert.ok(Number(masked.stdout.trim()) > 0, masked.stdout + masked.stderr);
+  const notJson = path.join(work, 'berth-cli-bad.json');
+  fs.writeFileSync(notJson, '{');
+  const bad = await d.berth(['run', '--rm', '--security-opt', `seccomp=${notJson}`, 'busybox', 'true']);
+  assert.equal(bad.code, 125);
+  assert.match(bad.stderr, /compacting json for seccomp profile/);
+});
+
 test('the battery leaves nothing behind', { timeout: 30_000 }, async () => {
   assert.deepEqual((await d.api('GET', '/containers/json?all=1')).body, []);
   assert.deepEqual(leftovers(d), { mounts: [], cgroups: [], processes: [], files: [] });

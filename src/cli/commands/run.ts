@@ -20,6 +20,7 @@ import { ramInBytes } from '../format.js';
 import { ApiError, ConnectError, Demuxer } from '../http.js';
 import { displayJsonMessages, StreamError } from '../progress.js';
 import { familiarTagged, fullName, parseRef } from '../ref.js';
+import { applyIsolationFlags, isolationFlags } from '../isolation-flags.js';
 
 export const createFlags: FlagSpec[] = [
   { long: 'add-host', kind: 'list', help: 'Add a custom host-to-IP mapping (host:ip)' },
@@ -60,6 +61,7 @@ export const createFlags: FlagSpec[] = [
   { long: 'user', short: 'u', kind: 'string', help: 'Username or UID (format: <name|uid>[:<group|gid>])' },
   { long: 'volume', short: 'v', kind: 'list', help: 'Bind mount a volume' },
   { long: 'workdir', short: 'w', kind: 'string', help: 'Working directory inside the container' },
+  ...isolationFlags,
 ];
 
 export const runFlags: FlagSpec[] = ([
@@ -217,6 +219,7 @@ export function buildCreate(p: Parsed, detach: boolean, env: NodeJS.ProcessEnv =
     ExtraHosts: p.list('add-host').length ? p.list('add-host') : null,
   };
   if (p.has('init')) host.Init = p.bool('init');
+  applyIsolationFlags(p, host);
   if (Object.keys(tmpfs).length) host.Tmpfs = tmpfs;
   if (p.has('memory')) {
     try {
