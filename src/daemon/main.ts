@@ -26,8 +26,10 @@ import { Router, createApiServer } from '../api/server.js';
 import { systemRoutes, BERTH_VERSION } from '../api/system.js';
 import { eventRoutes } from '../api/events.js';
 import { containerRoutes } from '../api/containers.js';
+import { statsRoutes } from '../api/stats.js';
 import { execRoutes } from '../api/exec.js';
 import { ExecService } from '../container/exec.js';
+import { HealthMonitor } from '../container/health.js';
 import { imageRoutes } from '../api/images.js';
 import { createRegistryClient } from '../registry/client/index.js';
 import { trimWhenQuiet, tuneMalloc } from './memory.js';
@@ -169,6 +171,9 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   await content.recover();
   await storage.recover();
   await removeExtracts(storage);
+  const execs = new ExecService(containers, createExecRuntime({ runtimePath, conmonPath, runtimeRoot: path.join(config.execRoot, 'runc'), bundlesDir: path.join(config.execRoot, 'c') }));
+  const health = new HealthMonitor(containers, execs);
+  containers.useHealth(health);
   await containers.recover();
 
   const router = new Router();
@@ -182,7 +187,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
     cgroupVersion: cgroupVersion() === 2 ? '2' : '1',
     runtimePath,
   });
-  const execs = new ExecService(containers, createExecRuntime({ runtimePath, conmonPath, runtimeRoot: path.join(config.execRoot, 'runc'), bundlesDir: path.join(config.execRoot, 'c') }));
+  statsRoutes(router, containers);
   execRoutes(router, execs);
   containerRoutes(router, containers, {
     storageDriver: storage.driver,
@@ -216,6 +221,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
       await Promise.all(servers.map((s) => new Promise<void>((r) => { s.close(() => r()); s.closeAllConnections(); })));
       for (const s of sockets) fs.rmSync(s, { force: true });
       fs.rmSync(config.pidfile, { force: true });
+      health.shutdown();
       db.close();
     },
   };
