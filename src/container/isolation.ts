@@ -443,3 +443,21 @@ export function daemonIsolation(o: { defaultUlimits: Record<string, Ulimit>; sec
   const remap = o.usernsRemap ? parseRemap(o.usernsRemap) : undefined;
   return { defaultUlimits: defaults, seccompProfile, initPath: DEFAULT_INIT, remap };
 }
+
+/** `docker update` of the fields this module owns: cpuset and the memory reservation, checked as at create. */
+export function updateIsolation(next: HostConfig, body: Record<string, unknown>): Partial<HostConfig> {
+  const out: Partial<HostConfig> = {};
+  const cpus = str(body, 'CpusetCpus');
+  const mems = str(body, 'CpusetMems');
+  checkCpuset(cpus, 'cpus');
+  checkCpuset(mems, 'mems');
+  if (cpus) out.CpusetCpus = cpus;
+  if (mems) out.CpusetMems = mems;
+  const reservation = int(body, 'MemoryReservation');
+  if (reservation !== 0) {
+    if (reservation < MIN_MEMORY) throw new InvalidParameter('Minimum memory reservation allowed is 6MB');
+    if (next.Memory > 0 && next.Memory < reservation) throw new InvalidParameter('Minimum memory limit can not be less than memory reservation limit, see usage');
+    out.MemoryReservation = reservation;
+  }
+  return out;
+}

@@ -481,7 +481,7 @@ export class ContainerService {
     return this.locked(idOrName, async (c) => {
       const next = applyUpdate(c, body);
       if (isRunning(c.state)) {
-        const limits = cgroupLimits(resources(next));
+        const limits = cgroupLimits({ ...resources(next), ...extraResources(next) });
         if (next.PidsLimit === null && c.hostConfig.PidsLimit !== null) limits.pids = { limit: -1 }; // back to unlimited
         await this.deps.runtime.update(c.id, limits).catch((err) => {
           throw new SystemError(`Cannot update container ${c.id}: ${errorMessage(err)}`);

@@ -112,6 +112,29 @@ test('--memory-reservation, --oom-kill-disable and --oom-score-adj reach the cgr
   await nothingLeft();
 });
 
+test('docker update changes cpuset and memory reservation of a running container; bad values change nothing', { timeout: 60_000 }, async () => {
+  const id = (await d.docker(['run', '-d', '-m', '64m', 'busybox', 'sleep', '60'])).stdout.trim();
+  try {
+    assert.equal((await d.docker(['update', '--cpuset-cpus', '0', '--memory-reservation', '16m', id])).code, 0);
+    const r = await d.docker(['exec', id, 'sh', '-c', 'grep Cpus_allowed_list /proc/self/status; cat /sys/fs/cgroup/memory/memory.soft_limit_in_bytes']);
+    assert.match(r.stdout, /Cpus_allowed_list:\s+0\n/);
+    assert.match(r.stdout, new RegExp(`^${16 << 20}$`, 'm'));
+    const h = (await d.api('GET', `/containers/${id}/json`)).body.HostConfig;
+    assert.equal(h.CpusetCpus, '0');
+    assert.equal(h.MemoryReservation, 16 << 20);
+    const bad = await d.docker(['update', '--cpuset-cpus', '64', id]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /Requested CPUs are not available/);
+    const over = await d.docker(['update', '--memory-reservation', '128m', id]);
+    assert.match(over.stderr, /Minimum memory limit can not be less than memory reservation limit/);
+    const after = (await d.api('GET', `/containers/${id}/json`)).body.HostConfig;
+    assert.equal(after.CpusetCpus, '0');
+    assert.equal(after.MemoryReservation, 16 << 20);
+  } finally {
+    await d.docker(['rm', '-f', id]);
+  }
+});
+
 test('--device adds the node and allows it; --device-cgroup-rule opens a device class', { timeout: 60_000 }, async () => {
   const r = await bb(['--device', '/dev/null:/dev/mynull:rw'], 'ls -l /dev/mynull && echo x > /dev/mynull');
   assert.equal(r.code, 0, r.stderr);
