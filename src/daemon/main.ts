@@ -130,6 +130,8 @@ async function listen(server: http.Server, host: string, group: string): Promise
 
 export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promise<void> }> {
   if (config.debug) setLevel('debug');
+  // Checked before anything is created: default-ulimits, seccomp-profile, userns-remap.
+  const isolation = daemonIsolation(config);
   for (const dir of [config.dataRoot, config.execRoot]) fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
   takePidfile(config.pidfile);
 
@@ -165,7 +167,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
     root: containersRoot,
     cgroupParent: config.cgroupParent,
     events,
-    isolation: daemonIsolation(config),
+    isolation,
   });
 
   await content.recover();

@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startDaemon, loadTestImages, leftovers, repoRoot, run, testImages, type Daemon } from '../harness.js';
+import { startDaemon, loadTestImages, leftovers, paths, repoRoot, run, testImages, type Daemon } from '../harness.js';
 
 let d: Daemon;
 let work: string;
@@ -214,6 +214,33 @@ test('seccomp=<file>: a Docker-format profile applies; one that is not JSON is r
   assert.deepEqual((await d.api('GET', '/containers/json?all=1')).body, []);
 });
 
+test('daemon seccomp-profile replaces berth\'s default; a profile that is not JSON stops berthd before it creates anything', { timeout: 90_000 }, async () => {
+  const profile = path.join(work, 'daemon-no-mkdir.json');
+  fs.writeFileSync(profile, JSON.stringify({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO' }] }));
+  const d2 = await startDaemon({ config: { 'seccomp-profile': profile }, extraArgs: ['--default-ulimit', 'memlock=8192:16384'] });
+  try {
+    await loadTestImages(d2);
+    const r = await d2.docker(['run', '--rm', 'busybox', 'sh', '-c', 'mkdir /tmp/x; unshare -U true && echo userns; grep "Max locked memory" /proc/self/limits']);
+    assert.match(r.stderr, /mkdir: can't create directory '\/tmp\/x': Operation not permitted/);
+    assert.match(r.stdout, /^userns$/m, 'the daemon profile allows what berth\'s default refuses');
+    assert.match(r.stdout, /Max locked memory\s+8192\s+16384\s/);
+    // --security-opt still wins over the daemon's profile
+    const own = await d2.docker(['run', '--rm', '--security-opt', 'seccomp=unconfined', 'busybox', 'grep', 'Seccomp:', '/proc/self/status']);
+    assert.match(own.stdout, /Seccomp:\s+0/);
+  } finally {
+    await d2.stop();
+  }
+  const bad = path.join(work, 'daemon-bad.json');
+  fs.writeFileSync(bad, 'nope');
+  const cfg = path.join(work, 'daemon-bad-config.json');
+  fs.writeFileSync(cfg, JSON.stringify({ 'seccomp-profile': bad }));
+  const exec = path.join(work, 'bad-exec');
+  const r = await run(paths.berthd, ['--config-file', cfg, '--exec-root', exec, '--data-root', path.join(work, 'bad-data')], { timeoutMs: 10_000 });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr + r.stdout, /Decoding seccomp profile failed/);
+  assert.equal(fs.existsSync(exec), false, 'berthd created its exec root before refusing the profile');
+});
+
 test('masked and read-only paths as Docker\'s; systempaths=unconfined lifts them', { timeout: 60_000 }, async () => {
   const masked = await sh([], 'wc -c < /proc/timer_list; ls /sys/firmware | wc -l; touch /proc/sys/x 2>&1; grep " /proc/sys " /proc/mounts');
   const [timerList, firmware] = masked.stdout.trim().split('\n');
@@ -224,6 +251,9 @@ test('masked and read-only paths as Docker\'s; systempaths=unconfined lifts them
   const [size, roSys] = open.stdout.trim().split('\n');
   assert.ok(Number(size) > 0, `/proc/timer_list still masked: ${open.stdout}`);
   assert.equal(roSys!.trim(), '0');
+  const ro = await sh(['--read-only'], 'touch /newfile');
+  assert.notEqual(ro.code, 0);
+  assert.match(ro.stderr, /Read-only file system/);
 });
 
 test('supplementary groups as dockerd computes them: the primary group, then --group-add', { timeout: 60_000 }, async () => {
