@@ -67,8 +67,10 @@ const ALWAYS = `
   socket socketpair bind connect listen accept accept4 getsockname getpeername sendto recvfrom send recv
   sendmsg recvmsg sendmmsg recvmmsg recvmmsg_time64 setsockopt getsockopt shutdown socketcall
   get_mempolicy getrandom landlock_create_ruleset landlock_add_rule landlock_restrict_self
-  ptrace process_vm_readv process_vm_writev
 `;
+
+/** Before 4.8 ptrace could be used to get around seccomp, so older kernels keep it for CAP_SYS_PTRACE. */
+const PTRACE = 'ptrace process_vm_readv process_vm_writev';
 
 /** Syscalls open only to a container holding the capability (the kernel checks the same one). */
 const BY_CAPABILITY: Record<string, string> = {
@@ -116,6 +118,7 @@ export function seccompArchitectures(arch: string = os.arch()): string[] {
 export function defaultSeccomp(caps: readonly string[]): OciSeccomp {
   const held = new Set(caps);
   const allow = new Set(words(ALWAYS));
+  if (kernelAtLeast('4.8') || held.has('CAP_SYS_PTRACE')) for (const n of words(PTRACE)) allow.add(n);
   for (const [cap, names] of Object.entries(BY_CAPABILITY)) if (held.has(cap)) for (const n of words(names)) allow.add(n);
   const rules: OciSeccompRule[] = [];
   const sysAdmin = held.has('CAP_SYS_ADMIN');
