@@ -238,7 +238,7 @@ export class ExecService {
     const base = this.runtime.containerProcess(c.id);
     let user;
     try {
-      user = await resolveUser(this.containers.rootfs(c), cfg.User || c.config.User);
+      user = await resolveUser(this.containers.rootfs(c), cfg.User || c.config.User, c.hostConfig.GroupAdd ?? []);
     } catch (err) {
       throw new ExecStartFailed(`OCI runtime exec failed: exec failed: unable to start container process: ${errorMessage(err)}: unknown`);
     }

@@ -6,6 +6,7 @@
  */
 import { InvalidParameter, NotFound } from '../errors.js';
 import type { HostConfig } from './types.js';
+import { ISOLATION_FIELDS, normalizeIsolation } from './isolation.js';
 
 /** Fields berth does not implement yet, and the docker option a user sets them with. */
 const NOT_YET: Record<string, string> = {
@@ -21,25 +22,13 @@ const NOT_YET: Record<string, string> = {
   DnsOptions: '--dns-option',
   DnsSearch: '--dns-search',
   ExtraHosts: '--add-host',
-  GroupAdd: '--group-add',
   CgroupnsMode: '--cgroupns',
   Cgroup: '--cgroup',
   CgroupParent: '--cgroup-parent',
-  IpcMode: '--ipc',
-  PidMode: '--pid',
-  UTSMode: '--uts',
-  UsernsMode: '--userns',
-  OomScoreAdj: '--oom-score-adj',
-  OomKillDisable: '--oom-kill-disable',
-  SecurityOpt: '--security-opt',
   StorageOpt: '--storage-opt',
   Sysctls: '--sysctl',
-  Ulimits: '--ulimit',
-  Init: '--init',
   Runtime: '--runtime',
   Annotations: '--annotation',
-  Devices: '--device',
-  DeviceCgroupRules: '--device-cgroup-rule',
   DeviceRequests: '--gpus',
   BlkioWeight: '--blkio-weight',
   BlkioWeightDevice: '--blkio-weight-device',
@@ -49,9 +38,6 @@ const NOT_YET: Record<string, string> = {
   BlkioDeviceWriteIOps: '--device-write-iops',
   CpuRealtimePeriod: '--cpu-rt-period',
   CpuRealtimeRuntime: '--cpu-rt-runtime',
-  CpusetCpus: '--cpuset-cpus',
-  CpusetMems: '--cpuset-mems',
-  MemoryReservation: '--memory-reservation',
   MemorySwappiness: '--memory-swappiness',
   KernelMemory: '--kernel-memory',
   KernelMemoryTCP: 'KernelMemoryTCP',
@@ -59,8 +45,6 @@ const NOT_YET: Record<string, string> = {
   CpuPercent: '--cpu-percent',
   IOMaximumIOps: '--io-maxiops',
   IOMaximumBandwidth: '--io-maxbandwidth',
-  MaskedPaths: '--security-opt systempaths=unconfined',
-  ReadonlyPaths: '--security-opt systempaths=unconfined',
 };
 
 /** Fields that carry no behaviour of the container's (the CLI's own bookkeeping). */
@@ -136,7 +120,7 @@ export function normalizeHostConfig(raw: Record<string, unknown>): HostConfig {
   const cpuQuota = num(raw, 'CpuQuota');
   const cpuPeriod = num(raw, 'CpuPeriod');
   if (nano && (cpuQuota || cpuPeriod)) throw new InvalidParameter('Conflicting options: Nano CPUs and CPU Period cannot both be set');
-  if (memory > 0 && memory < MIN_MEMORY) throw new InvalidParameter('Minimum memory limit allowed is 6MB');
+  if (memory !== 0 && memory < MIN_MEMORY) throw new InvalidParameter('Minimum memory limit allowed is 6MB');
   const shm = num(raw, 'ShmSize');
   if (shm < 0) throw new InvalidParameter('SHM size can not be less than 0');
   const restart = (raw.RestartPolicy ?? {}) as { Name?: string; MaximumRetryCount?: number };
@@ -168,6 +152,7 @@ export function normalizeHostConfig(raw: Record<string, unknown>): HostConfig {
     CapDrop: strings(raw, 'CapDrop'),
     RestartPolicy: { Name: restart.Name || 'no', MaximumRetryCount: restart.MaximumRetryCount ?? 0 },
     LogConfig: { Type: 'json-file', Config: {} },
+    ...normalizeIsolation(raw),
   };
 }
 
@@ -175,6 +160,7 @@ export function normalizeHostConfig(raw: Record<string, unknown>): HostConfig {
 const KNOWN = new Set([
   'AutoRemove', 'NetworkMode', 'Memory', 'MemorySwap', 'NanoCpus', 'CpuShares', 'CpuQuota', 'CpuPeriod', 'PidsLimit',
   'ShmSize', 'ConsoleSize', 'Privileged', 'ReadonlyRootfs', 'CapAdd', 'CapDrop', 'RestartPolicy', 'LogConfig',
+  ...ISOLATION_FIELDS,
 ]);
 
 /** The Config fields of a create body that berth does not implement yet. */

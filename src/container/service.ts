@@ -40,12 +40,15 @@ import { type Contributions, type Provider, type StartContext, setupAll, teardow
 import { networkProvider } from './providers/network.js';
 import { rootfsProvider } from './providers/rootfs.js';
 import { shmProvider } from './providers/shm.js';
+import { ipcProvider } from './providers/ipc.js';
+import { checkRemapped, isRemapped, remapRootfsProvider } from './userns.js';
 import { recoverContainers } from './recovery.js';
 import { RestartManager, shouldRestart } from './restart.js';
 import { checkCanKill, checkCanPause, checkCanRemove, checkCanStart, checkCanUnpause, isRunning, toExited, toPaused, toRemoving, toRestarting, toRunning, toStartFailed, toStoppedRestart, toUnpaused } from './state.js';
 import { type UpdateBody, applyUpdate, resources } from './update.js';
 import { ContainerStore } from './store.js';
 import { ContainerStreams } from './streams.js';
+import { type IsolationContext, DEFAULT_INIT, extraResources, isolationOptions, withInit } from './isolation.js';
 import type { Container, Health, State } from './types.js';
 
 export interface ContainerDeps {
@@ -57,6 +60,8 @@ export interface ContainerDeps {
   /** <data-root>/containers: one directory per container (hostname, hosts, resolv.conf, log, rootfs mount point). */
   root: string;
   cgroupParent: string;
+  /** Daemon-wide isolation settings (default-ulimits, seccomp-profile, the --init binary). */
+  isolation?: Partial<Omit<IsolationContext, 'find' | 'containerDir'>>;
 }
 
 export type { CreateBody };
@@ -70,7 +75,8 @@ function startFailureCode(err: unknown): number {
 }
 
 function signalName(sig: string): string | number {
-  return /^\d+$/.test(sig) ? Number(sig) : sig.startsWith('SIG') ? sig : `SIG${sig}`;
+  const up = sig.toUpperCase();
+  return /^\d+$/.test(sig) ? Number(sig) : up.startsWith('SIG') ? up : `SIG${up}`;
 }
 
 /** The signal's number, as dockerd's kill event reports it. */
@@ -112,7 +118,8 @@ export class ContainerService {
   constructor(private readonly deps: ContainerDeps) {
     this.store = deps.store;
     this.events = deps.events;
-    this.providers = [rootfsProvider(deps.storage), networkProvider(), shmProvider()];
+    const remap = deps.isolation?.remap;
+    this.providers = [remap ? remapRootfsProvider(deps.storage, remap) : rootfsProvider(deps.storage), networkProvider(), shmProvider(), ipcProvider()];
     this.streams = new ContainerStreams(deps.store, deps.events, deps.runtime, (id) => this.runs.has(id));
   }
 
@@ -186,6 +193,7 @@ export class ContainerService {
   async create(body: CreateBody, requestedName: string | null): Promise<{ Id: string; Warnings: string[] }> {
     const name = pickName(this.store, requestedName);
     const c = await newContainer(body, name, this.deps.images, this.deps.root);
+    if (isRemapped(c, this.deps.isolation?.remap)) checkRemapped(c);
     const image = this.deps.images.get(c.imageId)!;
     try {
       await fsp.mkdir(this.rootfs(c), { recursive: true });
@@ -234,14 +242,15 @@ export class ContainerService {
   }
 
   private async spec(c: Container, rootfs: string, contributions: Required<Contributions>): Promise<OciSpec> {
-    const user = await resolveUser(rootfs, c.config.User);
+    const user = await resolveUser(rootfs, c.config.User, c.hostConfig.GroupAdd ?? []);
+    const iso = isolationOptions(c, contributions.mounts, this.isolationContext());
     const cwd = c.config.WorkingDir || '/';
     await fsp.mkdir(safeJoin(rootfs, cwd), { recursive: true });
     const env = [...c.config.Env, ...contributions.env];
     if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home || '/'}`);
     return buildSpec({
       rootfs,
-      args: [c.path, ...c.args],
+      args: withInit(c, [c.path, ...c.args]),
       env,
       cwd,
       user,
@@ -250,14 +259,20 @@ export class ContainerService {
       openStdin: c.config.OpenStdin,
       network: contributions.network,
       cgroupsPath: `${this.deps.cgroupParent}/${c.id}`,
-      resources: resources(c.hostConfig),
-      mounts: contributions.mounts,
+      resources: { ...resources(c.hostConfig), ...extraResources(c.hostConfig) },
+      mounts: iso.mounts,
       privileged: c.hostConfig.Privileged,
       capAdd: c.hostConfig.CapAdd ?? undefined,
       capDrop: c.hostConfig.CapDrop ?? undefined,
       readonlyRootfs: c.hostConfig.ReadonlyRootfs,
       labels: c.config.Labels,
+      ...iso.spec,
     });
+  }
+
+  private isolationContext(): IsolationContext {
+    const i = this.deps.isolation ?? {};
+    return { find: (ref) => this.store.find(ref), containerDir: (id) => path.join(this.deps.root, id), defaultUlimits: i.defaultUlimits ?? [], seccompProfile: i.seccompProfile, initPath: i.initPath ?? DEFAULT_INIT, remap: i.remap };
   }
 
   /** Undo a start that failed at any step; the record says why, with docker's exit code. */
@@ -466,7 +481,7 @@ export class ContainerService {
     return this.locked(idOrName, async (c) => {
       const next = applyUpdate(c, body);
       if (isRunning(c.state)) {
-        const limits = cgroupLimits(resources(next));
+        const limits = cgroupLimits({ ...resources(next), ...extraResources(next) });
         if (next.PidsLimit === null && c.hostConfig.PidsLimit !== null) limits.pids = { limit: -1 }; // back to unlimited
         await this.deps.runtime.update(c.id, limits).catch((err) => {
           throw new SystemError(`Cannot update container ${c.id}: ${errorMessage(err)}`);

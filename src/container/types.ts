@@ -76,6 +76,24 @@ export interface HostConfig {
   CapDrop: string[] | null;
   RestartPolicy: { Name: string; MaximumRetryCount: number };
   LogConfig: { Type: string; Config: Record<string, string> };
+  // Isolation and resources (container/isolation.ts); optional because older records lack them.
+  SecurityOpt?: string[] | null;
+  MaskedPaths?: string[] | null;
+  ReadonlyPaths?: string[] | null;
+  GroupAdd?: string[] | null;
+  PidMode?: string;
+  IpcMode?: string;
+  UTSMode?: string;
+  UsernsMode?: string;
+  Ulimits?: Array<{ Name: string; Soft: number; Hard: number }>;
+  Init?: boolean | null;
+  OomScoreAdj?: number;
+  OomKillDisable?: boolean;
+  MemoryReservation?: number;
+  CpusetCpus?: string;
+  CpusetMems?: string;
+  Devices?: Array<{ PathOnHost: string; PathInContainer: string; CgroupPermissions: string }>;
+  DeviceCgroupRules?: string[] | null;
 }
 
 export interface State {

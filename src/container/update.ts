@@ -8,15 +8,13 @@ import { InvalidParameter } from '../errors.js';
 import type { ResourceLimits } from '../runtime/index.js';
 import { MIN_MEMORY, checkRestartPolicy, num } from './hostconfig.js';
 import type { Container, HostConfig } from './types.js';
+import { updateIsolation } from './isolation.js';
 
 export type UpdateBody = Record<string, unknown>;
 
 /** UpdateConfig fields berth cannot change yet, and the docker option that sets them. */
 const NOT_YET: Record<string, string> = {
   BlkioWeight: '--blkio-weight',
-  CpusetCpus: '--cpuset-cpus',
-  CpusetMems: '--cpuset-mems',
-  MemoryReservation: '--memory-reservation',
   KernelMemory: '--kernel-memory',
   KernelMemoryTCP: 'KernelMemoryTCP',
   CpuRealtimePeriod: '--cpu-rt-period',
@@ -98,6 +96,7 @@ export function applyUpdate(c: Container, body: UpdateBody): HostConfig {
     if (cur.AutoRemove && policy.Name !== 'no') throw new InvalidParameter('Restart policy cannot be updated because AutoRemove is enabled for the container');
     next.RestartPolicy = { Name: policy.Name, MaximumRetryCount: policy.MaximumRetryCount ?? 0 };
   }
+  Object.assign(next, updateIsolation(next, body));
   return next;
 }
 

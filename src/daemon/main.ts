@@ -21,6 +21,7 @@ import { EventBus } from '../events/index.js';
 import { createRuntime, createExecRuntime, cgroupVersion } from '../runtime/index.js';
 import { ContainerStore } from '../container/store.js';
 import { ContainerService } from '../container/service.js';
+import { daemonIsolation } from '../container/isolation.js';
 import { Router, createApiServer } from '../api/server.js';
 import { systemRoutes, BERTH_VERSION } from '../api/system.js';
 import { eventRoutes } from '../api/events.js';
@@ -129,6 +130,8 @@ async function listen(server: http.Server, host: string, group: string): Promise
 
 export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promise<void> }> {
   if (config.debug) setLevel('debug');
+  // Checked before anything is created: default-ulimits, seccomp-profile, userns-remap.
+  const isolation = daemonIsolation(config);
   for (const dir of [config.dataRoot, config.execRoot]) fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
   takePidfile(config.pidfile);
 
@@ -164,6 +167,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
     root: containersRoot,
     cgroupParent: config.cgroupParent,
     events,
+    isolation,
   });
 
   await content.recover();

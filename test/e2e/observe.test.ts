@@ -237,9 +237,9 @@ test('rename and update show in inspect, with docker errors for bad input', { ti
   const missing = await d.docker(['update', '--memory', '64m', 'nosuch']);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /No such container: nosuch/);
-  const notYet = await d.docker(['update', '--cpuset-cpus', '0', 'new']);
+  const notYet = await d.docker(['update', '--blkio-weight', '300', 'new']);
   assert.equal(notYet.code, 1);
-  assert.match(notYet.stderr, /--cpuset-cpus/);
+  assert.match(notYet.stderr, /--blkio-weight/);
   assert.equal((await inspect('new')).HostConfig.Memory, 64 * 1024 ** 2, 'a refused update changed the record');
   await ok(d.docker(['rm', '-f', 'new', 'other']));
 });

@@ -69,7 +69,9 @@ test('HostConfig: implemented fields are kept typed, others refused by name, def
   assert.equal('Dns' in h, false);
   const refused = (raw: Record<string, unknown>, re: RegExp) => assert.throws(() => normalizeHostConfig(raw), (e) => e instanceof InvalidParameter && re.test(e.message));
   refused({ Tmpfs: { '/t': '' } }, /^--tmpfs is not supported yet$/);
-  refused({ MaskedPaths: [] }, /systempaths=unconfined/);
+  assert.deepEqual(normalizeHostConfig({ MaskedPaths: [] }).MaskedPaths, []); // systempaths=unconfined
+  refused({ Ulimits: [{ Name: 'nofiles', Soft: 1, Hard: 1 }] }, /^invalid ulimit type: nofiles$/);
+  refused({ SecurityOpt: ['seccomp={'] }, /^Decoding seccomp profile failed/);
   refused({ MemorySwappiness: 0 }, /--memory-swappiness/);
   refused({ LogConfig: { Type: 'json-file', Config: { 'max-size': '1m' } } }, /--log-opt/);
   refused({ NewFieldFromTheFuture: true }, /HostConfig\.NewFieldFromTheFuture is not supported yet/);

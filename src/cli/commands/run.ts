@@ -20,6 +20,7 @@ import { ramInBytes } from '../format.js';
 import { ApiError, ConnectError, Demuxer } from '../http.js';
 import { displayJsonMessages, StreamError } from '../progress.js';
 import { familiarTagged, fullName, parseRef } from '../ref.js';
+import { applyIsolationFlags, isolationFlags } from '../isolation-flags.js';
 import { parseGoDuration } from '../../util/duration.js';
 
 export const createFlags: FlagSpec[] = [
@@ -68,6 +69,7 @@ export const createFlags: FlagSpec[] = [
   { long: 'user', short: 'u', kind: 'string', help: 'Username or UID (format: <name|uid>[:<group|gid>])' },
   { long: 'volume', short: 'v', kind: 'list', help: 'Bind mount a volume' },
   { long: 'workdir', short: 'w', kind: 'string', help: 'Working directory inside the container' },
+  ...isolationFlags,
 ];
 
 export const runFlags: FlagSpec[] = ([
@@ -265,6 +267,7 @@ export function buildCreate(p: Parsed, detach: boolean, env: NodeJS.ProcessEnv =
     ExtraHosts: p.list('add-host').length ? p.list('add-host') : null,
   };
   if (p.has('init')) host.Init = p.bool('init');
+  applyIsolationFlags(p, host);
   if (Object.keys(tmpfs).length) host.Tmpfs = tmpfs;
   if (p.has('memory')) {
     try {
