@@ -8,6 +8,7 @@ import { isRunning } from '../container/state.js';
 import { type Context, type Router } from './server.js';
 import { parseFilters, matchLabels } from './filters.js';
 import { frame, writeChunk, MULTIPLEXED, RAW } from './streams.js';
+import { dockerMountPoint } from '../volume/spec.js';
 
 function bool(q: URLSearchParams, key: string): boolean {
   const v = q.get(key);
@@ -130,7 +131,7 @@ export function inspectJSON(svc: ContainerService, c: Container, storageDriver: 
     HostConfig: { ...HOST_CONFIG_DEFAULTS, ...c.hostConfig },
     GraphDriver: { Name: storageDriver, Data: { ...graphData, MergedDir: svc.rootfs(c) } },
     ...(sizeRw !== undefined ? { SizeRw: sizeRw, SizeRootFs: sizeRw + (svc.image(c)?.size ?? 0) } : {}),
-    Mounts: [],
+    Mounts: (c.mounts ?? []).map(dockerMountPoint),
     Config: c.config,
     NetworkSettings: networkSettings(c),
   };
@@ -151,7 +152,7 @@ function listJSON(svc: ContainerService, c: Container, sizeRw?: number) {
     Status: statusString(c),
     HostConfig: { NetworkMode: c.hostConfig.NetworkMode },
     NetworkSettings: { Networks: net.Networks },
-    Mounts: [],
+    Mounts: (c.mounts ?? []).map(dockerMountPoint),
     ...(sizeRw !== undefined ? { SizeRw: sizeRw, SizeRootFs: sizeRw + (svc.image(c)?.size ?? 0) } : {}),
   };
 }

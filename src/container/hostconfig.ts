@@ -6,14 +6,10 @@
  */
 import { InvalidParameter, NotFound } from '../errors.js';
 import type { HostConfig } from './types.js';
+import { checkVolumeHostConfig } from '../volume/spec.js';
 
 /** Fields berth does not implement yet, and the docker option a user sets them with. */
 const NOT_YET: Record<string, string> = {
-  Binds: '-v, --volume',
-  Mounts: '--mount',
-  Tmpfs: '--tmpfs',
-  VolumeDriver: '--volume-driver',
-  VolumesFrom: '--volumes-from',
   PortBindings: 'publishing ports (-p, -P)',
   PublishAllPorts: 'publishing ports (-p, -P)',
   Links: '--link',
@@ -69,7 +65,6 @@ const INERT = new Set(['ContainerIDFile', 'Isolation']);
 /** Config (not HostConfig) fields berth does not implement yet. */
 const CONFIG_NOT_YET: Record<string, string> = {
   Healthcheck: '--health-cmd',
-  Volumes: '-v, --volume',
   MacAddress: '--mac-address',
 };
 
@@ -164,6 +159,7 @@ export function normalizeHostConfig(raw: Record<string, unknown>): HostConfig {
     CapDrop: strings(raw, 'CapDrop'),
     RestartPolicy: { Name: restart.Name || 'no', MaximumRetryCount: restart.MaximumRetryCount ?? 0 },
     LogConfig: { Type: 'json-file', Config: {} },
+    ...checkVolumeHostConfig(raw),
   };
 }
 
@@ -171,6 +167,7 @@ export function normalizeHostConfig(raw: Record<string, unknown>): HostConfig {
 const KNOWN = new Set([
   'AutoRemove', 'NetworkMode', 'Memory', 'MemorySwap', 'NanoCpus', 'CpuShares', 'CpuQuota', 'CpuPeriod', 'PidsLimit',
   'ShmSize', 'ConsoleSize', 'Privileged', 'ReadonlyRootfs', 'CapAdd', 'CapDrop', 'RestartPolicy', 'LogConfig',
+  'Binds', 'Mounts', 'Tmpfs', 'VolumesFrom', 'VolumeDriver',
 ]);
 
 /** The Config fields of a create body that berth does not implement yet. */

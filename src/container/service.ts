@@ -30,7 +30,7 @@ import { CommandNotRunnable, NotFound, NotModified, SystemError, BerthError, err
 import type { EventBus } from '../events/index.js';
 import { log } from '../log.js';
 import { safeJoin } from '../archive/index.js';
-import { type Snapshotter, removeOnBase } from '../storage/index.js';
+import { type Snapshotter, removeOnBase, withMounts } from '../storage/index.js';
 import type { Image, ImageStore } from '../image/index.js';
 import { type Runtime, type OciSpec, buildSpec, resolveUser } from '../runtime/index.js';
 import { type CreateBody, newContainer, pickName, prepareSnapshot } from './create.js';
@@ -39,6 +39,8 @@ import { type Contributions, type Provider, type StartContext, setupAll, teardow
 import { networkProvider } from './providers/network.js';
 import { rootfsProvider } from './providers/rootfs.js';
 import { shmProvider } from './providers/shm.js';
+import { VolumeMounts } from './providers/volumes.js';
+import type { VolumeService } from '../volume/index.js';
 import { recoverContainers } from './recovery.js';
 import { RestartManager, shouldRestart } from './restart.js';
 import { checkCanKill, checkCanRemove, checkCanStart, isRunning, toExited, toRemoving, toRestarting, toRunning, toStartFailed, toStoppedRestart } from './state.js';
@@ -55,6 +57,7 @@ export interface ContainerDeps {
   /** <data-root>/containers: one directory per container (hostname, hosts, resolv.conf, log, rootfs mount point). */
   root: string;
   cgroupParent: string;
+  volumes: VolumeService;
 }
 
 export type { CreateBody };
@@ -104,11 +107,15 @@ export class ContainerService {
   private readonly removedCodes = new Map<string, number>();
   private readonly restarts = new RestartManager((id) => void this.restartByPolicy(id));
   private readonly providers: readonly Provider[];
+  /** Volumes, binds and tmpfs: the mount table at create, the provider at start, release at remove. */
+  readonly mounts: VolumeMounts;
 
   constructor(private readonly deps: ContainerDeps) {
     this.store = deps.store;
     this.events = deps.events;
-    this.providers = [rootfsProvider(deps.storage), networkProvider(), shmProvider()];
+    this.mounts = new VolumeMounts(deps.volumes, deps.store, deps.events);
+    deps.volumes.setUsers((name) => this.store.list().filter((c) => c.mounts?.some((m) => m.Type === 'volume' && m.Name === name)).map((c) => ({ id: c.id, running: isRunning(c.state) })));
+    this.providers = [rootfsProvider(deps.storage), this.mounts.provider(), networkProvider(), shmProvider()];
     this.streams = new ContainerStreams(deps.store, deps.events, deps.runtime, (id) => this.runs.has(id));
   }
 
@@ -172,15 +179,19 @@ export class ContainerService {
     const name = pickName(this.store, requestedName);
     const c = await newContainer(body, name, this.deps.images, this.deps.root);
     const image = this.deps.images.get(c.imageId)!;
+    const mounts = await this.mounts.prepare(c, image.config.config?.Volumes);
     try {
       await fsp.mkdir(this.rootfs(c), { recursive: true });
       await prepareSnapshot(this.deps.storage, c, image);
+      await this.mounts.populate(c, (fn) => withMounts(this.deps.storage.mounts(c.id), fn));
       this.store.insert(c);
     } catch (err) {
       await removeOnBase(this.deps.storage, c.id).catch(() => {});
       await fsp.rm(this.dir(c), { recursive: true, force: true });
+      await mounts.rollback();
       throw err;
     }
+    mounts.done();
     this.publish('create', c);
     return { Id: c.id, Warnings: [] };
   }
@@ -406,11 +417,12 @@ export class ContainerService {
         await this.awaitExit(c);
       }
       // An AutoRemove exit may have removed it meanwhile.
-      if (this.store.find(c.id)) await this.removeLocked(c);
+      if (this.store.find(c.id)) await this.removeLocked(c, opts.volumes);
     });
   }
 
-  private async removeLocked(c: Container): Promise<void> {
+  /** removeVolumes: docker's `rm -v`, which --rm implies. */
+  private async removeLocked(c: Container, removeVolumes = c.hostConfig.AutoRemove): Promise<void> {
     this.save(c, toRemoving(c.state));
     this.restarts.forget(c.id);
     await teardownAll(this.providers, this.context(c));
@@ -418,6 +430,7 @@ export class ContainerService {
     await removeOnBase(this.deps.storage, c.id);
     await fsp.rm(this.dir(c), { recursive: true, force: true });
     this.store.delete(c.id);
+    await this.mounts.release(c, removeVolumes);
     this.removedCodes.set(c.id, c.state.ExitCode);
     setTimeout(() => this.removedCodes.delete(c.id), 60_000).unref();
     this.publish('destroy', c);

@@ -1,4 +1,5 @@
 /** Container records as berth keeps them: Docker's Config and HostConfig shapes, plus berth's state. */
+import type { MountPoint, MountSpec } from '../volume/spec.js';
 
 export type Status = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
 
@@ -47,6 +48,12 @@ export interface HostConfig {
   CapDrop: string[] | null;
   RestartPolicy: { Name: string; MaximumRetryCount: number };
   LogConfig: { Type: string; Config: Record<string, string> };
+  /** Volumes, binds and tmpfs mounts as given (volume/spec.ts checks them; Container.mounts is what they became). */
+  Binds?: string[] | null;
+  Mounts?: MountSpec[];
+  Tmpfs?: Record<string, string>;
+  VolumesFrom?: string[] | null;
+  VolumeDriver?: string;
 }
 
 export interface State {
@@ -77,6 +84,8 @@ export interface Container {
   hostnamePath: string;
   hostsPath: string;
   resolvConfPath: string;
+  /** The mount table made at create (providers/volumes.ts): volumes, binds, --mount tmpfs. */
+  mounts?: MountPoint[];
 }
 
 export const ZERO_TIME = '0001-01-01T00:00:00Z';

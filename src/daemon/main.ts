@@ -30,6 +30,8 @@ import { ExecService } from '../container/exec.js';
 import { imageRoutes } from '../api/images.js';
 import { createRegistryClient } from '../registry/client/index.js';
 import { trimWhenQuiet, tuneMalloc } from './memory.js';
+import { VolumeService } from '../volume/index.js';
+import { volumeRoutes } from '../api/volumes.js';
 
 const usage = `Usage:	berthd [OPTIONS]
 
@@ -154,6 +156,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   });
   const containersRoot = path.join(config.dataRoot, 'containers');
   fs.mkdirSync(containersRoot, { recursive: true, mode: 0o710 });
+  const volumes = new VolumeService(db, path.join(config.dataRoot, 'volumes'), events);
   const containers = new ContainerService({
     store: new ContainerStore(db),
     images,
@@ -162,11 +165,13 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
     root: containersRoot,
     cgroupParent: config.cgroupParent,
     events,
+    volumes,
   });
 
   await content.recover();
   await storage.recover();
   await removeExtracts(storage);
+  await volumes.recover();
   await containers.recover();
 
   const router = new Router();
@@ -197,6 +202,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   const registry = createRegistryClient({ content, storage, images, options: { mirrors: config.registryMirrors, insecure: config.insecureRegistries }, events });
   imageRoutes(router, { images, content, storage, containers, registry, storageDriver: storage.driver, events });
   eventRoutes(router, events);
+  volumeRoutes(router, volumes);
 
   const servers: http.Server[] = [];
   const sockets: string[] = [];
