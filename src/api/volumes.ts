@@ -41,7 +41,7 @@ export function volumeRoutes(router: Router, volumes: VolumeService): void {
     if (typeof name !== 'string') throw new InvalidParameter('invalid Name: want a string');
     const driver = body.Driver ?? '';
     if (typeof driver !== 'string') throw new InvalidParameter('invalid Driver: want a string');
-    const { volume } = await volumes.create(name || undefined, { driver, labels: stringMap(body.Labels, 'Labels'), driverOpts: stringMap(body.DriverOpts, 'DriverOpts') });
+    const { volume } = volumes.create(name || undefined, { driver, labels: stringMap(body.Labels, 'Labels'), driverOpts: stringMap(body.DriverOpts, 'DriverOpts') });
     sendJSON(ctx.res, 201, volume);
   });
 

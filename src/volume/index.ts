@@ -143,7 +143,7 @@ export class VolumeService {
   }
 
   /** A new volume, or the existing one of that name (docker's create is idempotent). */
-  async create(name: string | undefined, opts: CreateOptions = {}): Promise<{ volume: Volume; created: boolean }> {
+  create(name: string | undefined, opts: CreateOptions = {}): { volume: Volume; created: boolean } {
     checkDriver(opts.driver);
     const n = name || crypto.randomBytes(32).toString('hex');
     if (!NAME_RE.test(n)) {
@@ -160,12 +160,13 @@ export class VolumeService {
       throw new InvalidParameter(`create ${n}: ${(err as Error).message}`);
     }
     const rec: VolumeRecord = { name: n, createdAt: rfc3339(new Date()), labels: { ...(opts.labels ?? {}) }, options };
+    // No await from the lookup above to the record: two creates of one name cannot interleave.
     try {
-      await fsp.mkdir(this.mountpointOf(n), { recursive: true, mode: 0o755 });
+      fs.mkdirSync(this.mountpointOf(n), { recursive: true, mode: 0o755 });
       this.db.prepare('INSERT INTO volumes (name, record) VALUES (?, ?)').run(n, JSON.stringify(rec));
     } catch (err) {
       if (opts.reference) this.unreserve(n, opts.reference);
-      await fsp.rm(path.join(this.root, n), { recursive: true, force: true }).catch(() => {});
+      fs.rmSync(path.join(this.root, n), { recursive: true, force: true });
       throw err;
     }
     this.byName.set(n, rec);
@@ -203,7 +204,15 @@ export class VolumeService {
     unmountLocal(this.mountpointOf(name));
     this.db.prepare('DELETE FROM volumes WHERE name = ?').run(name);
     this.byName.delete(name);
-    await fsp.rm(path.join(this.root, name), { recursive: true, force: true });
+    // Out of the name's way first (a '_' name is never a volume's), so a create of the same name
+    // right away gets a directory of its own while this one is deleted.
+    const trash = path.join(this.root, `_removing-${name}-${crypto.randomBytes(4).toString('hex')}`);
+    try {
+      fs.renameSync(path.join(this.root, name), trash);
+      await fsp.rm(trash, { recursive: true, force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
     this.events.publish('volume', 'destroy', name, { driver: LOCAL_DRIVER });
   }
 

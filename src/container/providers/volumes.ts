@@ -92,8 +92,8 @@ export class VolumeMounts {
 
     const made: string[] = [];
     const reserved: string[] = [];
-    const use = async (name: string | undefined, labels: Record<string, string>, driverOpts?: Record<string, string>) => {
-      const r = await this.volumes.create(name, { labels, driverOpts, reference: c.id });
+    const use = (name: string | undefined, labels: Record<string, string>, driverOpts?: Record<string, string>) => {
+      const r = this.volumes.create(name, { labels, driverOpts, reference: c.id });
       reserved.push(r.volume.Name);
       if (r.created) made.push(r.volume.Name);
       return r.volume;
@@ -109,7 +109,7 @@ export class VolumeMounts {
           this.volumes.reserve(m.Name, c.id);
           reserved.push(m.Name);
         } else {
-          const v = await use(m.Name, m.Name ? { ...(m.VolumeLabels ?? {}) } : { ...(m.VolumeLabels ?? {}), [ANONYMOUS_LABEL]: '' }, m.VolumeDriverOpts);
+          const v = use(m.Name, m.Name ? { ...(m.VolumeLabels ?? {}) } : { ...(m.VolumeLabels ?? {}), [ANONYMOUS_LABEL]: '' }, m.VolumeDriverOpts);
           m.Name = v.Name;
         }
         m.Source = this.volumes.mountpointOf(m.Name);
@@ -118,7 +118,7 @@ export class VolumeMounts {
         delete m.VolumeDriverOpts;
       }
       for (const dest of anonymous) {
-        const v = await use(undefined, { [ANONYMOUS_LABEL]: '' });
+        const v = use(undefined, { [ANONYMOUS_LABEL]: '' });
         table.set(dest, { Type: 'volume', Name: v.Name, Source: v.Mountpoint, Destination: dest, Driver: LOCAL_DRIVER, Mode: '', RW: true, Propagation: '', Named: false, CopyData: true });
       }
     } catch (err) {

@@ -1,0 +1,98 @@
+/** volume/: mount spec parsing with docker's messages, tmpfs option merging, and the volume store's rules. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { Conflict, InvalidParameter, NotFound } from '../../src/errors.js';
+import { EventBus } from '../../src/events/index.js';
+import { VolumeService, ANONYMOUS_LABEL } from '../../src/volume/index.js';
+import { checkVolumeHostConfig, parseBind, parseMountSpec, parseVolumesFrom, tmpfsOptions } from '../../src/volume/spec.js';
+
+test('-v specs: binds, named volumes, modes, and docker\'s errors', { timeout: 10_000 }, () => {
+  assert.deepEqual(parseBind('/h:/c:ro,rslave'), { Type: 'bind', Source: '/h', Destination: '/c', Mode: 'ro,rslave', RW: false, Propagation: 'rslave', CreateSource: true, NonRecursive: undefined });
+  const v = parseBind('data:/d/');
+  assert.equal(v.Type, 'volume');
+  assert.equal(v.Name, 'data');
+  assert.equal(v.Destination, '/d');
+  assert.equal(v.Mode, 'z');
+  assert.equal(v.CopyData, true);
+  assert.equal(parseBind('data:/d:nocopy').CopyData, false);
+  const bad = (raw: string, message: string) => assert.throws(() => parseBind(raw), (e) => e instanceof InvalidParameter && e.message === message);
+  bad('a:b:c:d', "invalid volume specification: 'a:b:c:d'");
+  bad('/x:rw', "invalid volume specification: '/x:rw'");
+  bad('v:/d:ro,rw', 'invalid mode: ro,rw');
+  bad('v:/', "invalid volume specification: 'v:/': invalid mount config for type \"volume\": invalid specification: destination can't be '/'");
+  bad('/h:rel', "invalid volume specification: '/h:rel': invalid mount config for type \"bind\": invalid mount path: 'rel' mount path must be absolute");
+});
+
+test('--mount specs: each type\'s checks, tmpfs size with docker\'s unit', { timeout: 10_000 }, () => {
+  const t = parseMountSpec({ Type: 'tmpfs', Target: '/t', TmpfsOptions: { SizeBytes: 3 << 20, Mode: 0o1777 } });
+  assert.equal(t.TmpfsData, 'mode=1777,size=3m');
+  assert.equal(parseMountSpec({ Type: 'tmpfs', Target: '/t', TmpfsOptions: { SizeBytes: 1000 } }).TmpfsData, 'size=1000');
+  const bad = (m: Parameters<typeof parseMountSpec>[0], re: RegExp) => assert.throws(() => parseMountSpec(m), (e) => e instanceof InvalidParameter && re.test(e.message));
+  bad({ Type: 'bind', Target: '/t' }, /^invalid mount config for type "bind": field Source must not be empty$/);
+  bad({ Type: 'bind', Source: '/nonexistent-berth-unit', Target: '/t' }, /bind source path does not exist: \/nonexistent-berth-unit$/);
+  bad({ Type: 'bind', Source: '/tmp', Target: '/t', BindOptions: { Propagation: 'sideways' } }, /invalid propagation mode: sideways/);
+  bad({ Type: 'volume', Target: '/t', BindOptions: {} }, /field BindOptions must not be specified/);
+  bad({ Type: 'volume', Target: '/t', VolumeOptions: { Subpath: 'x' } }, /must not set Subpath when using anonymous volumes/);
+  bad({ Type: 'volume', Source: 'v', Target: '/t', VolumeOptions: { Subpath: '../x' } }, /subpath must be a relative path within the volume/);
+  bad({ Type: 'npipe', Target: '/t' }, /^invalid mount config for type "npipe": mount type unknown$/);
+  bad({ Type: 'volume' }, /field Target must not be empty/);
+  assert.equal(parseMountSpec({ Type: 'bind', Source: '/nonexistent-berth-unit', Target: '/t', BindOptions: { CreateMountpoint: true } }).CreateSource, true);
+});
+
+test('tmpfs options: docker\'s defaults, later options override earlier ones', { timeout: 10_000 }, () => {
+  assert.deepEqual(tmpfsOptions(''), ['noexec', 'nosuid', 'nodev', 'rprivate']);
+  assert.deepEqual(tmpfsOptions('exec,size=1m,size=2m,rshared'), ['nosuid', 'nodev', 'exec', 'size=2m', 'rshared']);
+  assert.throws(() => checkVolumeHostConfig({ Tmpfs: { '/t': 'bogus' } }), /Invalid tmpfs option \["bogus"\]/);
+  assert.throws(() => checkVolumeHostConfig({ Tmpfs: { rel: '' } }), /mount path must be absolute/);
+  assert.throws(() => checkVolumeHostConfig({ Binds: ['a:/x'], Tmpfs: { '/x': '' } }), /Duplicate mount point: \/x/);
+  assert.deepEqual(parseVolumesFrom('c:ro'), { container: 'c', rw: false });
+  assert.throws(() => parseVolumesFrom('c:rshared'), /invalid mode: rshared/);
+});
+
+test('VolumeService: records survive a reopen, removal refused while referenced, recover removes orphans', { timeout: 10_000 }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-unit-vol-'));
+  try {
+    const dbFile = path.join(dir, 'db');
+    const root = path.join(dir, 'volumes');
+    const events = new EventBus();
+    let db = new Database(dbFile);
+    let vs = new VolumeService(db, root, events);
+    const users = new Map<string, string[]>();
+    vs.setUsers((n) => (users.get(n) ?? []).map((id) => ({ id, running: false })));
+    assert.equal(vs.create('v1', { labels: { a: 'b' } }).created, true);
+    assert.equal(vs.create('v1').created, false);
+    const anon = vs.create(undefined, { labels: { [ANONYMOUS_LABEL]: '' } }).volume.Name;
+    assert.equal(vs.isAnonymous(anon), true);
+    fs.writeFileSync(path.join(vs.mountpointOf('v1'), 'f'), 'x');
+    users.set('v1', ['c1']);
+    await assert.rejects(vs.remove('v1'), (e) => e instanceof Conflict && e.message === 'remove v1: volume is in use - [c1]');
+    vs.reserve(anon, 'creating');
+    await assert.rejects(vs.remove(anon), Conflict);
+    vs.unreserve(anon, 'creating');
+    await assert.rejects(vs.remove('nosuch'), (e) => e instanceof NotFound && e.message === 'get nosuch: no such volume');
+    assert.throws(() => vs.create('v1', { driver: 'other' }), NotFound);
+    assert.throws(() => vs.create('x2', { driverOpts: { type: 'tmpfs' } }), /create x2: missing required option: "device"/);
+    assert.equal(fs.existsSync(path.join(root, 'x2')), false, 'a refused create leaves no directory');
+    db.close();
+
+    fs.mkdirSync(path.join(root, 'orphan', '_data'), { recursive: true });
+    db = new Database(dbFile);
+    vs = new VolumeService(db, root, events);
+    await vs.recover();
+    assert.deepEqual(vs.list().map((v) => v.Name).sort(), [anon, 'v1'].sort());
+    assert.deepEqual(vs.get('v1').Labels, { a: 'b' });
+    assert.equal(fs.readFileSync(path.join(vs.mountpointOf('v1'), 'f'), 'utf8'), 'x');
+    assert.equal(fs.existsSync(path.join(root, 'orphan')), false);
+    await vs.remove('v1');
+    assert.deepEqual(fs.readdirSync(root), [anon]);
+    const pruned = await vs.prune(() => true, false);
+    assert.deepEqual(pruned.VolumesDeleted, [anon]);
+    db.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
