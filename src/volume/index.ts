@@ -26,6 +26,7 @@ import { log } from '../log.js';
 import { dirSize, isMountPoint, mountLocal, unmountLocal, validateLocalOptions } from './local.js';
 
 export { copyIntoEmpty, isEmptyDir } from './copy.js';
+export { mountOf } from './local.js';
 
 /** Docker's label on volumes made for `-v /path`, an image VOLUME or `--mount` without a source. */
 export const ANONYMOUS_LABEL = 'com.docker.volume.anonymous';

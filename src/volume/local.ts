@@ -44,19 +44,42 @@ export function parseMountOptions(o: string): { flags: number; data: string } {
   return { flags, data: data.join(',') };
 }
 
-/** Whether `dir` is a mount point, from /proc/self/mountinfo (so it holds across daemon restarts). */
-export function isMountPoint(dir: string): boolean {
+interface MountInfo { mountPoint: string; shared: boolean; slave: boolean }
+
+function mountInfo(): MountInfo[] {
   let text: string;
   try {
     text = fs.readFileSync('/proc/self/mountinfo', 'utf8');
   } catch {
-    return false;
+    return [];
   }
-  for (const line of text.split('\n')) {
-    const field = line.split(' ')[4];
-    if (field !== undefined && field.replace(/\\(\d{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))) === dir) return true;
+  const unescape = (s: string) => s.replace(/\\(\d{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+  return text.split('\n').filter(Boolean).map((line) => {
+    const f = line.split(' ');
+    const optional = f.slice(6, f.indexOf('-'));
+    return { mountPoint: unescape(f[4] ?? ''), shared: optional.some((o) => o.startsWith('shared:')), slave: optional.some((o) => o.startsWith('master:')) };
+  });
+}
+
+/** Whether `dir` is a mount point, from /proc/self/mountinfo (so it holds across daemon restarts). */
+export function isMountPoint(dir: string): boolean {
+  return mountInfo().some((m) => m.mountPoint === dir);
+}
+
+/** The mount a host path lives on (the last one mounted there wins), with its propagation. */
+export function mountOf(p: string): MountInfo | null {
+  let real: string;
+  try {
+    real = fs.realpathSync(p);
+  } catch {
+    return null;
   }
-  return false;
+  let best: MountInfo | null = null;
+  for (const m of mountInfo()) {
+    const under = m.mountPoint === '/' || real === m.mountPoint || real.startsWith(m.mountPoint + '/');
+    if (under && (!best || m.mountPoint.length >= best.mountPoint.length)) best = m;
+  }
+  return best;
 }
 
 /** Mounts the volume's filesystem on `dir` unless it is mounted already. */

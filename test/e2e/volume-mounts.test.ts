@@ -6,6 +6,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -183,6 +184,29 @@ test('binds: -v makes a missing source dir, --mount refuses it with docker\'s er
     { Type: 'bind', Source: made, Destination: '/m', Mode: '', RW: true, Propagation: 'rprivate' },
     { Type: 'bind', Source: made, Destination: '/z', Mode: 'Z', RW: true, Propagation: 'rprivate' },
   ]);
+});
+
+test('bind propagation: rslave sees what the host mounts later; shared and slave need a shared source, as docker says', { timeout: 120_000 }, async () => {
+  await reset();
+  const src = fs.mkdtempSync(path.join(tmp, 'prop-'));
+  // A plain directory of this host's (private) root cannot be shared into a container.
+  const refused = await d.docker(['run', '--rm', '-v', `${src}:/m:rshared`, 'busybox', 'true']);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, new RegExp(`path ${src} is mounted on \\S+ but it is not a shared mount`));
+  // A shared mount of the test's own, unmounted again whatever happens.
+  execFileSync('mount', ['-t', 'tmpfs', 'berth-prop', src]);
+  try {
+    execFileSync('mount', ['--make-shared', src]);
+    const id = (await docker(['run', '-d', '-v', `${src}:/m:rslave`, 'busybox', 'sh', '-c', 'i=0; while [ ! -f /m/sub/flag ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; cat /m/sub/flag'])).trim();
+    fs.mkdirSync(path.join(src, 'sub'));
+    execFileSync('mount', ['-t', 'tmpfs', 'berth-prop-sub', path.join(src, 'sub')]);
+    fs.writeFileSync(path.join(src, 'sub', 'flag'), 'propagated\n');
+    assert.equal((await docker(['wait', id])).trim(), '0');
+    assert.equal(await docker(['logs', id]), 'propagated\n', 'the host\'s later mount reached the container');
+    await docker(['rm', id]);
+  } finally {
+    execFileSync('umount', ['-R', '-l', src]);
+  }
 });
 
 test('--tmpfs and --mount type=tmpfs: size, mode and options', { timeout: 120_000 }, async () => {

@@ -16,12 +16,12 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { Conflict, InvalidParameter, NotFound, errorMessage } from '../../errors.js';
+import { Conflict, InvalidParameter, NotFound, SystemError, errorMessage } from '../../errors.js';
 import type { EventBus } from '../../events/index.js';
 import { log } from '../../log.js';
 import { safeJoin } from '../../archive/index.js';
 import type { OciMount } from '../../runtime/index.js';
-import { ANONYMOUS_LABEL, LOCAL_DRIVER, type VolumeService, copyIntoEmpty, isEmptyDir } from '../../volume/index.js';
+import { ANONYMOUS_LABEL, LOCAL_DRIVER, type VolumeService, copyIntoEmpty, isEmptyDir, mountOf } from '../../volume/index.js';
 import { type MountPoint, parseBind, parseMountSpec, parseVolumesFrom, tmpfsOptions } from '../../volume/spec.js';
 import type { Container } from '../types.js';
 import type { Provider } from './index.js';
@@ -52,6 +52,17 @@ function depth(p: string): number {
 
 function within(dest: string, p: string): boolean {
   return dest === '/' || p === dest || p.startsWith(dest + '/');
+}
+
+/** Docker's rule: a shared bind needs a shared source mount, a slave one a shared or slave source. */
+function checkPropagation(source: string, propagation: string): void {
+  const shared = propagation === 'shared' || propagation === 'rshared';
+  const slave = propagation === 'slave' || propagation === 'rslave';
+  if (!shared && !slave) return;
+  const m = mountOf(source);
+  if (!m) return;
+  if (shared && !m.shared) throw new SystemError(`path ${source} is mounted on ${m.mountPoint} but it is not a shared mount`);
+  if (slave && !m.shared && !m.slave) throw new SystemError(`path ${source} is mounted on ${m.mountPoint} but it is not a shared or slave mount`);
 }
 
 export class VolumeMounts {
@@ -207,6 +218,7 @@ export class VolumeMounts {
                 if (!m.CreateSource) throw new InvalidParameter(`invalid mount config for type "bind": bind source path does not exist: ${m.Source}`);
                 await fsp.mkdir(m.Source, { recursive: true, mode: 0o755 });
               }
+              checkPropagation(m.Source, m.Propagation);
               mounts.push({ destination: m.Destination, source: m.Source, type: 'bind', options: [m.NonRecursive ? 'bind' : 'rbind', m.RW ? 'rw' : 'ro', m.Propagation || 'rprivate'] });
             } else {
               mounts.push({ destination: m.Destination, source: 'tmpfs', type: 'tmpfs', options: tmpfsOptions(m.TmpfsData ?? '') });
