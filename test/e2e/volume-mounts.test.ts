@@ -266,6 +266,9 @@ test('bad mount specs get docker\'s errors and leave no container, volume or mou
     assert.equal(r.status, 404, JSON.stringify(r.body));
     assert.equal(r.body.message, message);
   }
+  const overFile = await d.docker(['run', '--rm', '-v', '/bin/sh', 'busybox', 'true']);
+  assert.equal(overFile.code, 125);
+  assert.match(overFile.stderr, /cannot mount volume over existing file, file exists \/bin\/sh/);
   assert.equal((await docker(['ps', '-aq'])).trim(), '');
   assert.deepEqual(await volumeNames(), [], 'a refused create made no volume');
   // A create that fails after its volumes were made (no such image is checked first; a bad command is not) still leaves none.

@@ -8,6 +8,8 @@ import Database from 'better-sqlite3';
 import { Conflict, InvalidParameter, NotFound } from '../../src/errors.js';
 import { EventBus } from '../../src/events/index.js';
 import { VolumeService, ANONYMOUS_LABEL } from '../../src/volume/index.js';
+import { VolumeMounts } from '../../src/container/providers/volumes.js';
+import type { Container } from '../../src/container/types.js';
 import { checkVolumeHostConfig, parseBind, parseMountSpec, parseVolumesFrom, tmpfsOptions } from '../../src/volume/spec.js';
 
 test('-v specs: binds, named volumes, modes, and docker\'s errors', { timeout: 10_000 }, () => {
@@ -93,6 +95,38 @@ test('VolumeService: records survive a reopen, removal refused while referenced,
     assert.deepEqual(pruned.VolumesDeleted, [anon]);
     db.close();
   } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('VolumeMounts.mountFor: the deepest mount that holds a container path, and the host directory behind it', { timeout: 10_000 }, () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-unit-mfor-'));
+  const db = new Database(':memory:');
+  try {
+    const vs = new VolumeService(db, path.join(dir, 'volumes'), new EventBus());
+    const c = {
+      id: 'c1',
+      hostConfig: { Tmpfs: { '/run/t': '' } },
+      mounts: [
+        { Type: 'volume', Name: 'data', Source: vs.mountpointOf('data'), Destination: '/data', Driver: 'local', Mode: 'z', RW: true, Propagation: '' },
+        { Type: 'volume', Name: 'data', Source: vs.mountpointOf('data'), Destination: '/sub', Driver: 'local', Mode: 'z', RW: true, Propagation: '', Subpath: 'a/b' },
+        { Type: 'bind', Source: '/srv/host', Destination: '/data/inner', Mode: 'ro', RW: false, Propagation: 'rprivate' },
+      ],
+    } as unknown as Container;
+    const vm = new VolumeMounts(vs, { find: () => undefined }, new EventBus());
+    const at = (p: string) => {
+      const r = vm.mountFor(c, p);
+      return r && { hostRoot: r.hostRoot, rel: r.rel, readOnly: r.readOnly, dest: r.mount.Destination };
+    };
+    assert.deepEqual(at('/data/x/y'), { hostRoot: vs.mountpointOf('data'), rel: 'x/y', readOnly: false, dest: '/data' });
+    assert.deepEqual(at('/data'), { hostRoot: vs.mountpointOf('data'), rel: '', readOnly: false, dest: '/data' });
+    assert.deepEqual(at('/data/inner/f'), { hostRoot: '/srv/host', rel: 'f', readOnly: true, dest: '/data/inner' });
+    assert.deepEqual(at('sub/../sub/f'), { hostRoot: path.join(vs.mountpointOf('data'), 'a/b'), rel: 'f', readOnly: false, dest: '/sub' });
+    assert.deepEqual(at('/run/t/x'), { hostRoot: null, rel: 'x', readOnly: false, dest: '/run/t' });
+    assert.equal(at('/database'), null, 'a sibling with a common prefix is not under /data');
+    assert.equal(at('/etc/passwd'), null);
+  } finally {
+    db.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });

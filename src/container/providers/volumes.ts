@@ -155,7 +155,12 @@ export class VolumeMounts {
     await withRootfs(async (rootfs) => {
       for (const m of todo) {
         const src = safeJoin(rootfs, m.Destination);
-        if (!fs.existsSync(src)) continue;
+        const st = fs.statSync(src, { throwIfNoEntry: false });
+        if (!st) continue;
+        if (!st.isDirectory()) {
+          if (!m.Named) throw new InvalidParameter(`cannot mount volume over existing file, file exists ${m.Destination}`);
+          continue;
+        }
         const dst = this.volumes.activate(m.Name!);
         try {
           if (await isEmptyDir(dst)) await copyIntoEmpty(src, dst);
