@@ -4,7 +4,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { killMidway } from '../kill9.js';
 import { Conflict, InvalidParameter, NotFound } from '../../src/errors.js';
 import { EventBus } from '../../src/events/index.js';
 import { VolumeService, ANONYMOUS_LABEL } from '../../src/volume/index.js';
@@ -128,5 +131,42 @@ test('VolumeMounts.mountFor: the deepest mount that holds a container path, and 
   } finally {
     db.close();
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('kill -9 in the middle of volume creates and removes leaves every record with its directory, and recover() the rest', { timeout: 30_000 }, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-unit-vol9-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+  const dbFile = path.join(dir, 'db');
+  const root = path.join(dir, 'volumes');
+  const child = path.join(dir, 'child.mts');
+  fs.writeFileSync(child, `
+    import fs from 'node:fs';
+    import path from 'node:path';
+    import Database from ${JSON.stringify(createRequire(import.meta.url).resolve('better-sqlite3'))};
+    import { EventBus } from ${JSON.stringify(path.join(repo, 'src/events/index.ts'))};
+    import { VolumeService } from ${JSON.stringify(path.join(repo, 'src/volume/index.ts'))};
+    const db = new Database(${JSON.stringify(dbFile)});
+    db.pragma('journal_mode = WAL');
+    const vs = new VolumeService(db, ${JSON.stringify(root)}, new EventBus());
+    process.stdout.write('ready\\n');
+    for (let i = 0; ; i++) {
+      const { volume } = vs.create('v' + (i % 13));
+      for (let j = 0; j < 20; j++) fs.writeFileSync(path.join(volume.Mountpoint, 'f' + j), 'x'.repeat(4096));
+      if (i % 3) await vs.remove('v' + ((i + 5) % 13)).catch((e) => { if (e.name !== 'NotFound') throw e; });
+    }
+  `);
+  await killMidway(t, child, repo, { min: 400, spread: 400 });
+  const db = new Database(dbFile);
+  try {
+    const vs = new VolumeService(db, root, new EventBus());
+    await vs.recover();
+    const names = vs.list().map((v) => v.Name).sort();
+    assert.ok(names.length > 0, 'the child got some work done');
+    for (const n of names) assert.ok(fs.statSync(vs.mountpointOf(n)).isDirectory(), `${n} has its directory`);
+    assert.deepEqual(fs.readdirSync(root).sort(), names, 'no directory without a record is left');
+  } finally {
+    db.close();
   }
 });
