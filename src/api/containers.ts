@@ -157,7 +157,7 @@ function listJSON(svc: ContainerService, c: Container, sizeRw?: number) {
   };
 }
 
-const listFilters = ['status', 'name', 'label', 'id', 'ancestor', 'exited', 'before', 'since'];
+const listFilters = ['status', 'name', 'label', 'id', 'ancestor', 'exited', 'before', 'since', 'volume'];
 const statuses = ['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'];
 
 export function containerRoutes(router: Router, svc: ContainerService, opts: { storageDriver: string; graphData?: (containerId: string) => Record<string, string>; imageIdOf: (ref: string) => string | null; execIdsOf: (containerId: string) => string[] }): void {
@@ -181,6 +181,7 @@ export function containerRoutes(router: Router, svc: ContainerService, opts: { s
         f('name', (v) => new RegExp(v.replace(/^\//, '')).test(c.name)) &&
         f('id', (v) => c.id.startsWith(v)) &&
         f('exited', (v) => c.state.Status === 'exited' && c.state.ExitCode === Number(v)) &&
+        f('volume', (v) => (c.mounts ?? []).some((m) => m.Name === v || m.Destination === v)) &&
         (!filters.has('ancestor') || ancestors.includes(c.imageId)) &&
         beforeAt.every((t) => c.created < t) &&
         sinceAt.every((t) => c.created > t) &&

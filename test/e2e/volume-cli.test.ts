@@ -98,6 +98,11 @@ test('volume ls filters: dangling, name, label, driver (CLI and API)', { timeout
   await berth(['create', '--name', 'holder', '-v', 'used-prod:/x', 'busybox']);
   const ls = async (...f: string[]) => lines(await berth(['volume', 'ls', '-q', ...f.flatMap((x) => ['--filter', x])]));
   assert.deepEqual(await ls('dangling=true'), ['free-dev']);
+  // ps finds the containers of a volume, by name or by mount point, as docker's `volume` filter.
+  const holder = (await berth(['inspect', '-f', '{{.Id}}', 'holder'])).trim();
+  assert.deepEqual(lines(await docker(['ps', '-aq', '--no-trunc', '--filter', 'volume=used-prod'])), [holder]);
+  assert.deepEqual(lines(await docker(['ps', '-aq', '--no-trunc', '--filter', 'volume=/x'])), [holder]);
+  assert.deepEqual(lines(await docker(['ps', '-aq', '--filter', 'volume=free-dev'])), []);
   assert.deepEqual(await ls('dangling=false'), ['used-prod']);
   assert.deepEqual(await ls('name=prod'), ['used-prod']);
   assert.deepEqual(await ls('label=env=dev'), ['free-dev']);
