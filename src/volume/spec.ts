@@ -37,6 +37,8 @@ export interface MountPoint {
   CreateSource?: boolean;
   /** bind: `bind-recursive=disabled`. */
   NonRecursive?: boolean;
+  /** bind, read-only: submounts stay writable (`bind-recursive=writable`); otherwise ro is recursive, as docker ≥ 25. */
+  ReadOnlyNonRecursive?: boolean;
 }
 
 /** HostConfig.Mounts entries as the API carries them (docker's mount.Mount). */
@@ -175,12 +177,16 @@ function pointOf(m: MountSpec, checkSourceExists: boolean): MountPoint {
       if (prop && !PROPAGATION.includes(prop)) throw new MountConfigError(type, `invalid propagation mode: ${prop}`);
       if (m.VolumeOptions) throw new MountConfigError(type, 'field VolumeOptions must not be specified');
       if (m.TmpfsOptions) throw new MountConfigError(type, 'field TmpfsOptions must not be specified');
+      if (m.BindOptions?.ReadOnlyNonRecursive && !ro) throw new MountConfigError(type, 'must not set ReadOnlyNonRecursive option without ReadOnly');
+      if (m.BindOptions?.ReadOnlyForceRecursive && !ro) throw new MountConfigError(type, 'must not set ReadOnlyForceRecursive option without ReadOnly');
+      if (m.BindOptions?.ReadOnlyNonRecursive && m.BindOptions.ReadOnlyForceRecursive) throw new MountConfigError(type, 'must not set both ReadOnlyNonRecursive and ReadOnlyForceRecursive');
       if (!m.Source.startsWith('/')) throw new MountConfigError(type, `invalid mount path: '${m.Source}' mount path must be absolute`);
       const create = m.BindOptions?.CreateMountpoint === true;
       if (checkSourceExists && !create && !fs.existsSync(m.Source)) throw new MountConfigError(type, `bind source path does not exist: ${m.Source}`);
       return {
         Type: 'bind', Source: path.posix.normalize(m.Source), Destination: destination, Mode: '', RW: !ro,
         Propagation: prop || DEFAULT_PROPAGATION, CreateSource: create || undefined, NonRecursive: m.BindOptions?.NonRecursive || undefined,
+        ReadOnlyNonRecursive: m.BindOptions?.ReadOnlyNonRecursive || undefined,
       };
     }
     case 'volume': {

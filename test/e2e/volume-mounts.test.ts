@@ -159,6 +159,20 @@ test('ro mounts refuse writes with EROFS: -v :ro, --mount readonly, binds', { ti
     assert.match(r.stderr, /Read-only file system/, args.join(' '));
   }
   assert.deepEqual(fs.readdirSync(hostDir), []);
+  // Read-only is recursive (docker ≥ 25): a mount below the bind source is read-only too, unless bind-recursive=writable.
+  const sub = path.join(hostDir, 'sub');
+  fs.mkdirSync(sub);
+  execFileSync('mount', ['-t', 'tmpfs', 'berth-ro-sub', sub]);
+  try {
+    const deep = await d.docker(['run', '--rm', '-v', `${hostDir}:/d:ro`, 'busybox', 'touch', '/d/sub/x']);
+    assert.equal(deep.code, 1);
+    assert.match(deep.stderr, /Read-only file system/);
+    await docker(['run', '--rm', '--mount', `type=bind,src=${hostDir},dst=/d,readonly,bind-recursive=writable`, 'busybox', 'touch', '/d/sub/x']);
+    assert.ok(fs.existsSync(path.join(sub, 'x')));
+  } finally {
+    execFileSync('umount', ['-l', sub]);
+  }
+  fs.rmdirSync(sub);
   const mounts = JSON.parse(await docker(['inspect', '-f', '{{json .Mounts}}', (await docker(['create', '-v', 'rovol:/d:ro', '-v', `${hostDir}:/b:ro,rslave`, 'busybox'])).trim()]));
   const mp = JSON.parse(await docker(['volume', 'inspect', 'rovol']))[0].Mountpoint;
   assert.deepEqual(mounts, [
@@ -260,6 +274,7 @@ test('bad mount specs get docker\'s errors and leave no container, volume or mou
   const notFound: [Record<string, unknown>, string][] = [
     [{ VolumeDriver: 'nosuch', Binds: ['v:/v'] }, 'error looking up volume plugin nosuch: plugin "nosuch" not found'],
     [{ Binds: ['fine:/ok'], VolumesFrom: ['nosuch'] }, 'No such container: nosuch'],
+    [{ Mounts: [{ Type: 'volume', Source: 'pv', Target: '/p', VolumeOptions: { DriverConfig: { Name: 'nosuch' } } }] }, 'error looking up volume plugin nosuch: plugin "nosuch" not found'],
   ];
   for (const [hostConfig, message] of notFound) {
     const r = await d.api('POST', '/containers/create', { Image: 'busybox', Cmd: ['true'], HostConfig: hostConfig });

@@ -181,7 +181,7 @@ export interface MountFlag {
   Target?: string;
   ReadOnly?: boolean;
   Consistency?: string;
-  BindOptions?: { Propagation?: string; NonRecursive?: boolean; CreateMountpoint?: boolean };
+  BindOptions?: { Propagation?: string; NonRecursive?: boolean; CreateMountpoint?: boolean; ReadOnlyNonRecursive?: boolean; ReadOnlyForceRecursive?: boolean };
   VolumeOptions?: { NoCopy?: boolean; Labels?: Record<string, string>; Subpath?: string; DriverConfig?: { Name?: string; Options?: Record<string, string> } };
   TmpfsOptions?: { SizeBytes?: number; Mode?: number };
 }
@@ -219,7 +219,9 @@ export function parseMountFlag(value: string): MountFlag {
       case 'bind-recursive': {
         const r = need();
         if (r === 'disabled') bind().NonRecursive = true;
-        else if (r !== 'enabled') throw new Error(`invalid value for ${key}: ${r} (must be "enabled" or "disabled")`);
+        else if (r === 'writable') bind().ReadOnlyNonRecursive = true;
+        else if (r === 'readonly') bind().ReadOnlyForceRecursive = true;
+        else if (r !== 'enabled') throw new Error(`invalid value for ${key}: ${r} (must be "enabled", "disabled", "writable", or "readonly")`);
         break;
       }
       case 'bind-create-mountpoint': bind().CreateMountpoint = flagBool(key, val); break;

@@ -90,7 +90,10 @@ export class VolumeMounts {
       }
     }
     const own: MountPoint[] = [...(h.Binds ?? []).map((b) => parseBind(b, h.VolumeDriver)), ...(h.Mounts ?? []).map(parseMountSpec)];
-    for (const m of own) table.set(m.Destination, m);
+    for (const m of own) {
+      if (m.Type === 'volume' && m.Driver && m.Driver !== LOCAL_DRIVER) throw new NotFound(`error looking up volume plugin ${m.Driver}: plugin "${m.Driver}" not found`);
+      table.set(m.Destination, m);
+    }
     const tmpfs = new Set(Object.keys(h.Tmpfs ?? {}).map((d) => path.posix.normalize(d)));
     const volumesCfg = { ...(imageVolumes ?? {}), ...(c.config.Volumes ?? {}) } as Record<string, object>;
     if (Object.keys(volumesCfg).length) c.config.Volumes = volumesCfg;
@@ -217,14 +220,16 @@ export class VolumeMounts {
                 src = safeJoin(src, m.Subpath);
                 if (!fs.existsSync(src)) throw new InvalidParameter(`cannot access path ${src}: lstat ${src}: no such file or directory`);
               }
-              mounts.push({ destination: m.Destination, source: src, type: 'bind', options: ['rbind', m.RW ? 'rw' : 'ro', 'rprivate'] });
+              mounts.push({ destination: m.Destination, source: src, type: 'bind', options: ['rbind', m.RW ? 'rw' : 'rro', 'rprivate'] });
             } else if (m.Type === 'bind') {
               if (!fs.existsSync(m.Source)) {
                 if (!m.CreateSource) throw new InvalidParameter(`invalid mount config for type "bind": bind source path does not exist: ${m.Source}`);
                 await fsp.mkdir(m.Source, { recursive: true, mode: 0o755 });
               }
               checkPropagation(m.Source, m.Propagation);
-              mounts.push({ destination: m.Destination, source: m.Source, type: 'bind', options: [m.NonRecursive ? 'bind' : 'rbind', m.RW ? 'rw' : 'ro', m.Propagation || 'rprivate'] });
+              // Read-only reaches the submounts too ("rro"), as with docker ≥ 25, unless asked otherwise.
+              const ro = m.NonRecursive || m.ReadOnlyNonRecursive ? 'ro' : 'rro';
+              mounts.push({ destination: m.Destination, source: m.Source, type: 'bind', options: [m.NonRecursive ? 'bind' : 'rbind', m.RW ? 'rw' : ro, m.Propagation || 'rprivate'] });
             } else {
               mounts.push({ destination: m.Destination, source: 'tmpfs', type: 'tmpfs', options: tmpfsOptions(m.TmpfsData ?? '') });
             }
