@@ -180,6 +180,7 @@ function pointOf(m: MountSpec, checkSourceExists: boolean): MountPoint {
       if (m.BindOptions?.ReadOnlyNonRecursive && !ro) throw new MountConfigError(type, 'must not set ReadOnlyNonRecursive option without ReadOnly');
       if (m.BindOptions?.ReadOnlyForceRecursive && !ro) throw new MountConfigError(type, 'must not set ReadOnlyForceRecursive option without ReadOnly');
       if (m.BindOptions?.ReadOnlyNonRecursive && m.BindOptions.ReadOnlyForceRecursive) throw new MountConfigError(type, 'must not set both ReadOnlyNonRecursive and ReadOnlyForceRecursive');
+      if (m.BindOptions?.NonRecursive && m.BindOptions.ReadOnlyForceRecursive) throw new MountConfigError(type, 'must not set both NonRecursive and ReadOnlyForceRecursive');
       if (!m.Source.startsWith('/')) throw new MountConfigError(type, `invalid mount path: '${m.Source}' mount path must be absolute`);
       const create = m.BindOptions?.CreateMountpoint === true;
       if (checkSourceExists && !create && !fs.existsSync(m.Source)) throw new MountConfigError(type, `bind source path does not exist: ${m.Source}`);
