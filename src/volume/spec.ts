@@ -185,9 +185,10 @@ function pointOf(m: MountSpec, checkSourceExists: boolean): MountPoint {
       const create = m.BindOptions?.CreateMountpoint === true;
       if (checkSourceExists && !create && !fs.existsSync(m.Source)) throw new MountConfigError(type, `bind source path does not exist: ${m.Source}`);
       return {
-        Type: 'bind', Source: path.posix.normalize(m.Source), Destination: destination, Mode: '', RW: !ro,
-        Propagation: prop || DEFAULT_PROPAGATION, CreateSource: create || undefined, NonRecursive: m.BindOptions?.NonRecursive || undefined,
-        ReadOnlyNonRecursive: m.BindOptions?.ReadOnlyNonRecursive || undefined,
+        Type: 'bind', Source: path.posix.normalize(m.Source), Destination: destination, Mode: '', RW: !ro, Propagation: prop || DEFAULT_PROPAGATION,
+        ...(create ? { CreateSource: true } : {}),
+        ...(m.BindOptions?.NonRecursive ? { NonRecursive: true } : {}),
+        ...(m.BindOptions?.ReadOnlyNonRecursive ? { ReadOnlyNonRecursive: true } : {}),
       };
     }
     case 'volume': {

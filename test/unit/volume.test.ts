@@ -16,7 +16,7 @@ import type { Container } from '../../src/container/types.js';
 import { checkVolumeHostConfig, parseBind, parseMountSpec, parseVolumesFrom, tmpfsOptions } from '../../src/volume/spec.js';
 
 test('-v specs: binds, named volumes, modes, and docker\'s errors', { timeout: 10_000 }, () => {
-  assert.deepEqual(parseBind('/h:/c:ro,rslave'), { Type: 'bind', Source: '/h', Destination: '/c', Mode: 'ro,rslave', RW: false, Propagation: 'rslave', CreateSource: true, NonRecursive: undefined });
+  assert.deepEqual(parseBind('/h:/c:ro,rslave'), { Type: 'bind', Source: '/h', Destination: '/c', Mode: 'ro,rslave', RW: false, Propagation: 'rslave', CreateSource: true });
   const v = parseBind('data:/d/');
   assert.equal(v.Type, 'volume');
   assert.equal(v.Name, 'data');
