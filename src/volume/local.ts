@@ -100,6 +100,7 @@ export function mountLocal(dir: string, opts: Record<string, string>): void {
   }
 }
 
+/** Unmounts whatever is stacked on dir; throws if something stays, so that no caller deletes through a mount. */
 export function unmountLocal(dir: string): void {
   for (let i = 0; i < 16 && isMountPoint(dir); i++) {
     try {
@@ -109,6 +110,8 @@ export function unmountLocal(dir: string): void {
       else if (!(err instanceof sys.SysError && (err.code === 'EINVAL' || err.code === 'ENOENT'))) throw err;
     }
   }
+  // A bind of a host directory: deleting the volume through it would delete the host's files.
+  if (isMountPoint(dir)) throw new SystemError(`${dir} is still mounted`);
 }
 
 /** Bytes of the regular files under dir, each inode once (what docker reports as a volume's size). */

@@ -11,6 +11,7 @@ import { killMidway } from '../kill9.js';
 import { Conflict, InvalidParameter, NotFound } from '../../src/errors.js';
 import { EventBus } from '../../src/events/index.js';
 import { VolumeService, ANONYMOUS_LABEL } from '../../src/volume/index.js';
+import { parseMountFlag } from '../../src/cli/commands/volume.js';
 import { VolumeMounts } from '../../src/container/providers/volumes.js';
 import type { Container } from '../../src/container/types.js';
 import { checkVolumeHostConfig, parseBind, parseMountSpec, parseVolumesFrom, tmpfsOptions } from '../../src/volume/spec.js';
@@ -169,4 +170,17 @@ test('kill -9 in the middle of volume creates and removes leaves every record wi
   } finally {
     db.close();
   }
+});
+
+test('--mount CSV as the docker CLI reads it', { timeout: 10_000 }, () => {
+  assert.deepEqual(parseMountFlag('type=bind,src=/a,dst=/b,readonly,bind-propagation=rslave'), { Type: 'bind', Source: '/a', Target: '/b', ReadOnly: true, BindOptions: { Propagation: 'rslave' } });
+  assert.deepEqual(parseMountFlag('source=v,target=/d,volume-nocopy,volume-label=a=b,volume-opt=type=tmpfs,volume-subpath=x'), {
+    Type: 'volume', Source: 'v', Target: '/d', VolumeOptions: { NoCopy: true, Labels: { a: 'b' }, DriverConfig: { Options: { type: 'tmpfs' } }, Subpath: 'x' },
+  });
+  assert.deepEqual(parseMountFlag('type=tmpfs,destination=/t,tmpfs-size=64m,tmpfs-mode=1770,ro=false'), { Type: 'tmpfs', Target: '/t', ReadOnly: false, TmpfsOptions: { SizeBytes: 64 << 20, Mode: 0o1770 } });
+  assert.throws(() => parseMountFlag('type=bind,src=/a'), /^Error: target is required$/);
+  assert.throws(() => parseMountFlag('dst=/a,colour=red'), /unexpected key 'colour' in 'colour=red'/);
+  assert.throws(() => parseMountFlag('dst=/a,src'), /invalid field 'src' must be a key=value pair/);
+  assert.throws(() => parseMountFlag('type=tmpfs,dst=/a,volume-nocopy'), /cannot mix 'volume-\*' options with mount type 'tmpfs'/);
+  assert.throws(() => parseMountFlag('type=tmpfs,dst=/a,tmpfs-mode=999'), /invalid value for tmpfs-mode: 999/);
 });
