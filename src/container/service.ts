@@ -422,7 +422,8 @@ export class ContainerService {
   }
 
   /** removeVolumes: docker's `rm -v`, which --rm implies. */
-  private async removeLocked(c: Container, removeVolumes = c.hostConfig.AutoRemove): Promise<void> {
+  private async removeLocked(c: Container, removeVolumes = c.removeVolumes ?? c.hostConfig.AutoRemove): Promise<void> {
+    c.removeVolumes = removeVolumes;
     this.save(c, toRemoving(c.state));
     this.restarts.forget(c.id);
     await teardownAll(this.providers, this.context(c));

@@ -86,6 +86,8 @@ export interface Container {
   resolvConfPath: string;
   /** The mount table made at create (providers/volumes.ts): volumes, binds, --mount tmpfs. */
   mounts?: MountPoint[];
+  /** Set with the removing state: the removal (or recovery finishing it) also removes anonymous volumes (`rm -v`). */
+  removeVolumes?: boolean;
 }
 
 export const ZERO_TIME = '0001-01-01T00:00:00Z';
