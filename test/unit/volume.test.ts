@@ -1,6 +1,7 @@
 /** volume/: mount spec parsing with docker's messages, tmpfs option merging, and the volume store's rules. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,7 +11,7 @@ import Database from 'better-sqlite3';
 import { killMidway } from '../kill9.js';
 import { Conflict, InvalidParameter, NotFound } from '../../src/errors.js';
 import { EventBus } from '../../src/events/index.js';
-import { VolumeService, ANONYMOUS_LABEL } from '../../src/volume/index.js';
+import { VolumeService, ANONYMOUS_LABEL, copyIntoEmpty } from '../../src/volume/index.js';
 import { parseMountFlag } from '../../src/cli/commands/volume.js';
 import { VolumeMounts } from '../../src/container/providers/volumes.js';
 import type { Container } from '../../src/container/types.js';
@@ -183,4 +184,34 @@ test('--mount CSV as the docker CLI reads it', { timeout: 10_000 }, () => {
   assert.throws(() => parseMountFlag('dst=/a,src'), /invalid field 'src' must be a key=value pair/);
   assert.throws(() => parseMountFlag('type=tmpfs,dst=/a,volume-nocopy'), /cannot mix 'volume-\*' options with mount type 'tmpfs'/);
   assert.throws(() => parseMountFlag('type=tmpfs,dst=/a,tmpfs-mode=999'), /invalid value for tmpfs-mode: 999/);
+});
+
+test('copyIntoEmpty keeps modes, owners, times, symlinks, hard links and fifos, many at once', { timeout: 30_000 }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-unit-copy-'));
+  try {
+    const src = path.join(dir, 'src');
+    const dst = path.join(dir, 'dst');
+    fs.mkdirSync(path.join(src, 'deep/er'), { recursive: true });
+    fs.mkdirSync(dst);
+    for (let i = 0; i < 300; i++) fs.writeFileSync(path.join(src, 'deep', `f${i}`), `file ${i}\n`);
+    fs.writeFileSync(path.join(src, 'deep/er/secret'), 'secret\n', { mode: 0o600 });
+    fs.chownSync(path.join(src, 'deep/er/secret'), 1234, 5678);
+    fs.utimesSync(path.join(src, 'deep/er/secret'), new Date(1_500_000_000_000), new Date(1_500_000_000_000));
+    for (let i = 0; i < 20; i++) fs.linkSync(path.join(src, 'deep/f0'), path.join(src, `hard${i}`));
+    fs.symlinkSync('../deep/f1', path.join(src, 'deep/er/link'));
+    execFileSync('mkfifo', ['-m', '0640', path.join(src, 'pipe')]);
+    fs.chmodSync(src, 0o710);
+    await copyIntoEmpty(src, dst);
+    const sec = fs.statSync(path.join(dst, 'deep/er/secret'));
+    assert.deepEqual([sec.mode & 0o7777, sec.uid, sec.gid, sec.mtimeMs], [0o600, 1234, 5678, 1_500_000_000_000]);
+    assert.equal(fs.readFileSync(path.join(dst, 'deep/f299'), 'utf8'), 'file 299\n');
+    assert.equal(fs.readlinkSync(path.join(dst, 'deep/er/link')), '../deep/f1');
+    const ino = fs.statSync(path.join(dst, 'deep/f0')).ino;
+    for (let i = 0; i < 20; i++) assert.equal(fs.statSync(path.join(dst, `hard${i}`)).ino, ino, 'hard links stay one inode');
+    assert.equal(fs.statSync(path.join(dst, 'deep/f0')).nlink, 21);
+    assert.ok(fs.lstatSync(path.join(dst, 'pipe')).isFIFO());
+    assert.equal(fs.statSync(dst).mode & 0o7777, 0o710, 'the volume root takes the image directory\'s mode');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
