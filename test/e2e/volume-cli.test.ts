@@ -54,7 +54,7 @@ test('volume create, ls, inspect and rm, with labels and docker\'s shapes', { ti
   const anon = (await berth(['volume', 'create'])).trim();
   assert.match(anon, /^[0-9a-f]{64}$/);
   assert.equal(await berth(['volume', 'create', 'beta']), 'beta\n', 'create of an existing name returns it');
-  assert.equal(await berth(['volume', 'ls']), `DRIVER    VOLUME NAME\nlocal     ${anon}\nlocal     alpha\nlocal     beta\n`);
+  assert.equal(await berth(['volume', 'ls']), `DRIVER    VOLUME NAME\n${[anon, 'alpha', 'beta'].sort().map((n) => `local     ${n}\n`).join('')}`, 'sorted by name');
 
   const [alpha] = JSON.parse(await berth(['volume', 'inspect', 'alpha']));
   assert.deepEqual(Object.keys(alpha).sort(), ['CreatedAt', 'Driver', 'Labels', 'Mountpoint', 'Name', 'Options', 'Scope']);
