@@ -9,6 +9,7 @@ import { HEALTH_FILTER_VALUES, healthFilterValue, healthSuffix } from '../contai
 import { type Context, type Router } from './server.js';
 import { parseFilters, matchLabels } from './filters.js';
 import { frame, writeChunk, MULTIPLEXED, RAW } from './streams.js';
+import { dockerMountPoint } from '../volume/spec.js';
 
 function bool(q: URLSearchParams, key: string): boolean {
   const v = q.get(key);
@@ -132,7 +133,7 @@ export function inspectJSON(svc: ContainerService, c: Container, storageDriver: 
     HostConfig: { ...HOST_CONFIG_DEFAULTS, ...c.hostConfig },
     GraphDriver: { Name: storageDriver, Data: { ...graphData, MergedDir: svc.rootfs(c) } },
     ...(sizeRw !== undefined ? { SizeRw: sizeRw, SizeRootFs: sizeRw + (svc.image(c)?.size ?? 0) } : {}),
-    Mounts: [],
+    Mounts: (c.mounts ?? []).map(dockerMountPoint),
     Config: c.config,
     NetworkSettings: networkSettings(c),
   };
@@ -153,12 +154,12 @@ function listJSON(svc: ContainerService, c: Container, sizeRw?: number) {
     Status: statusString(c),
     HostConfig: { NetworkMode: c.hostConfig.NetworkMode },
     NetworkSettings: { Networks: net.Networks },
-    Mounts: [],
+    Mounts: (c.mounts ?? []).map(dockerMountPoint),
     ...(sizeRw !== undefined ? { SizeRw: sizeRw, SizeRootFs: sizeRw + (svc.image(c)?.size ?? 0) } : {}),
   };
 }
 
-const listFilters = ['status', 'name', 'label', 'id', 'ancestor', 'exited', 'before', 'since', 'health'];
+const listFilters = ['status', 'name', 'label', 'id', 'ancestor', 'exited', 'before', 'since', 'health', 'volume'];
 const statuses = ['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'];
 
 export function containerRoutes(router: Router, svc: ContainerService, opts: { storageDriver: string; graphData?: (containerId: string) => Record<string, string>; imageIdOf: (ref: string) => string | null; execIdsOf: (containerId: string) => string[] }): void {
@@ -186,6 +187,7 @@ export function containerRoutes(router: Router, svc: ContainerService, opts: { s
         f('id', (v) => c.id.startsWith(v)) &&
         f('health', (v) => healthFilterValue(c) === v) &&
         f('exited', (v) => c.state.Status === 'exited' && c.state.ExitCode === Number(v)) &&
+        f('volume', (v) => (c.mounts ?? []).some((m) => m.Name === v || m.Destination === v)) &&
         (!filters.has('ancestor') || ancestors.includes(c.imageId)) &&
         beforeAt.every((t) => c.created < t) &&
         sinceAt.every((t) => c.created > t) &&

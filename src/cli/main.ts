@@ -16,6 +16,7 @@ import * as x from './commands/exec.js';
 import * as reg from './commands/registry.js';
 import * as s from './commands/system.js';
 import * as o from './commands/observe.js';
+import * as vol from './commands/volume.js';
 import type { FlagSpec } from './flags.js';
 import { FlagError, flagUsages, parseFlags } from './flags.js';
 import { ApiClient, ApiError, ConnectError, resolveHost } from './http.js';
@@ -35,6 +36,7 @@ const groups: Record<string, { description: string; commands: Command[] }> = {
   },
   system: { description: 'Manage berth', commands: [s.info, s.version] },
   registry: { description: 'Run an OCI image registry', commands: [reg.serve, reg.gc] },
+  volume: { description: 'Manage volumes', commands: vol.volumeCommands },
 };
 
 const globalFlags: FlagSpec[] = [

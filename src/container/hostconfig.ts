@@ -7,14 +7,10 @@
 import { InvalidParameter, NotFound } from '../errors.js';
 import type { HostConfig } from './types.js';
 import { ISOLATION_FIELDS, normalizeIsolation } from './isolation.js';
+import { checkVolumeHostConfig } from '../volume/spec.js';
 
 /** Fields berth does not implement yet, and the docker option a user sets them with. */
 const NOT_YET: Record<string, string> = {
-  Binds: '-v, --volume',
-  Mounts: '--mount',
-  Tmpfs: '--tmpfs',
-  VolumeDriver: '--volume-driver',
-  VolumesFrom: '--volumes-from',
   PortBindings: 'publishing ports (-p, -P)',
   PublishAllPorts: 'publishing ports (-p, -P)',
   Links: '--link',
@@ -52,7 +48,6 @@ const INERT = new Set(['ContainerIDFile', 'Isolation']);
 
 /** Config (not HostConfig) fields berth does not implement yet. */
 const CONFIG_NOT_YET: Record<string, string> = {
-  Volumes: '-v, --volume',
   MacAddress: '--mac-address',
 };
 
@@ -153,6 +148,7 @@ export function normalizeHostConfig(raw: Record<string, unknown>): HostConfig {
     RestartPolicy: { Name: restart.Name || 'no', MaximumRetryCount: restart.MaximumRetryCount ?? 0 },
     LogConfig: { Type: 'json-file', Config: {} },
     ...normalizeIsolation(raw),
+    ...checkVolumeHostConfig(raw),
   };
 }
 
@@ -161,6 +157,7 @@ const KNOWN = new Set([
   'AutoRemove', 'NetworkMode', 'Memory', 'MemorySwap', 'NanoCpus', 'CpuShares', 'CpuQuota', 'CpuPeriod', 'PidsLimit',
   'ShmSize', 'ConsoleSize', 'Privileged', 'ReadonlyRootfs', 'CapAdd', 'CapDrop', 'RestartPolicy', 'LogConfig',
   ...ISOLATION_FIELDS,
+  'Binds', 'Mounts', 'Tmpfs', 'VolumesFrom', 'VolumeDriver',
 ]);
 
 /** The Config fields of a create body that berth does not implement yet. */

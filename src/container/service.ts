@@ -30,7 +30,7 @@ import { CommandNotRunnable, InvalidParameter, NotFound, NotModified, SystemErro
 import type { EventBus } from '../events/index.js';
 import { log } from '../log.js';
 import { safeJoin } from '../archive/index.js';
-import { type Snapshotter, removeOnBase } from '../storage/index.js';
+import { type Snapshotter, removeOnBase, withMounts } from '../storage/index.js';
 import type { Image, ImageStore } from '../image/index.js';
 import { type Runtime, type OciSpec, buildSpec, cgroupLimits, resolveUser } from '../runtime/index.js';
 import { type CreateBody, newContainer, pickName, prepareSnapshot } from './create.js';
@@ -42,6 +42,8 @@ import { rootfsProvider } from './providers/rootfs.js';
 import { shmProvider } from './providers/shm.js';
 import { ipcProvider } from './providers/ipc.js';
 import { checkRemapped, isRemapped, remapRootfsProvider } from './userns.js';
+import { VolumeMounts } from './providers/volumes.js';
+import type { VolumeService } from '../volume/index.js';
 import { recoverContainers } from './recovery.js';
 import { RestartManager, shouldRestart } from './restart.js';
 import { checkCanKill, checkCanPause, checkCanRemove, checkCanStart, checkCanUnpause, isRunning, toExited, toPaused, toRemoving, toRestarting, toRunning, toStartFailed, toStoppedRestart, toUnpaused } from './state.js';
@@ -62,6 +64,7 @@ export interface ContainerDeps {
   cgroupParent: string;
   /** Daemon-wide isolation settings (default-ulimits, seccomp-profile, the --init binary). */
   isolation?: Partial<Omit<IsolationContext, 'find' | 'containerDir'>>;
+  volumes: VolumeService;
 }
 
 export type { CreateBody };
@@ -114,12 +117,16 @@ export class ContainerService {
   private readonly providers: readonly Provider[];
   /** Health checks (health.ts): told of every start, stop, exit and removal once set. */
   private health: HealthHooks | null = null;
+  /** Volumes, binds and tmpfs: the mount table at create, the provider at start, release at remove. */
+  readonly mounts: VolumeMounts;
 
   constructor(private readonly deps: ContainerDeps) {
     this.store = deps.store;
     this.events = deps.events;
     const remap = deps.isolation?.remap;
-    this.providers = [remap ? remapRootfsProvider(deps.storage, remap) : rootfsProvider(deps.storage), networkProvider(), shmProvider(), ipcProvider()];
+    this.mounts = new VolumeMounts(deps.volumes, deps.store, deps.events);
+    deps.volumes.setUsers((name) => this.store.list().filter((c) => c.mounts?.some((m) => m.Type === 'volume' && m.Name === name)).map((c) => ({ id: c.id, running: isRunning(c.state) })));
+    this.providers = [remap ? remapRootfsProvider(deps.storage, remap) : rootfsProvider(deps.storage), this.mounts.provider(), networkProvider(), shmProvider(), ipcProvider()];
     this.streams = new ContainerStreams(deps.store, deps.events, deps.runtime, (id) => this.runs.has(id));
   }
 
@@ -195,15 +202,19 @@ export class ContainerService {
     const c = await newContainer(body, name, this.deps.images, this.deps.root);
     if (isRemapped(c, this.deps.isolation?.remap)) checkRemapped(c);
     const image = this.deps.images.get(c.imageId)!;
+    const mounts = await this.mounts.prepare(c, image.config.config?.Volumes);
     try {
       await fsp.mkdir(this.rootfs(c), { recursive: true });
       await prepareSnapshot(this.deps.storage, c, image);
+      await this.mounts.populate(c, (fn) => withMounts(this.deps.storage.mounts(c.id), fn));
       this.store.insert(c);
     } catch (err) {
       await removeOnBase(this.deps.storage, c.id).catch(() => {});
       await fsp.rm(this.dir(c), { recursive: true, force: true });
+      await mounts.rollback();
       throw err;
     }
+    mounts.done();
     this.publish('create', c);
     return { Id: c.id, Warnings: [] };
   }
@@ -510,11 +521,13 @@ export class ContainerService {
         await this.awaitExit(c);
       }
       // An AutoRemove exit may have removed it meanwhile.
-      if (this.store.find(c.id)) await this.removeLocked(c);
+      if (this.store.find(c.id)) await this.removeLocked(c, opts.volumes);
     });
   }
 
-  private async removeLocked(c: Container): Promise<void> {
+  /** removeVolumes: docker's `rm -v`, which --rm implies. */
+  private async removeLocked(c: Container, removeVolumes = c.removeVolumes ?? c.hostConfig.AutoRemove): Promise<void> {
+    c.removeVolumes = removeVolumes;
     this.health?.stop(c);
     this.save(c, toRemoving(c.state));
     this.restarts.forget(c.id);
@@ -523,6 +536,7 @@ export class ContainerService {
     await removeOnBase(this.deps.storage, c.id);
     await fsp.rm(this.dir(c), { recursive: true, force: true });
     this.store.delete(c.id);
+    await this.mounts.release(c, removeVolumes);
     this.removedCodes.set(c.id, c.state.ExitCode);
     setTimeout(() => this.removedCodes.delete(c.id), 60_000).unref();
     this.publish('destroy', c);

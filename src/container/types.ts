@@ -1,4 +1,5 @@
 /** Container records as berth keeps them: Docker's Config and HostConfig shapes, plus berth's state. */
+import type { MountPoint, MountSpec } from '../volume/spec.js';
 
 export type Status = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
 
@@ -94,6 +95,12 @@ export interface HostConfig {
   CpusetMems?: string;
   Devices?: Array<{ PathOnHost: string; PathInContainer: string; CgroupPermissions: string }>;
   DeviceCgroupRules?: string[] | null;
+  /** Volumes, binds and tmpfs mounts as given (volume/spec.ts checks them; Container.mounts is what they became). */
+  Binds?: string[] | null;
+  Mounts?: MountSpec[];
+  Tmpfs?: Record<string, string>;
+  VolumesFrom?: string[] | null;
+  VolumeDriver?: string;
 }
 
 export interface State {
@@ -126,6 +133,10 @@ export interface Container {
   hostnamePath: string;
   hostsPath: string;
   resolvConfPath: string;
+  /** The mount table made at create (providers/volumes.ts): volumes, binds, --mount tmpfs. */
+  mounts?: MountPoint[];
+  /** Set with the removing state: the removal (or recovery finishing it) also removes anonymous volumes (`rm -v`). */
+  removeVolumes?: boolean;
 }
 
 export const ZERO_TIME = '0001-01-01T00:00:00Z';

@@ -33,6 +33,8 @@ import { HealthMonitor } from '../container/health.js';
 import { imageRoutes } from '../api/images.js';
 import { createRegistryClient } from '../registry/client/index.js';
 import { trimWhenQuiet, tuneMalloc } from './memory.js';
+import { VolumeService } from '../volume/index.js';
+import { volumeRoutes } from '../api/volumes.js';
 
 const usage = `Usage:	berthd [OPTIONS]
 
@@ -159,6 +161,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   });
   const containersRoot = path.join(config.dataRoot, 'containers');
   fs.mkdirSync(containersRoot, { recursive: true, mode: 0o710 });
+  const volumes = new VolumeService(db, path.join(config.dataRoot, 'volumes'), events);
   const containers = new ContainerService({
     store: new ContainerStore(db),
     images,
@@ -168,6 +171,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
     cgroupParent: config.cgroupParent,
     events,
     isolation,
+    volumes,
   });
 
   await content.recover();
@@ -176,6 +180,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   const execs = new ExecService(containers, createExecRuntime({ runtimePath, conmonPath, runtimeRoot: path.join(config.execRoot, 'runc'), bundlesDir: path.join(config.execRoot, 'c') }));
   const health = new HealthMonitor(containers, execs);
   containers.useHealth(health);
+  await volumes.recover();
   await containers.recover();
 
   const router = new Router();
@@ -206,6 +211,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   const registry = createRegistryClient({ content, storage, images, options: { mirrors: config.registryMirrors, insecure: config.insecureRegistries }, events });
   imageRoutes(router, { images, content, storage, containers, registry, storageDriver: storage.driver, events });
   eventRoutes(router, events);
+  volumeRoutes(router, volumes);
 
   const servers: http.Server[] = [];
   const sockets: string[] = [];

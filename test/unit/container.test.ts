@@ -68,7 +68,7 @@ test('HostConfig: implemented fields are kept typed, others refused by name, def
   assert.equal(h.NetworkMode, 'bridge');
   assert.equal('Dns' in h, false);
   const refused = (raw: Record<string, unknown>, re: RegExp) => assert.throws(() => normalizeHostConfig(raw), (e) => e instanceof InvalidParameter && re.test(e.message));
-  refused({ Tmpfs: { '/t': '' } }, /^--tmpfs is not supported yet$/);
+  refused({ Sysctls: { 'net.ipv4.ip_forward': '1' } }, /^--sysctl is not supported yet$/);
   assert.deepEqual(normalizeHostConfig({ MaskedPaths: [] }).MaskedPaths, []); // systempaths=unconfined
   refused({ Ulimits: [{ Name: 'nofiles', Soft: 1, Hard: 1 }] }, /^invalid ulimit type: nofiles$/);
   refused({ SecurityOpt: ['seccomp={'] }, /^Decoding seccomp profile failed/);

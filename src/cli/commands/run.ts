@@ -10,6 +10,7 @@
 import { spawnSync } from 'node:child_process';
 import { registryAuthHeader } from '../credentials.js';
 import { readFileSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { Command, Ctx } from '../command.js';
@@ -22,6 +23,7 @@ import { displayJsonMessages, StreamError } from '../progress.js';
 import { familiarTagged, fullName, parseRef } from '../ref.js';
 import { applyIsolationFlags, isolationFlags } from '../isolation-flags.js';
 import { parseGoDuration } from '../../util/duration.js';
+import { parseMountFlag } from './volume.js';
 
 export const createFlags: FlagSpec[] = [
   { long: 'add-host', kind: 'list', help: 'Add a custom host-to-IP mapping (host:ip)' },
@@ -47,6 +49,7 @@ export const createFlags: FlagSpec[] = [
   { long: 'interactive', short: 'i', kind: 'bool', help: 'Keep STDIN open even if not attached' },
   { long: 'label', short: 'l', kind: 'list', help: 'Set meta data on a container' },
   { long: 'memory', short: 'm', kind: 'string', type: 'bytes', help: 'Memory limit' },
+  { long: 'mount', kind: 'list', type: 'mount', help: 'Attach a filesystem mount to the container' },
   { long: 'name', kind: 'string', help: 'Assign a name to the container' },
   { long: 'network', kind: 'string', type: 'network', help: 'Connect a container to a network' },
   { long: 'no-healthcheck', kind: 'bool', help: 'Disable any container-specified HEALTHCHECK' },
@@ -68,6 +71,8 @@ export const createFlags: FlagSpec[] = [
   { long: 'tty', short: 't', kind: 'bool', help: 'Allocate a pseudo-TTY' },
   { long: 'user', short: 'u', kind: 'string', help: 'Username or UID (format: <name|uid>[:<group|gid>])' },
   { long: 'volume', short: 'v', kind: 'list', help: 'Bind mount a volume' },
+  { long: 'volume-driver', kind: 'string', help: 'Optional volume driver for the container' },
+  { long: 'volumes-from', kind: 'list', help: 'Mount volumes from the specified container(s)' },
   { long: 'workdir', short: 'w', kind: 'string', help: 'Working directory inside the container' },
   ...isolationFlags,
 ];
@@ -244,8 +249,16 @@ export function buildCreate(p: Parsed, detach: boolean, env: NodeJS.ProcessEnv =
     const parts = v.split(':');
     if (parts.some((x) => x === '')) bad(`invalid spec: ${v}: empty section between colons`);
     if (parts.length === 1) volumes[v] = {};
-    else binds.push(v);
+    // As docker's CLI: a relative bind source that starts with "." is made absolute.
+    else binds.push(parts[0]!.startsWith('.') ? [resolvePath(parts[0]!), ...parts.slice(1)].join(':') : v);
   }
+  const mounts = p.list('mount').map((m) => {
+    try {
+      return parseMountFlag(m);
+    } catch (e) {
+      throw new FlagValueError(`invalid argument "${m}" for "--mount" flag: ${(e as Error).message}`);
+    }
+  });
   const tmpfs: Record<string, string> = {};
   for (const t of p.list('tmpfs')) {
     const i = t.indexOf(':');
@@ -269,6 +282,9 @@ export function buildCreate(p: Parsed, detach: boolean, env: NodeJS.ProcessEnv =
   if (p.has('init')) host.Init = p.bool('init');
   applyIsolationFlags(p, host);
   if (Object.keys(tmpfs).length) host.Tmpfs = tmpfs;
+  if (mounts.length) host.Mounts = mounts;
+  if (p.list('volumes-from').length) host.VolumesFrom = p.list('volumes-from');
+  if (p.str('volume-driver')) host.VolumeDriver = p.str('volume-driver');
   if (p.has('memory')) {
     try {
       host.Memory = ramInBytes(p.str('memory') as string);
