@@ -14,5 +14,5 @@
 export { applyLayer, type ApplyResult, type WhiteoutMode } from './apply.js';
 export { applyToMounts } from './mounts.js';
 export { applyLayerOffThread } from './offthread.js';
-export { diffLayer, packDir } from './pack.js';
+export { diffLayer, packDir, packChanges, type ChangeItem } from './pack.js';
 export { safeJoin } from './safejoin.js';

@@ -109,12 +109,59 @@ interface WalkOptions {
   overlay: boolean;
 }
 
+const whiteoutMember = (name: string, st: fs.Stats): Member => ({
+  name, type: TYPE.file, mode: 0o644, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000),
+});
+
+/**
+ * The tar blocks of one entry at root/name (a directory's own header only, not its contents). `seen`
+ * ("dev:ino" → first name) turns later names of a hard-linked file into link entries.
+ */
+async function* entryBlocks(root: string, name: string, seen: Map<string, string>): AsyncGenerator<Buffer> {
+  const full = path.join(root, name);
+  const st = fs.lstatSync(full);
+  const m: Member = {
+    name, type: TYPE.file, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0,
+    mtime: Math.floor(st.mtimeMs / 1000), records: xattrRecords(full),
+  };
+  if (st.isDirectory()) {
+    yield* headerBlocks({ ...m, name: `${name}/`, type: TYPE.dir });
+  } else if (st.isSymbolicLink()) {
+    yield* headerBlocks({ ...m, type: TYPE.symlink, linkname: fs.readlinkSync(full) });
+  } else if (st.isFile()) {
+    const id = `${st.dev}:${st.ino}`;
+    const first = st.nlink > 1 ? seen.get(id) : undefined;
+    if (first !== undefined) {
+      yield* headerBlocks({ ...m, type: TYPE.link, linkname: first });
+      return;
+    }
+    if (st.nlink > 1) seen.set(id, name);
+    yield* headerBlocks({ ...m, size: st.size });
+    // Exactly st.size bytes: a file that changes while we read must not corrupt the framing.
+    let left = st.size;
+    if (left > 0) {
+      for await (const chunk of fs.createReadStream(full, { start: 0, end: st.size - 1 })) {
+        const b = chunk as Buffer;
+        left -= b.length;
+        yield b;
+      }
+    }
+    if (left > 0) yield Buffer.alloc(left);
+    yield padding(st.size);
+  } else if (st.isCharacterDevice() || st.isBlockDevice()) {
+    const rdev = st.rdev;
+    const devmajor = ((rdev >> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);
+    const devminor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
+    yield* headerBlocks({ ...m, type: st.isCharacterDevice() ? TYPE.char : TYPE.block, devmajor, devminor });
+  } else if (st.isFIFO()) {
+    yield* headerBlocks({ ...m, type: TYPE.fifo });
+  }
+  // sockets are not archived (tar has no type for them; Docker skips them too)
+}
+
 /** Depth-first, names sorted, so the same tree always gives the same tar (and diffId). */
 async function* walk(root: string, opts: WalkOptions): AsyncGenerator<Buffer> {
   const seen = new Map<string, string>(); // "dev:ino" -> first name, for hard links
-  const marker = (name: string, st: fs.Stats): Member => ({
-    name, type: TYPE.file, mode: 0o644, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000),
-  });
 
   async function* visit(rel: string): AsyncGenerator<Buffer> {
     const entries = fs.readdirSync(path.join(root, rel)).sort();
@@ -122,57 +169,49 @@ async function* walk(root: string, opts: WalkOptions): AsyncGenerator<Buffer> {
       const name = rel ? `${rel}/${entry}` : entry;
       const full = path.join(root, name);
       const st = fs.lstatSync(full);
-      const type = st.mode & S_IFMT;
-      if (opts.overlay && type === sys.S_IFCHR && st.rdev === 0) {
-        yield* headerBlocks(marker(rel ? `${rel}/.wh.${entry}` : `.wh.${entry}`, st));
+      if (opts.overlay && (st.mode & S_IFMT) === sys.S_IFCHR && st.rdev === 0) {
+        yield* headerBlocks(whiteoutMember(rel ? `${rel}/.wh.${entry}` : `.wh.${entry}`, st));
         continue;
       }
-      const m: Member = {
-        name, type: TYPE.file, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0,
-        mtime: Math.floor(st.mtimeMs / 1000), records: xattrRecords(full),
-      };
+      yield* entryBlocks(root, name, seen);
       if (st.isDirectory()) {
-        yield* headerBlocks({ ...m, name: `${name}/`, type: TYPE.dir });
         if (opts.overlay && sys.getxattr(full, 'trusted.overlay.opaque')?.toString() === 'y') {
-          yield* headerBlocks(marker(`${name}/.wh..wh..opq`, st));
+          yield* headerBlocks(whiteoutMember(`${name}/.wh..wh..opq`, st));
         }
         yield* visit(name);
-      } else if (st.isSymbolicLink()) {
-        yield* headerBlocks({ ...m, type: TYPE.symlink, linkname: fs.readlinkSync(full) });
-      } else if (st.isFile()) {
-        const id = `${st.dev}:${st.ino}`;
-        const first = st.nlink > 1 ? seen.get(id) : undefined;
-        if (first !== undefined) {
-          yield* headerBlocks({ ...m, type: TYPE.link, linkname: first });
-          continue;
-        }
-        if (st.nlink > 1) seen.set(id, name);
-        yield* headerBlocks({ ...m, size: st.size });
-        // Exactly st.size bytes: a file that changes while we read must not corrupt the framing.
-        let left = st.size;
-        if (left > 0) {
-          for await (const chunk of fs.createReadStream(full, { start: 0, end: st.size - 1 })) {
-            const b = chunk as Buffer;
-            left -= b.length;
-            yield b;
-          }
-        }
-        if (left > 0) yield Buffer.alloc(left);
-        yield padding(st.size);
-      } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-        const rdev = st.rdev;
-        const devmajor = ((rdev >> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);
-        const devminor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
-        yield* headerBlocks({ ...m, type: st.isCharacterDevice() ? TYPE.char : TYPE.block, devmajor, devminor });
-      } else if (st.isFIFO()) {
-        yield* headerBlocks({ ...m, type: TYPE.fifo });
       }
-      // sockets are not archived (tar has no type for them; Docker skips them too)
     }
   }
 
   yield* visit('');
   yield Buffer.alloc(2 * BLOCK); // end of archive
+}
+
+/** One item of a change list: the entry at `name` under the root as it is, or a whiteout of `name`. */
+export interface ChangeItem {
+  name: string;
+  whiteout?: boolean;
+}
+
+/**
+ * Tar of a list of changes (parents before children) read from root: each entry as it is there, each
+ * whiteout as an OCI `.wh.` marker (owned like its parent dir in root).
+ */
+export function packChanges(root: string, items: AsyncIterable<ChangeItem>): Readable {
+  const seen = new Map<string, string>();
+  async function* gen(): AsyncGenerator<Buffer> {
+    for await (const it of items) {
+      if (!it.whiteout) {
+        yield* entryBlocks(root, it.name, seen);
+        continue;
+      }
+      const dir = path.posix.dirname(it.name);
+      const marker = `${dir === '.' ? '' : `${dir}/`}.wh.${path.posix.basename(it.name)}`;
+      yield* headerBlocks(whiteoutMember(marker, fs.lstatSync(path.join(root, dir))));
+    }
+    yield Buffer.alloc(2 * BLOCK);
+  }
+  return Readable.from(gen(), { objectMode: false });
 }
 
 /** Tar of the changes recorded in an overlay upper dir, whiteouts in OCI form. */

@@ -1,29 +1,124 @@
 /**
- * Which snapshotter the daemon runs: `storage-driver` (daemon.json "storage-driver") names it.
- * Each driver keeps its files under <data-root>/<driver>/ and its metadata in the daemon's database.
+ * Which snapshotter the daemon runs: `storage-driver` (daemon.json "storage-driver", `--storage-driver`)
+ * names it; without a name, chooseDriver() picks the best one this host supports. Each driver keeps its
+ * files under <data-root>/<driver>/ and its metadata in tables of its own in the daemon's database, so
+ * switching drivers leaves the other driver's layers intact for when it is chosen again.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Database } from 'better-sqlite3';
 import { InvalidParameter } from '../errors.js';
+import * as sys from '../sys/index.js';
 import type { Snapshotter } from './index.js';
 import { openOverlay2 } from './overlay2.js';
+import { openVfs } from './vfs.js';
 
 export interface DriverOptions {
-  /** `storage-opts`, "key=value" each; no driver takes any yet (the daemon's config refuses them). */
+  /** `storage-opts`, "key=value" each; each driver names the keys it takes and refuses the others. */
   options?: string[];
 }
 
 type Opener = (root: string, db: Database, opts: DriverOptions) => Snapshotter;
 
+/** Reject every option: the drivers take no daemon-wide option yet, and an ignored one would mislead. */
+function noOptions(driver: string, opts: DriverOptions): void {
+  for (const o of opts.options ?? []) {
+    const key = o.split('=')[0]!.trim().toLowerCase();
+    throw new InvalidParameter(`${driver}: unknown option ${key}`);
+  }
+}
+
 export const DRIVERS: Record<string, Opener> = {
-  overlay2: (root, db) => openOverlay2(root, db),
+  overlay2: (root, db, opts) => {
+    noOptions('overlay2', opts);
+    return openOverlay2(root, db);
+  },
+  vfs: (root, db, opts) => {
+    noOptions('vfs', opts);
+    return openVfs(root, db);
+  },
 };
+
+/** Drivers Docker has and this kernel cannot run: why, in words a user can act on. */
+const UNAVAILABLE: Record<string, () => string> = {
+  devicemapper: () =>
+    `devicemapper needs the kernel's device-mapper with thin provisioning (dm_mod, dm_thin_pool)${fs.existsSync('/dev/mapper/control') ? '' : ': there is no /dev/mapper/control on this host'}, and Docker itself removed the driver in v25; berth does not implement it`,
+  zfs: () =>
+    `zfs needs the zfs kernel module and a zpool${hasFs('zfs') ? '' : ': zfs is not in /proc/filesystems on this host'}; berth does not implement it`,
+  aufs: () =>
+    `aufs needs the out-of-tree aufs kernel module${hasFs('aufs') ? '' : ': aufs is not in /proc/filesystems on this host'}, and Docker itself removed the driver in v24; berth does not implement it`,
+};
+
+function hasFs(name: string): boolean {
+  try {
+    return fs.readFileSync('/proc/filesystems', 'utf8').split('\n').some((l) => l.split('\t').pop() === name);
+  } catch {
+    return false;
+  }
+}
+
+/** Throws the error a user gets for a driver name berth cannot run. */
+export function checkDriverName(name: string): void {
+  if (Object.hasOwn(DRIVERS, name)) return;
+  if (Object.hasOwn(UNAVAILABLE, name)) throw new InvalidParameter(`error initializing graphdriver: ${UNAVAILABLE[name]!()}`);
+  throw new InvalidParameter(`error initializing graphdriver: driver not supported: ${name} (supported: ${Object.keys(DRIVERS).join(', ')})`);
+}
 
 /** Open driver `name` under <dataRoot>/<name>; an unknown name fails with the list of those that exist. */
 export function openSnapshotter(name: string, dataRoot: string, db: Database, opts: DriverOptions = {}): Snapshotter {
-  const open = Object.hasOwn(DRIVERS, name) ? DRIVERS[name] : undefined;
-  if (!open) {
-    throw new InvalidParameter(`error initializing graphdriver: driver not supported: ${JSON.stringify(name)} (supported: ${Object.keys(DRIVERS).join(', ')})`);
+  checkDriverName(name);
+  return DRIVERS[name]!(path.join(dataRoot, name), db, opts);
+}
+
+/** Can this process mount a kernel overlay on the filesystem of dir? Tried for real, and undone. */
+function kernelOverlayWorks(dir: string): string | null {
+  fs.mkdirSync(dir, { recursive: true });
+  const probe = fs.mkdtempSync(path.join(dir, '.overlay-probe-'));
+  const [lower, upper, work, merged] = ['l', 'u', 'w', 'm'].map((d) => path.join(probe, d));
+  try {
+    for (const d of [lower, upper, work, merged]) fs.mkdirSync(d!);
+    sys.mount('overlay', merged!, 'overlay', 0, `lowerdir=${lower},upperdir=${upper},workdir=${work}`);
+    sys.umount(merged!, 0);
+    return null;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  } finally {
+    fs.rmSync(probe, { recursive: true, force: true });
   }
-  return open(path.join(dataRoot, name), db, opts);
+}
+
+/** A driver's folder holds layers or snapshots (not just the empty folders it makes when opened). */
+function hasData(root: string): boolean {
+  try {
+    return fs.readdirSync(root, { withFileTypes: true }).some((e) => !e.isDirectory() || fs.readdirSync(path.join(root, e.name)).length > 0);
+  } catch {
+    return false;
+  }
+}
+
+function onPath(name: string): boolean {
+  return (process.env.PATH ?? '/usr/bin:/bin').split(':').some((d) => {
+    try {
+      fs.accessSync(path.join(d, name), fs.constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * The driver to use when none is named, and why: a driver that already has data here (as Docker keeps
+ * its "prior storage driver"), else overlay2 where the kernel mounts overlays on the data root, else
+ * fuse-overlayfs where its program and /dev/fuse exist, else vfs.
+ */
+export function chooseDriver(dataRoot: string): { name: string; reason: string } {
+  const prior = Object.keys(DRIVERS).filter((d) => hasData(path.join(dataRoot, d)));
+  if (prior.length === 1) return { name: prior[0]!, reason: `prior storage driver: ${path.join(dataRoot, prior[0]!)} holds its data` };
+  const overlayError = kernelOverlayWorks(dataRoot);
+  if (!overlayError) return { name: 'overlay2', reason: `the kernel mounts overlays on ${dataRoot}` };
+  if (Object.hasOwn(DRIVERS, 'fuse-overlayfs') && onPath('fuse-overlayfs') && fs.existsSync('/dev/fuse')) {
+    return { name: 'fuse-overlayfs', reason: `kernel overlay mounts fail here (${overlayError}); fuse-overlayfs and /dev/fuse are present` };
+  }
+  return { name: 'vfs', reason: `kernel overlay mounts fail here (${overlayError}) and fuse-overlayfs or /dev/fuse is missing` };
 }

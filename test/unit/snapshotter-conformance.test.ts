@@ -15,8 +15,9 @@ import Database from 'better-sqlite3';
 import { applyToMounts } from '../../src/archive/index.js';
 import { Conflict, NotFound } from '../../src/errors.js';
 import {
-  applyLayer, chainIdOf, DRIVERS, openSnapshotter, removeExtracts, unpackLayer, withMounts, type LayerTarget, type Snapshotter,
+  applyLayer, chainIdOf, DRIVERS, openSnapshotter, removeExtracts, snapshotDiff, unpackLayer, withMounts, type LayerTarget, type Snapshotter,
 } from '../../src/storage/index.js';
+import tarStream from 'tar-stream';
 import { makeTar as buildTar, type Entry } from '../tar-fixtures.js';
 import { killMidway } from '../kill9.js';
 
@@ -29,6 +30,32 @@ function tree(dir: string): string[] {
     .readdirSync(dir, { recursive: true, withFileTypes: true })
     .map((e) => path.relative(dir, path.join(e.parentPath, e.name)) + (e.isDirectory() ? '/' : ''))
     .sort();
+}
+
+/** Names (dirs with a trailing slash, as the tar has them) of a tar's entries. */
+async function tarNames(tar: Readable): Promise<string[]> {
+  const names: string[] = [];
+  const x = tarStream.extract();
+  x.on('entry', (h, body, next) => {
+    names.push(h.name);
+    body.on('end', () => next());
+    body.resume();
+  });
+  const done = new Promise<void>((resolve, reject) => { x.on('finish', resolve); x.on('error', reject); });
+  tar.pipe(x as unknown as NodeJS.WritableStream);
+  await done;
+  return names;
+}
+
+/** Every path under dir with what it is: a file's content, a symlink's target, "dir". */
+function contents(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const rel of tree(dir)) {
+    const p = path.join(dir, rel);
+    const st = fs.lstatSync(p);
+    out[rel] = st.isDirectory() ? `dir ${(st.mode & 0o7777).toString(8)}` : st.isSymbolicLink() ? `-> ${fs.readlinkSync(p)}` : `${(st.mode & 0o7777).toString(8)} ${fs.readFileSync(p, 'utf8')}`;
+  }
+  return out;
 }
 
 const drivers = Object.keys(DRIVERS);
@@ -106,6 +133,40 @@ for (const driver of drivers) {
         for (const l of [l2, l1, l0]) await s.remove(l);
       });
     }
+
+    it('snapshotDiff: the changes of an active snapshot as a layer tar; applied on the parent it gives the same tree', T, async () => {
+      const l0 = await layer(null, [
+        { name: 'a', body: 'A' }, { name: 'etc/x', body: 'X' }, { name: 'etc/keep', body: 'K' },
+        { name: 'd/', type: 'directory', mode: 0o755 }, { name: 'd/old', body: 'old' },
+        { name: 'x/', type: 'directory', mode: 0o755 }, { name: 'x/f', body: 'f' }, { name: 'y', body: 'y file' },
+        { name: 'same/', type: 'directory', mode: 0o755 }, { name: 'same/s', body: 'S' },
+      ]);
+      const mounts = await s.prepare('cd1', l0);
+      const want = await withMounts(mounts, async (dir) => {
+        fs.rmSync(path.join(dir, 'etc/x')); // a lower file deleted
+        fs.rmSync(path.join(dir, 'x'), { recursive: true }); // a dir becomes a file
+        fs.writeFileSync(path.join(dir, 'x'), 'x is a file');
+        fs.rmSync(path.join(dir, 'y')); // a file becomes a dir
+        fs.mkdirSync(path.join(dir, 'y'));
+        fs.writeFileSync(path.join(dir, 'y/z'), 'z');
+        fs.rmSync(path.join(dir, 'd'), { recursive: true }); // an opaque dir: same name, none of the old contents
+        fs.mkdirSync(path.join(dir, 'd'));
+        fs.writeFileSync(path.join(dir, 'd/new'), 'new');
+        fs.writeFileSync(path.join(dir, 'a'), 'A changed');
+        fs.symlinkSync('a', path.join(dir, 'link'));
+        return contents(dir);
+      });
+      const names = await tarNames(snapshotDiff(s, 'cd1'));
+      for (const n of ['etc/.wh.x', 'x', 'y/', 'y/z', 'd/', 'd/new', 'a', 'link']) assert.ok(names.includes(n), `${n} is in the diff: ${names.join(' ')}`);
+      for (const n of ['etc/keep', 'same/', 'same/s', 'd/old']) assert.ok(!names.includes(n), `${n} is not in the diff: ${names.join(' ')}`);
+      const l1 = (await applyLayer(s, l0, snapshotDiff(s, 'cd1'))).name;
+      assert.deepEqual(await look(l1, contents), want);
+      assert.ok(!s.walk().some((i) => i.kind === 'view'), 'the differ removed its view');
+      // Nothing changed: an empty layer.
+      await s.prepare('cd2', l1);
+      assert.deepEqual(await tarNames(snapshotDiff(s, 'cd2')), []);
+      for (const k of ['cd2', 'cd1', l1, l0]) await s.remove(k);
+    });
 
     it('prepare, write, commit; prepare on the committed one sees the write; a name is committed once', T, async () => {
       await withMounts(await s.prepare('w1', null), async (dir) => fs.writeFileSync(path.join(dir, 'made'), 'here'));
