@@ -12,6 +12,7 @@ import * as sys from '../sys/index.js';
 import type { Snapshotter } from './index.js';
 import { openOverlay2 } from './overlay2.js';
 import { openVfs } from './vfs.js';
+import { openBtrfs } from './btrfs.js';
 
 export interface DriverOptions {
   /** `storage-opts`, "key=value" each; each driver names the keys it takes and refuses the others. */
@@ -36,6 +37,10 @@ export const DRIVERS: Record<string, Opener> = {
   vfs: (root, db, opts) => {
     noOptions('vfs', opts);
     return openVfs(root, db);
+  },
+  btrfs: (root, db, opts) => {
+    noOptions('btrfs', opts);
+    return openBtrfs(root, db);
   },
 };
 

@@ -20,6 +20,7 @@ import {
 import tarStream from 'tar-stream';
 import { makeTar as buildTar, type Entry } from '../tar-fixtures.js';
 import { killMidway } from '../kill9.js';
+import { makeLoopFs, type LoopFs } from '../loopfs.js';
 
 const makeTar = (entries: Entry[]) => buildTar(entries, { mode: 0o644 });
 
@@ -67,15 +68,22 @@ for (const driver of drivers) {
     let tmp: string;
     let db: Database.Database;
     let s: Snapshotter;
+    let loop: LoopFs | undefined;
 
     before(() => {
-      tmp = fs.mkdtempSync(path.join(os.tmpdir(), `berth-conf-${driver}-`));
+      // btrfs needs its data root on a btrfs filesystem: one in a loop file (btrfs-progs makes it), removed in after().
+      if (driver === 'btrfs') loop = makeLoopFs('btrfs', 512);
+      tmp = fs.mkdtempSync(path.join(loop?.dir ?? os.tmpdir(), `berth-conf-${driver}-`));
       db = new Database(path.join(tmp, 'meta.db'));
       s = openSnapshotter(driver, tmp, db);
     });
     after(() => {
-      db.close();
-      fs.rmSync(tmp, { recursive: true, force: true });
+      try {
+        db?.close();
+        if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+      } finally {
+        loop?.release();
+      }
     });
 
     /** The generic way: prepare on parent, apply the tar onto its mounts, commit by chain ID. */
