@@ -1,0 +1,201 @@
+/**
+ * The same end-to-end run on every storage driver, through the real docker CLI: import, run, a
+ * container's writes (a lower file deleted, a dir replaced by a file and a file by a dir, an opaque
+ * dir), its view, its changes as a layer (snapshotDiff, read from the daemon's own store), rm, rmi.
+ * The view and the changes must be identical on every driver. btrfs runs on a btrfs filesystem in a
+ * loop file this test makes and removes.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import Database from 'better-sqlite3';
+import tarStream from 'tar-stream';
+import { startDaemon, loadTestImages, leftovers, printLogTail, testImages, run, type Daemon } from '../harness.js';
+import { makeLoopFs, type LoopFs } from '../loopfs.js';
+import { openSnapshotter, snapshotDiff } from '../../src/storage/index.js';
+
+const DRIVERS = (process.env.BERTH_TEST_DRIVERS ?? 'overlay2,vfs,btrfs').split(',');
+
+/** What a container does to the busybox image: each case of the issue once. */
+const CHANGES = [
+  'rm /etc/group', // a file of a lower layer deleted
+  'rm -r /var && echo v > /var', // a dir replaced by a file
+  'rm /bin/vi && mkdir /bin/vi && echo p > /bin/vi/inside', // a file (a symlink) replaced by a dir
+  'rm -r /home && mkdir /home && echo h > /home/new', // an opaque dir: the old /home/berth is gone
+  'echo n > /tmp/new',
+].join(' && ');
+
+/** What a user sees inside: every path on the root filesystem, and the contents of what changed. */
+const LOOK = 'find / -xdev | sort; cat /var /bin/vi/inside /home/new /tmp/new';
+
+interface TarEntry { name: string; type: string }
+
+async function tarEntries(tar: Readable): Promise<TarEntry[]> {
+  const out: TarEntry[] = [];
+  const x = tarStream.extract();
+  x.on('entry', (h, body, next) => {
+    out.push({ name: h.name, type: h.type ?? 'file' });
+    body.on('end', () => next());
+    body.resume();
+  });
+  const done = new Promise<void>((resolve, reject) => { x.on('finish', resolve); x.on('error', reject); });
+  tar.pipe(x as unknown as NodeJS.WritableStream);
+  await done;
+  return out;
+}
+
+/** Paths of the busybox image (dirs with a trailing slash), to read an opaque marker as the deletions it means. */
+async function imagePaths(): Promise<Map<string, string>> {
+  const img = (await testImages()).find((i) => i.ref.startsWith('busybox'))!;
+  const r = await run('tar', ['tvf', img.tar]);
+  const out = new Map<string, string>();
+  for (const line of r.stdout.split('\n').filter(Boolean)) {
+    const name = line.split(/\s+/)[5]!.replace(/^\.\//, '');
+    out.set(name.replace(/\/$/, ''), line.startsWith('d') ? 'dir' : 'other');
+  }
+  return out;
+}
+
+/**
+ * A layer tar as the changes a user would list: "D path" deleted, "W path" written (a file, symlink or a
+ * new dir). Overlay's opaque marker and the walking differ's whiteouts of each old entry mean the same.
+ */
+function normalize(entries: TarEntry[], lower: Map<string, string>): string[] {
+  const out = new Set<string>();
+  const names = new Set(entries.map((e) => e.name.replace(/\/$/, '')));
+  for (const e of entries) {
+    const name = e.name.replace(/\/$/, '');
+    const base = path.posix.basename(name);
+    const dir = path.posix.dirname(name);
+    if (base === '.wh..wh..opq') {
+      for (const p of lower.keys()) if (p.startsWith(`${dir}/`) && !names.has(p)) out.add(`D ${p}`);
+    } else if (base.startsWith('.wh.')) {
+      out.add(`D ${dir === '.' ? '' : `${dir}/`}${base.slice(4)}`);
+    } else if (e.type !== 'directory' || lower.get(name) !== 'dir') {
+      out.add(`W ${name}`);
+    }
+  }
+  // Below a deleted dir nothing else needs listing.
+  return [...out].filter((c) => !(c.startsWith('D ') && [...out].some((o) => o !== c && o.startsWith('D ') && c.startsWith(`${o}/`)))).sort();
+}
+
+const views = new Map<string, string>();
+const diffs = new Map<string, string[]>();
+const T = { timeout: 180_000 };
+
+for (const driver of DRIVERS) {
+  describe(`storage driver ${driver}`, () => {
+    let d: Daemon;
+    let loop: LoopFs | undefined;
+    let dataRoot: string;
+    let id = '';
+
+    before(async () => {
+      const extraArgs = ['--storage-driver', driver];
+      if (driver === 'btrfs') {
+        loop = makeLoopFs('btrfs', 1024);
+        extraArgs.push('--data-root', path.join(loop.dir, 'data'));
+      }
+      try {
+        d = await startDaemon({ extraArgs });
+        dataRoot = loop ? path.join(loop.dir, 'data') : d.dataRoot;
+        await loadTestImages(d);
+      } catch (err) {
+        loop?.release();
+        throw err;
+      }
+    });
+    after(async () => {
+      try {
+        await d?.stop();
+      } finally {
+        loop?.release();
+      }
+    });
+
+    async function docker(args: string[]): Promise<string> {
+      const r = await d.docker(args, { timeoutMs: 120_000 });
+      if (r.code !== 0) printLogTail(d, `docker ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+      assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}`);
+      return r.stdout;
+    }
+
+    it('docker info and inspect name the driver', T, async () => {
+      assert.equal((await docker(['info', '--format', '{{.Driver}}'])).trim(), driver);
+      const info = await docker(['info']);
+      assert.match(info, new RegExp(`Storage Driver: ${driver}\\n`));
+      if (driver === 'overlay2') assert.match(info, /Backing Filesystem: \S+\n\s+Supports d_type: true/);
+      if (driver === 'btrfs') assert.match(info, /Build Version: btrfs-progs v/);
+    });
+
+    it('a container\'s writes: lower file deleted, dir ↔ file, opaque dir; its view', T, async () => {
+      id = (await docker(['run', '-d', '--name', 'writer', 'busybox', 'sh', '-c', `${CHANGES} && sleep 600`])).trim();
+      let view = '';
+      let last = '';
+      for (let i = 0; i < 100 && !view; i++) {
+        const r = await d.docker(['exec', id, 'sh', '-c', LOOK]);
+        if (r.code === 0 && r.stdout.includes('/tmp/new\n')) view = r.stdout;
+        else await new Promise((res) => setTimeout(res, 100));
+        last = `exit ${r.code}: ${r.stdout}${r.stderr}`;
+      }
+      assert.ok(view, `the container made its changes; last look: ${last}`);
+      const paths = view.split('\n');
+      assert.ok(!paths.includes('/etc/group'), 'the deleted lower file is gone');
+      assert.ok(!paths.includes('/home/berth'), 'the opaque dir hides what the image had');
+      assert.ok(paths.includes('/home/new') && paths.includes('/bin/vi/inside'), view);
+      assert.match(view, /\nv\np\nh\nn\n$/);
+      views.set(driver, view);
+      const g = JSON.parse(await docker(['inspect', '--format', '{{json .GraphDriver}}', id])) as { Name: string; Data: Record<string, string> };
+      assert.equal(g.Name, driver);
+      assert.ok(g.Data.MergedDir, 'MergedDir is the container\'s root');
+      if (driver === 'overlay2') {
+        assert.ok(fs.existsSync(path.join(g.Data.UpperDir!, 'tmp/new')), 'the write is in the UpperDir');
+        assert.ok(g.Data.LowerDir!.split(':').every((p) => fs.existsSync(p)));
+        assert.ok(fs.existsSync(g.Data.WorkDir!));
+      } else {
+        assert.equal(g.Data.UpperDir, undefined, 'no upper dir on a driver without one');
+      }
+    });
+
+    it('the container\'s changes as a layer tar (snapshotDiff)', T, async () => {
+      await docker(['kill', id]);
+      const db = new Database(path.join(dataRoot, 'berth.db'));
+      try {
+        db.pragma('busy_timeout = 5000');
+        const s = openSnapshotter(driver, dataRoot, db);
+        const changes = normalize(await tarEntries(snapshotDiff(s, id)), await imagePaths());
+        for (const c of ['D etc/group', 'D home/berth', 'W home/new', 'W var', 'W bin/vi', 'W bin/vi/inside', 'W tmp/new']) {
+          assert.ok(changes.includes(c), `${c} in ${changes.join(', ')}`);
+        }
+        diffs.set(driver, changes);
+      } finally {
+        db.close();
+      }
+    });
+
+    it('rm and rmi leave no snapshot and no mount behind', T, async () => {
+      await docker(['rm', id]);
+      await docker(['rmi', 'busybox', 'hello-world']);
+      const db = new Database(path.join(dataRoot, 'berth.db'));
+      try {
+        assert.deepEqual(openSnapshotter(driver, dataRoot, db).walk(), []);
+      } finally {
+        db.close();
+      }
+      assert.deepEqual(leftovers(d).mounts, []);
+      if (loop) assert.deepEqual(fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').filter((l) => l.startsWith(`${loop!.device} `)).length, 1);
+    });
+  });
+}
+
+describe('every driver', () => {
+  it('shows the same container view and the same changes as vfs', () => {
+    assert.deepEqual([...views.keys()].sort(), [...DRIVERS].sort(), 'every driver ran');
+    for (const driver of DRIVERS) {
+      assert.equal(views.get(driver), views.get('vfs'), `${driver}'s view`);
+      assert.deepEqual(diffs.get(driver), diffs.get('vfs'), `${driver}'s changes`);
+    }
+  });
+});
