@@ -10,7 +10,7 @@ import type { Database } from 'better-sqlite3';
 import { InvalidParameter } from '../errors.js';
 import * as sys from '../sys/index.js';
 import type { Snapshotter } from './index.js';
-import { openOverlay2 } from './overlay2.js';
+import { openFuseOverlayfs, openOverlay2, onPath } from './overlay2.js';
 import { openVfs } from './vfs.js';
 import { openBtrfs } from './btrfs.js';
 
@@ -41,6 +41,10 @@ export const DRIVERS: Record<string, Opener> = {
   btrfs: (root, db, opts) => {
     noOptions('btrfs', opts);
     return openBtrfs(root, db);
+  },
+  'fuse-overlayfs': (root, db, opts) => {
+    noOptions('fuse-overlayfs', opts);
+    return openFuseOverlayfs(root, db);
   },
 };
 
@@ -101,17 +105,6 @@ function hasData(root: string): boolean {
   }
 }
 
-function onPath(name: string): boolean {
-  return (process.env.PATH ?? '/usr/bin:/bin').split(':').some((d) => {
-    try {
-      fs.accessSync(path.join(d, name), fs.constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
-
 /**
  * The driver to use when none is named, and why: a driver that already has data here (as Docker keeps
  * its "prior storage driver"), else overlay2 where the kernel mounts overlays on the data root, else
@@ -122,7 +115,7 @@ export function chooseDriver(dataRoot: string): { name: string; reason: string }
   if (prior.length === 1) return { name: prior[0]!, reason: `prior storage driver: ${path.join(dataRoot, prior[0]!)} holds its data` };
   const overlayError = kernelOverlayWorks(dataRoot);
   if (!overlayError) return { name: 'overlay2', reason: `the kernel mounts overlays on ${dataRoot}` };
-  if (Object.hasOwn(DRIVERS, 'fuse-overlayfs') && onPath('fuse-overlayfs') && fs.existsSync('/dev/fuse')) {
+  if (onPath('fuse-overlayfs') && fs.existsSync('/dev/fuse')) {
     return { name: 'fuse-overlayfs', reason: `kernel overlay mounts fail here (${overlayError}); fuse-overlayfs and /dev/fuse are present` };
   }
   return { name: 'vfs', reason: `kernel overlay mounts fail here (${overlayError}) and fuse-overlayfs or /dev/fuse is missing` };

@@ -16,7 +16,7 @@ import { startDaemon, loadTestImages, leftovers, printLogTail, testImages, run, 
 import { makeLoopFs, type LoopFs } from '../loopfs.js';
 import { openSnapshotter, snapshotDiff } from '../../src/storage/index.js';
 
-const DRIVERS = (process.env.BERTH_TEST_DRIVERS ?? 'overlay2,vfs,btrfs').split(',');
+const DRIVERS = (process.env.BERTH_TEST_DRIVERS ?? 'overlay2,vfs,btrfs,fuse-overlayfs').split(',');
 
 /** What a container does to the busybox image: each case of the issue once. */
 const CHANGES = [
@@ -150,7 +150,7 @@ for (const driver of DRIVERS) {
       const g = JSON.parse(await docker(['inspect', '--format', '{{json .GraphDriver}}', id])) as { Name: string; Data: Record<string, string> };
       assert.equal(g.Name, driver);
       assert.ok(g.Data.MergedDir, 'MergedDir is the container\'s root');
-      if (driver === 'overlay2') {
+      if (driver === 'overlay2' || driver === 'fuse-overlayfs') {
         assert.ok(fs.existsSync(path.join(g.Data.UpperDir!, 'tmp/new')), 'the write is in the UpperDir');
         assert.ok(g.Data.LowerDir!.split(':').every((p) => fs.existsSync(p)));
         assert.ok(fs.existsSync(g.Data.WorkDir!));
