@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Conflict, InvalidParameter, NotFound } from '../errors.js';
 import type { Image, ImageStore } from '../image/index.js';
 import { familiarString, parseReference } from '../image/reference.js';
-import { type Snapshotter, prepareOnBase } from '../storage/index.js';
+import { type Snapshotter, prepareOnBase, prepareOptionsOf } from '../storage/index.js';
 import { checkConfig, normalizeHostConfig } from './hostconfig.js';
 import { randomName } from './names.js';
 import { INITIAL_STATE } from './state.js';
@@ -80,7 +80,7 @@ export async function newContainer(body: CreateBody, name: string, images: Image
 /** The container's rw snapshot on top of its image (with Docker's init layer between them). */
 export async function prepareSnapshot(storage: Snapshotter, c: Container, image: Image): Promise<void> {
   const top = image.layers.length ? image.layers[image.layers.length - 1]!.chainId : null;
-  await prepareOnBase(storage, c.id, top, fillInitLayer);
+  await prepareOnBase(storage, c.id, top, fillInitLayer, prepareOptionsOf(c.hostConfig.StorageOpt));
 }
 
 /** Docker's init layer: mount points the runtime expects, present even in FROM-scratch images. */

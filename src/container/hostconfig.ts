@@ -6,6 +6,7 @@
  */
 import { InvalidParameter, NotFound } from '../errors.js';
 import type { HostConfig } from './types.js';
+import { prepareOptionsOf } from '../storage/index.js';
 
 /** Fields berth does not implement yet, and the docker option a user sets them with. */
 const NOT_YET: Record<string, string> = {
@@ -32,7 +33,6 @@ const NOT_YET: Record<string, string> = {
   OomScoreAdj: '--oom-score-adj',
   OomKillDisable: '--oom-kill-disable',
   SecurityOpt: '--security-opt',
-  StorageOpt: '--storage-opt',
   Sysctls: '--sysctl',
   Ulimits: '--ulimit',
   Init: '--init',
@@ -139,6 +139,7 @@ export function normalizeHostConfig(raw: Record<string, unknown>): HostConfig {
   if (restart.MaximumRetryCount && restart.Name !== 'on-failure') throw new InvalidParameter(`invalid restart policy: maximum retry count can only be used with 'on-failure'`);
   const autoRemove = raw.AutoRemove === true;
   if (restart.Name && restart.Name !== 'no' && autoRemove) throw new InvalidParameter('can\'t create \'AutoRemove\' container with restart policy');
+  const storageOpt = storageOptOf(raw.StorageOpt);
   const pids = raw.PidsLimit;
   const console = Array.isArray(raw.ConsoleSize) && raw.ConsoleSize.length === 2 && raw.ConsoleSize.every((n) => typeof n === 'number' && n >= 0)
     ? (raw.ConsoleSize as [number, number]) : [0, 0] as [number, number];
@@ -164,13 +165,25 @@ export function normalizeHostConfig(raw: Record<string, unknown>): HostConfig {
     CapDrop: strings(raw, 'CapDrop'),
     RestartPolicy: { Name: restart.Name || 'no', MaximumRetryCount: restart.MaximumRetryCount ?? 0 },
     LogConfig: { Type: 'json-file', Config: {} },
+    ...(storageOpt ? { StorageOpt: storageOpt } : {}),
   };
+}
+
+/** `--storage-opt`: a map of strings whose keys and sizes the storage layer accepts (checked here, at create). */
+function storageOptOf(v: unknown): Record<string, string> | undefined {
+  if (unset(v)) return undefined;
+  if (typeof v !== 'object' || Array.isArray(v) || Object.values(v as object).some((x) => typeof x !== 'string')) {
+    throw new InvalidParameter('invalid HostConfig.StorageOpt: want a map of strings');
+  }
+  prepareOptionsOf(v as Record<string, string>);
+  return v as Record<string, string>;
 }
 
 /** HostConfig fields normalizeHostConfig reads. */
 const KNOWN = new Set([
   'AutoRemove', 'NetworkMode', 'Memory', 'MemorySwap', 'NanoCpus', 'CpuShares', 'CpuQuota', 'CpuPeriod', 'PidsLimit',
   'ShmSize', 'ConsoleSize', 'Privileged', 'ReadonlyRootfs', 'CapAdd', 'CapDrop', 'RestartPolicy', 'LogConfig',
+  'StorageOpt',
 ]);
 
 /** The Config fields of a create body that berth does not implement yet. */

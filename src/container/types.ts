@@ -47,6 +47,8 @@ export interface HostConfig {
   CapDrop: string[] | null;
   RestartPolicy: { Name: string; MaximumRetryCount: number };
   LogConfig: { Type: string; Config: Record<string, string> };
+  /** `--storage-opt` (only `size` exists), given to the snapshotter at create. */
+  StorageOpt?: Record<string, string>;
 }
 
 export interface State {

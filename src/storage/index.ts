@@ -108,3 +108,4 @@ export { openSnapshotter, DRIVERS } from './registry.js';
 export { applyLayer, unpackLayer, chainIdOf, removeExtracts, type UnpackedLayer, type LayerTarget } from './layer.js';
 export { prepareOnBase, removeOnBase } from './init.js';
 export { snapshotDiff } from './diff.js';
+export { prepareOptionsOf } from './options.js';

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { applyToMounts, packDir } from '../archive/index.js';
 import { NotFound } from '../errors.js';
-import type { Snapshotter } from './index.js';
+import type { PrepareOptions, Snapshotter } from './index.js';
 import { upperDirOf, type Mount } from './mount.js';
 
 const initName = (key: string): string => `${key}-init`;
@@ -19,7 +19,9 @@ const initName = (key: string): string => `${key}-init`;
  * overlay the init layer's own upper dir, as Docker's init layer is filled; on other drivers a scratch dir,
  * whose tar is then applied onto the init snapshot like any layer (safeJoin keeps it inside).
  */
-export async function prepareOnBase(s: Snapshotter, key: string, parent: string | null, fill: (dir: string) => Promise<void>): Promise<Mount[]> {
+export async function prepareOnBase(
+  s: Snapshotter, key: string, parent: string | null, fill: (dir: string) => Promise<void>, opts: PrepareOptions = {},
+): Promise<Mount[]> {
   const init = initName(key);
   let committed = false;
   try {
@@ -29,7 +31,7 @@ export async function prepareOnBase(s: Snapshotter, key: string, parent: string 
     else await fillThroughTar(mounts, fill);
     await s.commit(init, init);
     committed = true;
-    return await s.prepare(key, init);
+    return await s.prepare(key, init, opts);
   } catch (err) {
     // A stale `${key}-init` from before is removed too: key is new, so nothing else can use it.
     if (committed || s.stat(init)) await s.remove(init).catch(() => {});

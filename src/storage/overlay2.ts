@@ -10,7 +10,7 @@ import { Conflict, InvalidParameter, NotFound } from '../errors.js';
 import { log } from '../log.js';
 import * as sys from '../sys/index.js';
 import { fsyncPathSync } from '../util/fs.js';
-import { backingFs, type Info, type Snapshotter, type StagedLayer, type Usage } from './index.js';
+import { backingFs, type Info, type PrepareOptions, type Snapshotter, type StagedLayer, type Usage } from './index.js';
 import { chainIdOf } from './layer.js';
 import { FUSE_OVERLAY, type Mount } from './mount.js';
 
@@ -102,6 +102,18 @@ const execFile = promisify(execFileCb);
  */
 async function removeTree(dir: string): Promise<void> {
   await execFile('rm', ['-rf', '--one-file-system', '--', dir]);
+}
+
+/** The mount options of the filesystem holding dir (its longest mount-point prefix in /proc/self/mounts). */
+function mountOptionsOf(dir: string): string[] {
+  let best = { at: '', opts: [] as string[] };
+  for (const line of fs.readFileSync('/proc/self/mounts', 'utf8').split('\n')) {
+    const f = line.split(' ');
+    const at = f[1]?.replace(/\\040/g, ' ');
+    if (!at || !f[3]) continue;
+    if ((dir === at || dir.startsWith(at.endsWith('/') ? at : `${at}/`)) && at.length >= best.at.length) best = { at, opts: f[3].split(',') };
+  }
+  return best.opts;
 }
 
 /** Is an executable `name` on PATH? */
@@ -383,8 +395,24 @@ class Overlay2 implements Snapshotter {
     this.discard(row.cache_id);
   }
 
-  prepare(key: string, parent: string | null): Promise<Mount[]> {
+  prepare(key: string, parent: string | null, opts: PrepareOptions = {}): Promise<Mount[]> {
+    if (opts.size !== undefined) this.refuseQuota();
     return this.create(key, parent, 'active');
+  }
+
+  /**
+   * Docker limits an overlay2 container's upper dir with an xfs project quota, on xfs mounted with
+   * pquota only. This kernel has no XFS quota support (CONFIG_XFS_QUOTA), so berth cannot test, and
+   * does not carry, that code: every case is refused with the reason.
+   */
+  private refuseQuota(): never {
+    if (this.flavor === FUSE) throw new InvalidParameter('--storage-opt is not supported for fuse-overlayfs');
+    const b = backingFs(this.root);
+    const opts = mountOptionsOf(this.root);
+    if (b.name === 'xfs' && (opts.includes('prjquota') || opts.includes('pquota'))) {
+      throw new InvalidParameter('--storage-opt size= on overlay2 over xfs with pquota is not implemented by berth');
+    }
+    throw new InvalidParameter(`--storage-opt is supported only for overlay over xfs with 'pquota' mount option (${this.root} is on ${b.name}${b.name === 'xfs' ? ' without pquota' : ''})`);
   }
 
   view(key: string, parent: string | null): Promise<Mount[]> {
