@@ -51,7 +51,7 @@ export function makeLoopFs(kind: 'btrfs' | 'xfs' | 'ext4', sizeMiB: number, moun
   };
   try {
     fs.writeFileSync(image, '');
-    fs.truncateSync(image, sizeMiB << 20);
+    fs.truncateSync(image, sizeMiB * 2 ** 20);
     sh(`mkfs.${kind}`, kind === 'ext4' ? ['-q', image] : ['-q', image]);
     device = sh('losetup', ['-f', '--show', image]).trim();
     sh('mount', [...(mountOptions.length ? ['-o', mountOptions.join(',')] : []), device, dir]);

@@ -48,7 +48,9 @@ const NS = 1_000_000_000n;
  * device and mtime. When both mtimes are whole seconds (a tar's precision) the content decides, since
  * a write within that second could otherwise go unseen.
  */
-async function same(lp: string, l: Stats, up: string, u: Stats): Promise<boolean> {
+async function same(lp: string, l: Stats, up: string, u: Stats, since: bigint | null): Promise<boolean> {
+  // Not changed since the snapshot was made from its parent: it is the parent's entry as it was copied.
+  if (since !== null && !u.isDirectory() && u.ctimeNs < since) return true;
   if ((l.mode & S_IFMT) !== (u.mode & S_IFMT) || l.mode !== u.mode || l.uid !== u.uid || l.gid !== u.gid) return false;
   if (xattrsOf(lp) !== xattrsOf(up)) return false;
   if (u.isDirectory()) return true;
@@ -69,8 +71,13 @@ async function* everything(upper: string, rel: string): AsyncGenerator<ChangeIte
   }
 }
 
-/** The changes from lower (null: an empty tree) to upper, as packChanges() reads them. */
-export async function* walkChanges(lower: string | null, upper: string): AsyncGenerator<ChangeItem> {
+/**
+ * The changes from lower (null: an empty tree) to upper, as packChanges() reads them. `since`: the ctime
+ * (ns) at which upper was made as a copy or snapshot of lower, when known: an entry (not a directory,
+ * whose contents can change without its ctime) last changed before then needs no comparing, which
+ * spares reading every file of the image twice.
+ */
+export async function* walkChanges(lower: string | null, upper: string, since: bigint | null = null): AsyncGenerator<ChangeItem> {
   // Directories above the current position whose entry is not out yet: written before the first change inside.
   const pending: string[] = [];
   function* flush(): Generator<ChangeItem> {
@@ -99,7 +106,7 @@ export async function* walkChanges(lower: string | null, upper: string): AsyncGe
         if (u.isDirectory()) yield* everything(upper, r);
         continue;
       }
-      const unchanged = await same(lp, l, up, u);
+      const unchanged = await same(lp, l, up, u, since);
       if (u.isDirectory() && l.isDirectory()) {
         if (!unchanged) {
           yield* flush();

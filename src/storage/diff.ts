@@ -30,7 +30,7 @@ export function snapshotDiff(s: Snapshotter, key: string): Readable {
       try {
         const top = mountTemp(mounts);
         try {
-          for await (const chunk of packChanges(top.dir, walkChanges(lower.dir, top.dir))) yield chunk as Buffer;
+          for await (const chunk of packChanges(top.dir, walkChanges(lower.dir, top.dir, s.baseline?.(key) ?? null))) yield chunk as Buffer;
         } finally {
           top.release();
         }

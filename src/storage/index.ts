@@ -83,6 +83,11 @@ export interface Snapshotter {
   walk(): Info[];
   /** Remove half-written snapshots left by a crash; called once at daemon start. */
   recover(): Promise<void>;
+  /**
+   * Optional, for the walking differ: the ctime (ns) at which active `key` was made as a copy of its
+   * parent; entries older than that are the parent's unchanged. null when unknown.
+   */
+  baseline?(key: string): bigint | null;
   /** Optional fast path: unpack a layer tar before its parent is known (a crash leaves nothing). */
   stageLayer?(tar: Readable): Promise<StagedLayer>;
 }

@@ -42,6 +42,8 @@ interface Row {
   /** Its tree under <root>/<dirName>; null for a view of a committed tree (it shows the parent's). */
   id: string | null;
   size: number;
+  /** ctime (ns, decimal) taken right after its tree was made: what is older in it came from the parent as it was. */
+  since: string | null;
 }
 
 const EMPTY_VIEW = 'empty';
@@ -65,7 +67,8 @@ export class TreeSnapshotter implements Snapshotter {
         kind TEXT NOT NULL CHECK (kind IN ('active', 'view', 'committed')),
         parent TEXT REFERENCES ${this.table}(name),
         id TEXT UNIQUE,
-        size INTEGER NOT NULL
+        size INTEGER NOT NULL,
+        since TEXT
       );
       CREATE INDEX IF NOT EXISTS ${this.table}_parent ON ${this.table}(parent);
     `);
@@ -118,8 +121,9 @@ export class TreeSnapshotter implements Snapshotter {
     try {
       if (p) await this.backend.clone(this.treeOf(p), dir);
       else await this.backend.create(dir);
+      const since = this.now();
       if (opts.size !== undefined) await this.backend.limit!(dir, opts.size);
-      this.insert({ name: key, kind: 'active', parent, id, size: 0 });
+      this.insert({ name: key, kind: 'active', parent, id, size: 0, since: String(since) });
     } catch (err) {
       await this.backend.destroy(dir).catch(() => {});
       throw err;
@@ -131,14 +135,14 @@ export class TreeSnapshotter implements Snapshotter {
     if (this.row(key)) throw new Conflict(`snapshot ${key} already exists`);
     if (parent !== null) {
       this.committed(parent);
-      this.insert({ name: key, kind: 'view', parent, id: null, size: 0 });
+      this.insert({ name: key, kind: 'view', parent, id: null, size: 0, since: null });
       return this.mounts(key);
     }
     const id = `${EMPTY_VIEW}-${crypto.randomBytes(16).toString('hex')}`;
     const dir = path.join(this.root, id);
     fs.mkdirSync(dir, { mode: 0o755 });
     try {
-      this.insert({ name: key, kind: 'view', parent: null, id, size: 0 });
+      this.insert({ name: key, kind: 'view', parent: null, id, size: 0, since: null });
     } catch (err) {
       fs.rmSync(dir, { recursive: true, force: true });
       throw err;
@@ -148,7 +152,7 @@ export class TreeSnapshotter implements Snapshotter {
 
   private insert(r: Row): void {
     try {
-      this.db.prepare(`INSERT INTO ${this.table} (name, kind, parent, id, size) VALUES (?, ?, ?, ?, ?)`).run(r.name, r.kind, r.parent, r.id, r.size);
+      this.db.prepare(`INSERT INTO ${this.table} (name, kind, parent, id, size, since) VALUES (?, ?, ?, ?, ?, ?)`).run(r.name, r.kind, r.parent, r.id, r.size, r.since);
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new Conflict(`snapshot ${r.name} already exists`);
       throw err;
@@ -185,13 +189,29 @@ export class TreeSnapshotter implements Snapshotter {
     else await this.backend.destroy(path.join(this.trees, r.id));
   }
 
+  /** The filesystem's own clock (a file's ctime, ns), which is what the trees' ctimes are compared with. */
+  private now(): bigint {
+    const probe = path.join(this.root, `.now-${crypto.randomBytes(8).toString('hex')}`);
+    fs.writeFileSync(probe, '');
+    try {
+      return fs.lstatSync(probe, { bigint: true }).ctimeNs;
+    } finally {
+      fs.rmSync(probe, { force: true });
+    }
+  }
+
+  baseline(key: string): bigint | null {
+    const since = this.row(key)?.since;
+    return since ? BigInt(since) : null;
+  }
+
   async usage(key: string): Promise<Usage> {
     const r = this.row(key);
     if (!r) throw new NotFound(`snapshot ${key} does not exist`);
     if (r.kind === 'view') return { size: 0, inodes: 0 };
     const tree = this.treeOf(r);
     const lower = r.parent === null ? null : this.treeOf(this.committed(r.parent));
-    return changesUsage(tree, walkChanges(lower, tree));
+    return changesUsage(tree, walkChanges(lower, tree, this.baseline(key)));
   }
 
   async recover(): Promise<void> {
@@ -202,7 +222,7 @@ export class TreeSnapshotter implements Snapshotter {
       await this.backend.destroy(path.join(this.trees, name));
     }
     for (const name of fs.readdirSync(this.root)) {
-      if (name.startsWith(`${EMPTY_VIEW}-`) && !known.has(name)) fs.rmSync(path.join(this.root, name), { recursive: true, force: true });
+      if ((name.startsWith(`${EMPTY_VIEW}-`) && !known.has(name)) || name.startsWith('.now-')) fs.rmSync(path.join(this.root, name), { recursive: true, force: true });
     }
   }
 }

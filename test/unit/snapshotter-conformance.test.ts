@@ -147,7 +147,7 @@ for (const driver of drivers) {
         { name: 'a', body: 'A' }, { name: 'etc/x', body: 'X' }, { name: 'etc/keep', body: 'K' },
         { name: 'd/', type: 'directory', mode: 0o755 }, { name: 'd/old', body: 'old' },
         { name: 'x/', type: 'directory', mode: 0o755 }, { name: 'x/f', body: 'f' }, { name: 'y', body: 'y file' },
-        { name: 'same/', type: 'directory', mode: 0o755 }, { name: 'same/s', body: 'S' },
+        { name: 'same/', type: 'directory', mode: 0o755 }, { name: 'same/s', body: 'S' }, { name: 'sneaky', body: 'Z' },
       ]);
       const mounts = await s.prepare('cd1', l0);
       const want = await withMounts(mounts, async (dir) => {
@@ -162,10 +162,14 @@ for (const driver of drivers) {
         fs.writeFileSync(path.join(dir, 'd/new'), 'new');
         fs.writeFileSync(path.join(dir, 'a'), 'A changed');
         fs.symlinkSync('a', path.join(dir, 'link'));
+        // Same size, and the mtime put back: only the content (or the ctime) tells.
+        const st = fs.statSync(path.join(dir, 'sneaky'));
+        fs.writeFileSync(path.join(dir, 'sneaky'), 'Q');
+        fs.utimesSync(path.join(dir, 'sneaky'), st.atime, st.mtime);
         return contents(dir);
       });
       const names = await tarNames(snapshotDiff(s, 'cd1'));
-      for (const n of ['etc/.wh.x', 'x', 'y/', 'y/z', 'd/', 'd/new', 'a', 'link']) assert.ok(names.includes(n), `${n} is in the diff: ${names.join(' ')}`);
+      for (const n of ['etc/.wh.x', 'x', 'y/', 'y/z', 'd/', 'd/new', 'a', 'link', 'sneaky']) assert.ok(names.includes(n), `${n} is in the diff: ${names.join(' ')}`);
       for (const n of ['etc/keep', 'same/', 'same/s', 'd/old']) assert.ok(!names.includes(n), `${n} is not in the diff: ${names.join(' ')}`);
       const l1 = (await applyLayer(s, l0, snapshotDiff(s, 'cd1'))).name;
       assert.deepEqual(await look(l1, contents), want);
