@@ -6,10 +6,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { applyToMounts, packDir } from '../archive/index.js';
+import { applyLayer as applyTar, packDir } from '../archive/index.js';
 import { NotFound } from '../errors.js';
 import type { PrepareOptions, Snapshotter } from './index.js';
-import { upperDirOf, type Mount } from './mount.js';
+import { upperDirOf, withMounts, type Mount } from './mount.js';
 
 const initName = (key: string): string => `${key}-init`;
 
@@ -43,7 +43,8 @@ async function fillThroughTar(mounts: Mount[], fill: (dir: string) => Promise<vo
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-init-'));
   try {
     await fill(scratch);
-    await applyToMounts(packDir(scratch), mounts);
+    // A handful of entries: applied here, without the worker thread a layer gets (its start-up alone cost more).
+    await withMounts(mounts, (dir) => applyTar(packDir(scratch), dir, 'delete'));
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true });
   }
