@@ -88,6 +88,37 @@ function headerBlocks(m: Member): Buffer[] {
   return [checksum(paxHeader), pax, padding(pax.length), checksum(main)];
 }
 
+/** One item of a change list: the entry at `name` under the root as it is, or a whiteout of `name`. */
+export interface ChangeItem {
+  name: string;
+  whiteout?: boolean;
+}
+
+/**
+ * Tar of a list of changes (parents before children) read from root: each entry as it is there (a
+ * directory's own header only), each whiteout as an OCI `.wh.` marker owned like its parent dir in root.
+ */
+export function packChanges(root: string, items: AsyncIterable<ChangeItem>): Readable {
+  async function* gen(): AsyncGenerator<Buffer> {
+    const seen = new Map<string, string>();
+    for await (const it of items) {
+      const full = path.join(root, it.name);
+      if (it.whiteout) {
+        const dir = path.posix.dirname(it.name);
+        const st = fs.lstatSync(path.dirname(full));
+        const name = `${dir === '.' ? '' : `${dir}/`}.wh.${path.posix.basename(it.name)}`;
+        yield* headerBlocks({ name, type: TYPE.file, mode: 0o644, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000) });
+      } else if (fs.lstatSync(full).isDirectory()) {
+        yield* headerBlocks(dirMember(full, `${it.name}/`));
+      } else {
+        yield* member(full, it.name, { overlay: false }, seen);
+      }
+    }
+    yield Buffer.alloc(2 * BLOCK);
+  }
+  return Readable.from(gen(), { objectMode: false });
+}
+
 function xattrRecords(full: string): [string, Buffer][] {
   let names: string[];
   try {
@@ -109,23 +140,42 @@ interface WalkOptions {
   overlay: boolean;
 }
 
-const whiteoutMember = (name: string, st: fs.Stats): Member => ({
-  name, type: TYPE.file, mode: 0o644, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000),
-});
+/** Depth-first, names sorted, so the same tree always gives the same tar (and diffId). */
+async function* walk(root: string, opts: WalkOptions): AsyncGenerator<Buffer> {
+  const seen = new Map<string, string>(); // "dev:ino" -> first name, for hard links
+  yield* visit(root, '', opts, seen);
+  yield Buffer.alloc(2 * BLOCK); // end of archive
+}
 
-/**
- * The tar blocks of one entry at root/name (a directory's own header only, not its contents). `seen`
- * ("dev:ino" → first name) turns later names of a hard-linked file into link entries.
- */
-async function* entryBlocks(root: string, name: string, seen: Map<string, string>): AsyncGenerator<Buffer> {
-  const full = path.join(root, name);
+/** The members below directory `dir`, named `${prefix}/<entry>` (just `<entry>` for an empty prefix). */
+async function* visit(dir: string, prefix: string, opts: WalkOptions, seen: Map<string, string>): AsyncGenerator<Buffer> {
+  for (const entry of fs.readdirSync(dir).sort()) {
+    yield* member(path.join(dir, entry), prefix ? `${prefix}/${entry}` : entry, opts, seen);
+  }
+}
+
+/** One path (never followed) as member `name`, and everything below it if it is a directory. */
+async function* member(full: string, name: string, opts: WalkOptions, seen: Map<string, string>): AsyncGenerator<Buffer> {
+  const marker = (n: string, st: fs.Stats): Member => ({
+    name: n, type: TYPE.file, mode: 0o644, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000),
+  });
   const st = fs.lstatSync(full);
+  const type = st.mode & S_IFMT;
+  if (opts.overlay && type === sys.S_IFCHR && st.rdev === 0) {
+    const slash = name.lastIndexOf('/');
+    yield* headerBlocks(marker(`${name.slice(0, slash + 1)}.wh.${name.slice(slash + 1)}`, st));
+    return;
+  }
   const m: Member = {
     name, type: TYPE.file, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0,
     mtime: Math.floor(st.mtimeMs / 1000), records: xattrRecords(full),
   };
   if (st.isDirectory()) {
     yield* headerBlocks({ ...m, name: `${name}/`, type: TYPE.dir });
+    if (opts.overlay && sys.getxattr(full, 'trusted.overlay.opaque')?.toString() === 'y') {
+      yield* headerBlocks(marker(`${name}/.wh..wh..opq`, st));
+    }
+    yield* visit(full, name, opts, seen);
   } else if (st.isSymbolicLink()) {
     yield* headerBlocks({ ...m, type: TYPE.symlink, linkname: fs.readlinkSync(full) });
   } else if (st.isFile()) {
@@ -159,61 +209,6 @@ async function* entryBlocks(root: string, name: string, seen: Map<string, string
   // sockets are not archived (tar has no type for them; Docker skips them too)
 }
 
-/** Depth-first, names sorted, so the same tree always gives the same tar (and diffId). */
-async function* walk(root: string, opts: WalkOptions): AsyncGenerator<Buffer> {
-  const seen = new Map<string, string>(); // "dev:ino" -> first name, for hard links
-
-  async function* visit(rel: string): AsyncGenerator<Buffer> {
-    const entries = fs.readdirSync(path.join(root, rel)).sort();
-    for (const entry of entries) {
-      const name = rel ? `${rel}/${entry}` : entry;
-      const full = path.join(root, name);
-      const st = fs.lstatSync(full);
-      if (opts.overlay && (st.mode & S_IFMT) === sys.S_IFCHR && st.rdev === 0) {
-        yield* headerBlocks(whiteoutMember(rel ? `${rel}/.wh.${entry}` : `.wh.${entry}`, st));
-        continue;
-      }
-      yield* entryBlocks(root, name, seen);
-      if (st.isDirectory()) {
-        if (opts.overlay && sys.getxattr(full, 'trusted.overlay.opaque')?.toString() === 'y') {
-          yield* headerBlocks(whiteoutMember(`${name}/.wh..wh..opq`, st));
-        }
-        yield* visit(name);
-      }
-    }
-  }
-
-  yield* visit('');
-  yield Buffer.alloc(2 * BLOCK); // end of archive
-}
-
-/** One item of a change list: the entry at `name` under the root as it is, or a whiteout of `name`. */
-export interface ChangeItem {
-  name: string;
-  whiteout?: boolean;
-}
-
-/**
- * Tar of a list of changes (parents before children) read from root: each entry as it is there, each
- * whiteout as an OCI `.wh.` marker (owned like its parent dir in root).
- */
-export function packChanges(root: string, items: AsyncIterable<ChangeItem>): Readable {
-  const seen = new Map<string, string>();
-  async function* gen(): AsyncGenerator<Buffer> {
-    for await (const it of items) {
-      if (!it.whiteout) {
-        yield* entryBlocks(root, it.name, seen);
-        continue;
-      }
-      const dir = path.posix.dirname(it.name);
-      const marker = `${dir === '.' ? '' : `${dir}/`}.wh.${path.posix.basename(it.name)}`;
-      yield* headerBlocks(whiteoutMember(marker, fs.lstatSync(path.join(root, dir))));
-    }
-    yield Buffer.alloc(2 * BLOCK);
-  }
-  return Readable.from(gen(), { objectMode: false });
-}
-
 /** Tar of the changes recorded in an overlay upper dir, whiteouts in OCI form. */
 export function diffLayer(upperDir: string): Readable {
   return Readable.from(walk(upperDir, { overlay: true }), { objectMode: false });
@@ -222,4 +217,26 @@ export function diffLayer(upperDir: string): Readable {
 /** Tar of a directory tree as-is. */
 export function packDir(dir: string): Readable {
   return Readable.from(walk(dir, { overlay: false }), { objectMode: false });
+}
+
+/**
+ * Tar of one path as member `name` (a directory with everything below it, as `name/...`): what
+ * `docker cp` sends and receives. The path itself is not followed; name "." gives a directory's
+ * contents as "./<entry>".
+ */
+export function packPath(full: string, name: string): Readable {
+  async function* all(): AsyncGenerator<Buffer> {
+    const seen = new Map<string, string>();
+    if (name === '.' && fs.lstatSync(full).isDirectory()) {
+      yield* headerBlocks(dirMember(full, './'));
+      yield* visit(full, '.', { overlay: false }, seen);
+    } else yield* member(full, name, { overlay: false }, seen);
+    yield Buffer.alloc(2 * BLOCK);
+  }
+  return Readable.from(all(), { objectMode: false });
+}
+
+function dirMember(full: string, name: string): Member {
+  const st = fs.lstatSync(full);
+  return { name, type: TYPE.dir, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000), records: xattrRecords(full) };
 }
