@@ -9,12 +9,13 @@ import path from 'node:path';
 import { Conflict, InvalidParameter, NotFound } from '../errors.js';
 import type { Image, ImageStore } from '../image/index.js';
 import { familiarString, parseReference } from '../image/reference.js';
-import { type Snapshotter, prepareOnBase, prepareOptionsOf } from '../storage/index.js';
+import { type Snapshotter, prepareOnBase } from '../storage/index.js';
 import { checkConfig, normalizeHostConfig } from './hostconfig.js';
 import { randomName } from './names.js';
 import { INITIAL_STATE } from './state.js';
 import type { ContainerStore } from './store.js';
 import type { Container, ContainerConfig, HostConfig } from './types.js';
+import { prepareOptionsOf } from '../storage/options.js';
 
 export interface CreateBody extends Partial<ContainerConfig> {
   HostConfig?: Partial<HostConfig> & Record<string, unknown>;
