@@ -45,10 +45,10 @@ export interface HostConfig {
   ReadonlyRootfs: boolean;
   CapAdd: string[] | null;
   CapDrop: string[] | null;
-  RestartPolicy: { Name: string; MaximumRetryCount: number };
-  LogConfig: { Type: string; Config: Record<string, string> };
   /** `--storage-opt` (only `size` exists), given to the snapshotter at create. */
   StorageOpt?: Record<string, string>;
+  RestartPolicy: { Name: string; MaximumRetryCount: number };
+  LogConfig: { Type: string; Config: Record<string, string> };
 }
 
 export interface State {
