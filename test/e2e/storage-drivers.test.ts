@@ -206,6 +206,16 @@ for (const driver of DRIVERS) {
       assert.match(bad.stderr, /Unknown option speed/);
     });
 
+    it('a running container keeps its root through a kill -9 of the daemon, and the new daemon tears it down', T, async () => {
+      const c = (await docker(['run', '-d', 'busybox', 'sh', '-c', 'echo alive > /tmp/mark; sleep 600'])).trim();
+      await d.kill9();
+      await d.restart();
+      const r = await d.docker(['exec', c, 'cat', '/tmp/mark']);
+      assert.equal(r.stdout, 'alive\n', r.stderr);
+      await docker(['rm', '-f', c]);
+      assert.ok(!fs.readFileSync('/proc/self/mounts', 'utf8').includes(c), 'its rootfs is unmounted');
+    });
+
     it('rm and rmi leave no snapshot and no mount behind', T, async () => {
       await docker(['rm', id]);
       await docker(['rmi', 'busybox', 'hello-world']);
