@@ -26,6 +26,12 @@ function mountsOf(device: string): string[] {
     .sort((a, b) => b.length - a.length);
 }
 
+/** Released at exit too (the harness turns Ctrl-C and SIGTERM into process.exit), so an interrupted run leaves no loop device. */
+const live = new Set<() => void>();
+process.on('exit', () => {
+  for (const release of [...live]) release();
+});
+
 export function makeLoopFs(kind: 'btrfs' | 'xfs' | 'ext4', sizeMiB: number, mountOptions: string[] = []): LoopFs {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `berth-loop-${kind}-`));
   const image = path.join(tmp, 'fs.img');
@@ -33,6 +39,7 @@ export function makeLoopFs(kind: 'btrfs' | 'xfs' | 'ext4', sizeMiB: number, moun
   fs.mkdirSync(dir);
   let device = '';
   const release = (): void => {
+    live.delete(release);
     if (device) {
       for (const m of mountsOf(device)) {
         try {
@@ -49,6 +56,7 @@ export function makeLoopFs(kind: 'btrfs' | 'xfs' | 'ext4', sizeMiB: number, moun
     }
     fs.rmSync(tmp, { recursive: true, force: true });
   };
+  live.add(release);
   try {
     fs.writeFileSync(image, '');
     fs.truncateSync(image, sizeMiB * 2 ** 20);

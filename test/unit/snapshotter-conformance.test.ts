@@ -21,6 +21,7 @@ import tarStream from 'tar-stream';
 import { makeTar as buildTar, type Entry } from '../tar-fixtures.js';
 import { killMidway } from '../kill9.js';
 import { makeLoopFs, type LoopFs } from '../loopfs.js';
+import * as sys from '../../src/sys/index.js';
 
 const makeTar = (entries: Entry[]) => buildTar(entries, { mode: 0o644 });
 
@@ -57,6 +58,26 @@ function contents(dir: string): Record<string, string> {
     out[rel] = st.isDirectory() ? `dir ${(st.mode & 0o7777).toString(8)}` : st.isSymbolicLink() ? `-> ${fs.readlinkSync(p)}` : `${(st.mode & 0o7777).toString(8)} ${fs.readFileSync(p, 'utf8')}`;
   }
   return out;
+}
+
+/** Unmount every mount whose source tree lies inside dir (bind mounts of a snapshot's tree). */
+function unmountFrom(dir: string): void {
+  const rows = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean).map((l) => l.split(' '));
+  const unescape = (p: string): string => p.replace(/\\040/g, ' ');
+  // The mount holding dir, and dir's path inside that filesystem (what mountinfo's root field shows).
+  const holder = rows.map((r) => unescape(r[4]!)).filter((m) => dir === m || dir.startsWith(m.endsWith('/') ? m : `${m}/`)).sort((a, b) => b.length - a.length)[0]!;
+  const inside = holder === '/' ? dir : dir.slice(holder.length);
+  for (const r of rows) {
+    const [rootInFs, at] = [unescape(r[3]!), unescape(r[4]!)];
+    if ((rootInFs === inside || rootInFs.startsWith(`${inside}/`)) && at.startsWith(path.join(os.tmpdir(), 'berth-mount-'))) {
+      try {
+        sys.umount(at, sys.MNT_DETACH);
+        fs.rmdirSync(at);
+      } catch (err) {
+        console.error('unmount', at, err);
+      }
+    }
+  }
 }
 
 const drivers = Object.keys(DRIVERS);
@@ -302,7 +323,9 @@ for (const driver of drivers) {
       `);
       await killMidway(t, child, root, { min: 800, spread: 1200 });
 
-      // A killed process leaves its private mount dirs mounted (the kernel keeps them): unmounting is the host's job.
+      // A killed process leaves its private mount dirs mounted (the kernel keeps them): unmounting is the host's job,
+      // here this test's. Copy drivers mount their trees to apply a layer; those mounts show a root inside dir.
+      t.after(() => unmountFrom(dir));
       const cdb = new Database(path.join(dir, 'meta.db'));
       try {
         const c = openSnapshotter(driver, dir, cdb);
