@@ -148,6 +148,9 @@ for (const driver of DRIVERS) {
       assert.ok(paths.includes('/home/new') && paths.includes('/bin/vi/inside'), view);
       assert.match(view, /\nv\np\nh\nn\n$/);
       views.set(driver, view);
+      // Its own layer's size: the few bytes it wrote, not the image under it (vfs and btrfs hold a whole copy).
+      const sizeRw = Number((await docker(['inspect', '--size', '--format', '{{.SizeRw}}', id])).trim());
+      assert.ok(sizeRw >= 8 && sizeRw < 100_000, `SizeRw ${sizeRw}`);
       const g = JSON.parse(await docker(['inspect', '--format', '{{json .GraphDriver}}', id])) as { Name: string; Data: Record<string, string> };
       assert.equal(g.Name, driver);
       assert.ok(g.Data.MergedDir, 'MergedDir is the container\'s root');
