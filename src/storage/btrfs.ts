@@ -39,7 +39,12 @@ function quotaEnabled(root: string): boolean {
   }
 }
 
-function backend(root: string): TreeBackend {
+export interface BtrfsOptions {
+  /** `btrfs.min_space`: the least a container's `size=` may be (bytes). */
+  minSpace?: number;
+}
+
+function backend(root: string, opts: BtrfsOptions): TreeBackend {
   let quota = quotaEnabled(root);
   return {
     driver: 'btrfs',
@@ -65,6 +70,9 @@ function backend(root: string): TreeBackend {
       if (id) await btrfs('qgroup', 'destroy', `0/${id}`, root).catch(() => {});
     },
     async limit(dir, bytes) {
+      if (opts.minSpace !== undefined && bytes < opts.minSpace) {
+        throw new InvalidParameter(`btrfs: storage size cannot be less than ${opts.minSpace} bytes (btrfs.min_space)`);
+      }
       if (!quota) {
         await btrfs('quota', 'enable', root);
         quota = true;
@@ -84,11 +92,11 @@ function backend(root: string): TreeBackend {
 }
 
 /** The btrfs snapshotter rooted at <data-root>/btrfs, which must be on a btrfs filesystem. */
-export function openBtrfs(root: string, db: Database): Snapshotter {
+export function openBtrfs(root: string, db: Database, opts: BtrfsOptions = {}): Snapshotter {
   const abs = path.resolve(root);
   const fsName = backingFs(abs).name;
   if (fsName !== 'btrfs') {
     throw new InvalidParameter(`error initializing graphdriver: prerequisites for driver not satisfied (wrong filesystem?): btrfs needs the data root on a btrfs filesystem; ${abs} is on ${fsName}`);
   }
-  return new TreeSnapshotter(backend(abs), abs, db);
+  return new TreeSnapshotter(backend(abs, opts), abs, db);
 }

@@ -104,6 +104,19 @@ async function removeTree(dir: string): Promise<void> {
   await execFile('rm', ['-rf', '--one-file-system', '--', dir]);
 }
 
+/**
+ * Docker limits an overlay2 container's upper dir with an xfs project quota, on xfs mounted with pquota
+ * only. This kernel has no XFS quota support (CONFIG_XFS_QUOTA), so berth cannot test, and does not
+ * carry, that code: every case is refused, and this says where root stands.
+ */
+export function quotaUnsupported(root: string): string {
+  const b = backingFs(root);
+  const opts = mountOptionsOf(root);
+  if (b.name !== 'xfs') return `${root} is on ${b.name}`;
+  if (!opts.includes('prjquota') && !opts.includes('pquota')) return `${root} is on xfs without pquota`;
+  return `${root} is on xfs with pquota, but berth does not implement xfs project quotas yet`;
+}
+
 /** The mount options of the filesystem holding dir (its longest mount-point prefix in /proc/self/mounts). */
 function mountOptionsOf(dir: string): string[] {
   let best = { at: '', opts: [] as string[] };
@@ -400,19 +413,9 @@ class Overlay2 implements Snapshotter {
     return this.create(key, parent, 'active');
   }
 
-  /**
-   * Docker limits an overlay2 container's upper dir with an xfs project quota, on xfs mounted with
-   * pquota only. This kernel has no XFS quota support (CONFIG_XFS_QUOTA), so berth cannot test, and
-   * does not carry, that code: every case is refused with the reason.
-   */
   private refuseQuota(): never {
     if (this.flavor === FUSE) throw new InvalidParameter('--storage-opt is not supported for fuse-overlayfs');
-    const b = backingFs(this.root);
-    const opts = mountOptionsOf(this.root);
-    if (b.name === 'xfs' && (opts.includes('prjquota') || opts.includes('pquota'))) {
-      throw new InvalidParameter('--storage-opt size= on overlay2 over xfs with pquota is not implemented by berth');
-    }
-    throw new InvalidParameter(`--storage-opt is supported only for overlay over xfs with 'pquota' mount option (${this.root} is on ${b.name}${b.name === 'xfs' ? ' without pquota' : ''})`);
+    throw new InvalidParameter(`--storage-opt is supported only for overlay over xfs with 'pquota' mount option (${quotaUnsupported(this.root)})`);
   }
 
   view(key: string, parent: string | null): Promise<Mount[]> {

@@ -10,9 +10,10 @@ import type { Database } from 'better-sqlite3';
 import { InvalidParameter } from '../errors.js';
 import * as sys from '../sys/index.js';
 import type { Snapshotter } from './index.js';
-import { openFuseOverlayfs, openOverlay2, onPath } from './overlay2.js';
+import { openFuseOverlayfs, openOverlay2, onPath, quotaUnsupported } from './overlay2.js';
 import { openVfs } from './vfs.js';
 import { openBtrfs } from './btrfs.js';
+import { prepareOptionsOf } from './options.js';
 
 export interface DriverOptions {
   /** `storage-opts`, "key=value" each; each driver names the keys it takes and refuses the others. */
@@ -21,17 +22,27 @@ export interface DriverOptions {
 
 type Opener = (root: string, db: Database, opts: DriverOptions) => Snapshotter;
 
-/** Reject every option: the drivers take no daemon-wide option yet, and an ignored one would mislead. */
-function noOptions(driver: string, opts: DriverOptions): void {
+/** The options as key → value, refusing any key the driver does not take (an ignored one would mislead). */
+function parseOptions(driver: string, opts: DriverOptions, known: string[] = []): Map<string, string> {
+  const out = new Map<string, string>();
   for (const o of opts.options ?? []) {
-    const key = o.split('=')[0]!.trim().toLowerCase();
-    throw new InvalidParameter(`${driver}: unknown option ${key}`);
+    const eq = o.indexOf('=');
+    const key = (eq < 0 ? o : o.slice(0, eq)).trim().toLowerCase();
+    if (!known.includes(key) || eq < 0) throw new InvalidParameter(`${driver}: unknown option ${key}`);
+    out.set(key, o.slice(eq + 1).trim());
   }
+  return out;
 }
+
+const noOptions = (driver: string, opts: DriverOptions): void => void parseOptions(driver, opts);
 
 export const DRIVERS: Record<string, Opener> = {
   overlay2: (root, db, opts) => {
-    noOptions('overlay2', opts);
+    // Docker's default container size: an xfs project quota, refused where --storage-opt size= is.
+    if (parseOptions('overlay2', opts, ['overlay2.size']).has('overlay2.size')) {
+      fs.mkdirSync(root, { recursive: true });
+      throw new InvalidParameter(`overlay2: Storage option overlay2.size not supported: it needs xfs mounted with pquota (${quotaUnsupported(root)})`);
+    }
     return openOverlay2(root, db);
   },
   vfs: (root, db, opts) => {
@@ -39,8 +50,9 @@ export const DRIVERS: Record<string, Opener> = {
     return openVfs(root, db);
   },
   btrfs: (root, db, opts) => {
-    noOptions('btrfs', opts);
-    return openBtrfs(root, db);
+    const o = parseOptions('btrfs', opts, ['btrfs.min_space']);
+    const min = o.get('btrfs.min_space');
+    return openBtrfs(root, db, { minSpace: min === undefined ? undefined : prepareOptionsOf({ size: min }).size });
   },
   'fuse-overlayfs': (root, db, opts) => {
     noOptions('fuse-overlayfs', opts);

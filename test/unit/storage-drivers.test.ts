@@ -10,7 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { InvalidParameter } from '../../src/errors.js';
-import { prepareOptionsOf } from '../../src/storage/index.js';
+import Database from 'better-sqlite3';
+import { openSnapshotter, prepareOptionsOf } from '../../src/storage/index.js';
+import { makeLoopFs } from '../loopfs.js';
 import { checkDriverName, chooseDriver } from '../../src/storage/registry.js';
 import { walkChanges } from '../../src/storage/changes.js';
 import * as sys from '../../src/sys/index.js';
@@ -66,6 +68,37 @@ async function changes(lower: string, upper: string, since: bigint | null = null
   for await (const c of walkChanges(lower, upper, since)) out.push(`${c.whiteout ? 'D' : 'W'} ${c.name}`);
   return out;
 }
+
+describe('storage-opts (daemon-wide)', () => {
+  it('overlay2.size is refused with where the data root stands; unknown keys are refused by name', T, () => {
+    const db = new Database(':memory:');
+    try {
+      assert.throws(() => openSnapshotter('overlay2', path.join(tmp, 'o'), db, { options: ['overlay2.size=10G'] }),
+        /overlay2: Storage option overlay2.size not supported: it needs xfs mounted with pquota \(.* is on \w+\)/);
+      assert.throws(() => openSnapshotter('vfs', path.join(tmp, 'o'), db, { options: ['vfs.size=1G'] }), /vfs: unknown option vfs.size/);
+      assert.throws(() => openSnapshotter('overlay2', path.join(tmp, 'o'), db, { options: ['size=1G'] }), /overlay2: unknown option size/);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('btrfs.min_space: a container size below it is refused and leaves nothing', { timeout: 60_000 }, async () => {
+    const loop = makeLoopFs('btrfs', 512);
+    const db = new Database(':memory:');
+    try {
+      const s = openSnapshotter('btrfs', loop.dir, db, { options: ['btrfs.min_space=100m'] });
+      await assert.rejects(s.prepare('small', null, { size: 64 << 20 }), /btrfs: storage size cannot be less than 104857600 bytes/);
+      assert.deepEqual(s.walk(), []);
+      assert.deepEqual(fs.readdirSync(path.join(loop.dir, 'btrfs', 'subvolumes')), []);
+      await s.prepare('big', null, { size: 200 << 20 });
+      await s.remove('big');
+      assert.throws(() => openSnapshotter('btrfs', loop.dir, db, { options: ['btrfs.min_space=lots'] }), /invalid size: 'lots'/);
+    } finally {
+      db.close();
+      loop.release();
+    }
+  });
+});
 
 describe('walking differ', () => {
   it('sees an xattr, a symlink retargeted at the same length and a new hard link; not an untouched tree', T, async () => {
