@@ -40,7 +40,6 @@ export const DRIVERS: Record<string, Opener> = {
   overlay2: (root, db, opts) => {
     // Docker's default container size: an xfs project quota, refused where --storage-opt size= is.
     if (parseOptions('overlay2', opts, ['overlay2.size']).has('overlay2.size')) {
-      fs.mkdirSync(root, { recursive: true });
       throw new InvalidParameter(`overlay2: Storage option overlay2.size not supported: it needs xfs mounted with pquota (${quotaUnsupported(root)})`);
     }
     return openOverlay2(root, db);
@@ -96,14 +95,16 @@ function kernelOverlayWorks(dir: string): string | null {
   fs.mkdirSync(dir, { recursive: true });
   const probe = fs.mkdtempSync(path.join(dir, '.overlay-probe-'));
   const [lower, upper, work, merged] = ['l', 'u', 'w', 'm'].map((d) => path.join(probe, d));
+  let mounted = false;
   try {
     for (const d of [lower, upper, work, merged]) fs.mkdirSync(d!);
     sys.mount('overlay', merged!, 'overlay', 0, `lowerdir=${lower},upperdir=${upper},workdir=${work}`);
-    sys.umount(merged!, 0);
+    mounted = true;
     return null;
   } catch (err) {
     return err instanceof Error ? err.message : String(err);
   } finally {
+    if (mounted) sys.umount(merged!, sys.MNT_DETACH);
     fs.rmSync(probe, { recursive: true, force: true });
   }
 }
