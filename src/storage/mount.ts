@@ -108,9 +108,11 @@ export async function withMounts<T>(mounts: Mount[], fn: (dir: string) => Promis
   }
 }
 
+const TEMP_PREFIX = 'berth-mount-';
+
 /** withMounts without the callback (for generators): the caller must release() in a finally block. */
 export function mountTemp(mounts: Mount[]): { dir: string; release(): void } {
-  const dir = path.join(os.tmpdir(), `berth-mount-${crypto.randomBytes(8).toString('hex')}`);
+  const dir = path.join(os.tmpdir(), `${TEMP_PREFIX}${crypto.randomBytes(8).toString('hex')}`);
   fs.mkdirSync(dir, { mode: 0o700 });
   try {
     mountAll(mounts, dir);
@@ -152,4 +154,32 @@ export function graphDriverData(mounts: Mount[]): Record<string, string> {
     else if (k === 'workdir') out.WorkDir = abs(v);
   }
   return out;
+}
+
+/**
+ * At start-up: unmount (and remove) the private mount dirs of withMounts/mountTemp that a killed process
+ * left, when what they show is a tree inside `sources` (a copy driver's trees, bind-mounted). The
+ * kernel keeps such mounts after the process dies; nothing else would ever take them down.
+ */
+export function unmountStale(sources: string): string[] {
+  const rows = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean).map((l) => l.split(' '));
+  const unescape = (p: string): string => p.replace(/\\(\d{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+  const points = rows.map((r) => unescape(r[4]!));
+  // mountinfo shows a bind mount's source as a path inside its filesystem: sources' path inside the one holding it.
+  const holder = points.filter((m) => sources === m || sources.startsWith(m.endsWith('/') ? m : `${m}/`)).sort((a, b) => b.length - a.length)[0] ?? '/';
+  const inside = holder === '/' ? sources : sources.slice(holder.length);
+  const temp = path.join(os.tmpdir(), TEMP_PREFIX);
+  const done: string[] = [];
+  for (const r of rows) {
+    const [root, at] = [unescape(r[3]!).replace(/\/\/deleted$/, ''), unescape(r[4]!)];
+    if (!at.startsWith(temp) || !(root === inside || root.startsWith(`${inside}/`))) continue;
+    unmountAll(at);
+    try {
+      fs.rmdirSync(at);
+    } catch {
+      // gone already
+    }
+    done.push(at);
+  }
+  return done;
 }

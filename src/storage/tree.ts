@@ -17,7 +17,7 @@ import { Conflict, InvalidParameter, NotFound } from '../errors.js';
 import { log } from '../log.js';
 import { changesUsage, walkChanges } from './changes.js';
 import type { Info, PrepareOptions, Snapshotter, SnapshotKind, Usage } from './index.js';
-import type { Mount } from './mount.js';
+import { unmountStale, type Mount } from './mount.js';
 
 /** How one driver makes, copies and deletes trees. */
 export interface TreeBackend {
@@ -215,6 +215,7 @@ export class TreeSnapshotter implements Snapshotter {
   }
 
   async recover(): Promise<void> {
+    for (const at of unmountStale(this.root)) log.warn('unmounted a mount a crash left', { driver: this.driver, at });
     const known = new Set((this.db.prepare(`SELECT id FROM ${this.table} WHERE id IS NOT NULL`).all() as { id: string }[]).map((r) => r.id));
     for (const name of fs.readdirSync(this.trees)) {
       if (known.has(name)) continue;

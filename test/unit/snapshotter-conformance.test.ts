@@ -60,22 +60,29 @@ function contents(dir: string): Record<string, string> {
   return out;
 }
 
-/** Unmount every mount whose source tree lies inside dir (bind mounts of a snapshot's tree). */
-function unmountFrom(dir: string): void {
+/** Private mount dirs (/tmp/berth-mount-*) whose source tree lies inside dir: bind mounts of a snapshot's tree. */
+function mountsFrom(dir: string): string[] {
   const rows = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean).map((l) => l.split(' '));
   const unescape = (p: string): string => p.replace(/\\040/g, ' ');
   // The mount holding dir, and dir's path inside that filesystem (what mountinfo's root field shows).
   const holder = rows.map((r) => unescape(r[4]!)).filter((m) => dir === m || dir.startsWith(m.endsWith('/') ? m : `${m}/`)).sort((a, b) => b.length - a.length)[0]!;
   const inside = holder === '/' ? dir : dir.slice(holder.length);
-  for (const r of rows) {
-    const [rootInFs, at] = [unescape(r[3]!), unescape(r[4]!)];
-    if ((rootInFs === inside || rootInFs.startsWith(`${inside}/`)) && at.startsWith(path.join(os.tmpdir(), 'berth-mount-'))) {
-      try {
-        sys.umount(at, sys.MNT_DETACH);
-        fs.rmdirSync(at);
-      } catch (err) {
-        console.error('unmount', at, err);
-      }
+  return rows
+    .filter((r) => {
+      const root = unescape(r[3]!).replace(/\/\/deleted$/, '');
+      return (root === inside || root.startsWith(`${inside}/`)) && unescape(r[4]!).startsWith(path.join(os.tmpdir(), 'berth-mount-'));
+    })
+    .map((r) => unescape(r[4]!));
+}
+
+/** What a failed test may leave: unmounted so the next run starts clean. */
+function unmountFrom(dir: string): void {
+  for (const at of mountsFrom(dir)) {
+    try {
+      sys.umount(at, sys.MNT_DETACH);
+      fs.rmdirSync(at);
+    } catch (err) {
+      console.error('unmount', at, err);
     }
   }
 }
@@ -323,13 +330,14 @@ for (const driver of drivers) {
       `);
       await killMidway(t, child, root, { min: 800, spread: 1200 });
 
-      // A killed process leaves its private mount dirs mounted (the kernel keeps them): unmounting is the host's job,
-      // here this test's. Copy drivers mount their trees to apply a layer; those mounts show a root inside dir.
+      // A killed process leaves its private mount dirs mounted (the kernel keeps them). Copy drivers mount their
+      // trees to apply a layer: their recover() takes those down; overlays are applied without a mount.
       t.after(() => unmountFrom(dir));
       const cdb = new Database(path.join(dir, 'meta.db'));
       try {
         const c = openSnapshotter(driver, dir, cdb);
         await c.recover();
+        assert.deepEqual(mountsFrom(dir), [], 'no mount of the killed process is left');
         await removeExtracts(c);
         const all = c.walk();
         assert.ok(!all.some((i) => i.name.startsWith('extract-')), 'no half-unpacked layer is left');
