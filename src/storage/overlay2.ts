@@ -264,7 +264,7 @@ class Overlay2 implements Snapshotter {
   private lowersFor(parent: string | null): string[] {
     if (parent === null) return [];
     const p = this.layerRow(parent);
-    if (!p) throw new NotFound(`parent layer ${parent} does not exist`);
+    if (!p) throw new NotFound(`parent layer ${parent} does not exist in ${this.driver} storage (an image pulled under another storage driver must be pulled again)`);
     return this.lowersOf(p.cache_id);
   }
 
@@ -475,7 +475,7 @@ class Overlay2 implements Snapshotter {
 
   mounts(key: string): Mount[] {
     const row = this.snapshotRow(key);
-    if (!row) throw new NotFound(`snapshot ${key} does not exist`);
+    if (!row) throw new NotFound(`snapshot ${key} does not exist in ${this.driver} storage`);
     let lowers: string[] = [];
     try {
       lowers = fs.readFileSync(this.dir(row.cache_id, 'lower'), 'utf8').trim().split(':').filter(Boolean);

@@ -97,7 +97,7 @@ export class TreeSnapshotter implements Snapshotter {
 
   private committed(name: string): Row {
     const r = this.row(name);
-    if (!r || r.kind !== 'committed') throw new NotFound(`parent snapshot ${name} does not exist`);
+    if (!r || r.kind !== 'committed') throw new NotFound(`parent layer ${name} does not exist in ${this.driver} storage (an image pulled under another storage driver must be pulled again)`);
     return r;
   }
 
@@ -174,7 +174,7 @@ export class TreeSnapshotter implements Snapshotter {
 
   mounts(key: string): Mount[] {
     const r = this.row(key);
-    if (!r || r.kind === 'committed') throw new NotFound(`snapshot ${key} does not exist`);
+    if (!r || r.kind === 'committed') throw new NotFound(`snapshot ${key} does not exist in ${this.driver} storage`);
     return [{ type: 'bind', source: this.treeOf(r), options: r.kind === 'view' ? ['bind', 'ro'] : ['bind', 'rw'] }];
   }
 
