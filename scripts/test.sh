@@ -13,6 +13,8 @@ cd "$(dirname "$(readlink -f "$0")")/.."
 # tests drive. Debian 12 has no docker-cli package; docker.io is the one that
 # ships the CLI (it also ships a dockerd, which nothing here starts).
 packages=(skopeo docker-registry zstd openssl)
+# Storage drivers' tests: mkfs.btrfs/btrfs for the btrfs loop file, fuse-overlayfs, mkfs.xfs for the overlay2 quota case.
+packages+=(btrfs-progs fuse-overlayfs xfsprogs)
 command -v docker >/dev/null || [ -x /usr/local/bin/docker ] || packages+=(docker.io)
 scripts/apt-install.sh "${packages[@]}"
 

@@ -666,6 +666,9 @@ class BerthDaemon implements Daemon {
       this.args.push('--config-file', cfg);
     }
     this.args.push(...(opts.extraArgs ?? []));
+    // BERTH_TEST_STORAGE_DRIVER=vfs (or fuse-overlayfs) runs any e2e file on that driver, unless the test picks one.
+    const driver = process.env.BERTH_TEST_STORAGE_DRIVER;
+    if (driver && !this.args.includes('--storage-driver') && !JSON.stringify(config ?? {}).includes('"storage-driver"')) this.args.push('--storage-driver', driver);
   }
 
   get pid(): number {

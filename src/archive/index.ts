@@ -12,6 +12,7 @@
  * All are streaming; nothing holds a whole file in memory.
  */
 export { applyLayer, type ApplyResult, type WhiteoutMode } from './apply.js';
+export { packChanges, type ChangeItem } from './pack.js';
 export { applyToMounts } from './mounts.js';
 export { applyLayerOffThread } from './offthread.js';
 export { diffLayer, packDir } from './pack.js';

@@ -17,6 +17,7 @@ import { randomName } from './names.js';
 import { INITIAL_STATE } from './state.js';
 import type { ContainerStore } from './store.js';
 import type { Container, ContainerConfig, HostConfig } from './types.js';
+import { prepareOptionsOf } from '../storage/options.js';
 
 export interface CreateBody extends Partial<ContainerConfig> {
   HostConfig?: Partial<HostConfig> & Record<string, unknown>;
@@ -83,7 +84,7 @@ export async function newContainer(body: CreateBody, name: string, images: Image
 /** The container's rw snapshot on top of its image (with Docker's init layer between them). */
 export async function prepareSnapshot(storage: Snapshotter, c: Container, image: Image): Promise<void> {
   const top = image.layers.length ? image.layers[image.layers.length - 1]!.chainId : null;
-  await prepareOnBase(storage, c.id, top, fillInitLayer);
+  await prepareOnBase(storage, c.id, top, fillInitLayer, prepareOptionsOf(c.hostConfig.StorageOpt));
 }
 
 /** Docker's init layer: mount points the runtime expects, present even in FROM-scratch images. */

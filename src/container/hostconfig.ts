@@ -8,6 +8,7 @@ import { InvalidParameter, NotFound } from '../errors.js';
 import type { HostConfig } from './types.js';
 import { ISOLATION_FIELDS, normalizeIsolation } from './isolation.js';
 import { checkVolumeHostConfig } from '../volume/spec.js';
+import { prepareOptionsOf } from '../storage/index.js';
 
 /** Fields berth does not implement yet, and the docker option a user sets them with. */
 const NOT_YET: Record<string, string> = {
@@ -21,7 +22,6 @@ const NOT_YET: Record<string, string> = {
   CgroupnsMode: '--cgroupns',
   Cgroup: '--cgroup',
   CgroupParent: '--cgroup-parent',
-  StorageOpt: '--storage-opt',
   Sysctls: '--sysctl',
   Runtime: '--runtime',
   Annotations: '--annotation',
@@ -122,6 +122,7 @@ export function normalizeHostConfig(raw: Record<string, unknown>): HostConfig {
   checkRestartPolicy(restart);
   const autoRemove = raw.AutoRemove === true;
   if (restart.Name && restart.Name !== 'no' && autoRemove) throw new InvalidParameter('can\'t create \'AutoRemove\' container with restart policy');
+  const storageOpt = storageOptOf(raw.StorageOpt);
   const pids = raw.PidsLimit;
   const console = Array.isArray(raw.ConsoleSize) && raw.ConsoleSize.length === 2 && raw.ConsoleSize.every((n) => typeof n === 'number' && n >= 0)
     ? (raw.ConsoleSize as [number, number]) : [0, 0] as [number, number];
@@ -149,7 +150,18 @@ export function normalizeHostConfig(raw: Record<string, unknown>): HostConfig {
     LogConfig: { Type: 'json-file', Config: {} },
     ...normalizeIsolation(raw),
     ...checkVolumeHostConfig(raw),
+    ...(storageOpt ? { StorageOpt: storageOpt } : {}),
   };
+}
+
+/** `--storage-opt`: a map of strings whose keys and sizes the storage layer accepts (checked here, at create). */
+function storageOptOf(v: unknown): Record<string, string> | undefined {
+  if (unset(v)) return undefined;
+  if (typeof v !== 'object' || Array.isArray(v) || Object.values(v as object).some((x) => typeof x !== 'string')) {
+    throw new InvalidParameter('invalid HostConfig.StorageOpt: want a map of strings');
+  }
+  prepareOptionsOf(v as Record<string, string>);
+  return v as Record<string, string>;
 }
 
 /** HostConfig fields normalizeHostConfig reads. */
@@ -158,6 +170,7 @@ const KNOWN = new Set([
   'ShmSize', 'ConsoleSize', 'Privileged', 'ReadonlyRootfs', 'CapAdd', 'CapDrop', 'RestartPolicy', 'LogConfig',
   ...ISOLATION_FIELDS,
   'Binds', 'Mounts', 'Tmpfs', 'VolumesFrom', 'VolumeDriver',
+  'StorageOpt',
 ]);
 
 /** The Config fields of a create body that berth does not implement yet. */

@@ -75,6 +75,8 @@ export interface HostConfig {
   ReadonlyRootfs: boolean;
   CapAdd: string[] | null;
   CapDrop: string[] | null;
+  /** `--storage-opt` (only `size` exists), given to the snapshotter at create. */
+  StorageOpt?: Record<string, string>;
   RestartPolicy: { Name: string; MaximumRetryCount: number };
   LogConfig: { Type: string; Config: Record<string, string> };
   // Isolation and resources (container/isolation.ts); optional because older records lack them.

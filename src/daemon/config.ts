@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import { InvalidParameter } from '../errors.js';
-import { DRIVERS } from '../storage/registry.js';
+import { checkDriverName } from '../storage/registry.js';
 
 export interface RuntimeEntry { path: string; runtimeArgs?: string[] }
 
@@ -16,6 +16,7 @@ export interface DaemonConfig {
   hosts: string[];
   group: string;
   pidfile: string;
+  /** '' until chosen: the daemon then picks the best driver the host supports (storage/registry.ts chooseDriver). */
   storageDriver: string;
   storageOpts: string[];
   cgroupParent: string;
@@ -43,7 +44,7 @@ export const defaults: DaemonConfig = {
   hosts: ['unix:///run/berth/berth.sock'],
   group: 'berth',
   pidfile: '/run/berth/berthd.pid',
-  storageDriver: 'overlay2',
+  storageDriver: '',
   storageOpts: [],
   cgroupParent: 'berth',
   bridge: '',
@@ -239,13 +240,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (!('hosts' in fromFlags) && !fromFile.hosts) config.hosts = [`unix://${config.execRoot}/berth.sock`];
   if (!('pidfile' in fromFlags) && !fromFile.pidfile) config.pidfile = `${config.execRoot}/berthd.pid`;
 
-  if (!Object.hasOwn(DRIVERS, config.storageDriver)) {
-    throw new InvalidParameter(`error initializing graphdriver: driver not supported: ${config.storageDriver} (supported: ${Object.keys(DRIVERS).join(', ')})`);
-  }
+  if (config.storageDriver) checkDriverName(config.storageDriver);
   for (const key of ['bridge', 'bip'] as const) {
     if (config[key]) throw new InvalidParameter(`${key} is not supported yet: berth has no bridge networking yet`);
   }
-  if (config.storageOpts.length) throw new InvalidParameter(`${config.storageDriver}: storage-opts are not supported yet: ${config.storageOpts.join(', ')}`);
   if (!supportedLogDrivers.includes(config.logDriver)) {
     throw new InvalidParameter(`logger: no log driver named '${config.logDriver}' is registered`);
   }

@@ -16,6 +16,7 @@ import { log, setLevel } from '../log.js';
 import { loadConfig, type DaemonConfig } from './config.js';
 import { openContentStore } from '../content/index.js';
 import { graphDriverData, openSnapshotter, removeExtracts } from '../storage/index.js';
+import { chooseDriver } from '../storage/registry.js';
 import { openImageStore, publishImageEvents } from '../image/index.js';
 import { EventBus } from '../events/index.js';
 import { createRuntime, createExecRuntime, cgroupVersion } from '../runtime/index.js';
@@ -47,7 +48,7 @@ Options:
   -H, --host list              Daemon socket to listen on (unix:///path)
   -G, --group string           Group for the unix socket (default "berth")
   -p, --pidfile string         Path to use for daemon PID file (default "<exec-root>/berthd.pid")
-  -s, --storage-driver string  Storage driver to use (default "overlay2")
+  -s, --storage-driver string  Storage driver to use (default: the best this host supports)
       --storage-opt list       Storage driver options
       --cgroup-parent string   Parent cgroup for all containers (default "berth")
   -b, --bridge string          Attach containers to a network bridge
@@ -149,6 +150,11 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   db.pragma('busy_timeout = 5000');
 
   const content = openContentStore(path.join(config.dataRoot, 'content'));
+  if (!config.storageDriver) {
+    const chosen = chooseDriver(config.dataRoot);
+    log.info(`[graphdriver] using ${chosen.name}: ${chosen.reason}`);
+    config.storageDriver = chosen.name;
+  }
   const storage = openSnapshotter(config.storageDriver, config.dataRoot, db, { options: config.storageOpts });
   // The one event bus: every service publishes what it changes; GET /events and waiters read it.
   const events = new EventBus();

@@ -1,17 +1,45 @@
 /**
  * The differ: the changes of an active snapshot over its parent, as an OCI layer tar (whiteouts as
  * `.wh.` entries). commit, build, `diff`, `export` of changes all read a container's layer through
- * this one function, so they work on every driver. overlay2 reads its upper dir; drivers without
- * one must compare the snapshot with a view of its parent.
+ * this one function, so they work on every driver. An overlay (kernel or FUSE) has the changes in its
+ * upper dir; other drivers' snapshots are compared with a read-only view of their parent (the walking
+ * differ in changes.ts), both mounted for as long as the tar is being read.
  */
-import type { Readable } from 'node:stream';
-import { diffLayer } from '../archive/index.js';
-import { InvalidParameter } from '../errors.js';
+import crypto from 'node:crypto';
+import { Readable } from 'node:stream';
+import { diffLayer, packChanges } from '../archive/index.js';
+import { NotFound } from '../errors.js';
+import { walkChanges } from './changes.js';
 import type { Snapshotter } from './index.js';
-import { upperDirOf } from './mount.js';
+import { mountTemp, upperDirOf } from './mount.js';
+
+/** Keys of the views the differ makes; a crash can leave one, which removeExtracts() drops. */
+export const DIFF_VIEW_PREFIX = 'diff-view-';
 
 export function snapshotDiff(s: Snapshotter, key: string): Readable {
-  const upper = upperDirOf(s.mounts(key));
+  const mounts = s.mounts(key);
+  const upper = upperDirOf(mounts);
   if (upper) return diffLayer(upper);
-  throw new InvalidParameter(`storage driver ${s.driver} cannot diff snapshot ${key} yet`);
+  const info = s.stat(key);
+  if (!info) throw new NotFound(`snapshot ${key} does not exist`);
+  async function* gen(): AsyncGenerator<Buffer> {
+    const viewKey = `${DIFF_VIEW_PREFIX}${crypto.randomBytes(12).toString('hex')}`;
+    const lowerMounts = await s.view(viewKey, info!.parent);
+    try {
+      const lower = mountTemp(lowerMounts);
+      try {
+        const top = mountTemp(mounts);
+        try {
+          for await (const chunk of packChanges(top.dir, walkChanges(lower.dir, top.dir, s.baseline?.(key) ?? null))) yield chunk as Buffer;
+        } finally {
+          top.release();
+        }
+      } finally {
+        lower.release();
+      }
+    } finally {
+      await s.remove(viewKey);
+    }
+  }
+  return Readable.from(gen(), { objectMode: false });
 }

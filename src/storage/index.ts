@@ -23,7 +23,7 @@ import path from 'node:path';
 import type { Mount } from './mount.js';
 
 export type { Mount } from './mount.js';
-export { mountAll, unmountAll, withMounts, upperDirOf, graphDriverData } from './mount.js';
+export { mountAll, unmountAll, withMounts, mountTemp, upperDirOf, graphDriverData } from './mount.js';
 
 export type SnapshotKind = 'active' | 'view' | 'committed';
 
@@ -38,6 +38,12 @@ export interface Info {
 }
 
 export interface Usage { size: number; inodes: number }
+
+/** Per-snapshot options (`--storage-opt` of a container). */
+export interface PrepareOptions {
+  /** Most bytes the snapshot's own layer may hold (`size=`); drivers that cannot limit refuse it. */
+  size?: number;
+}
 
 /**
  * How the driver's layer diffs mark deletions: 'overlay' = char-device 0/0 and the opaque xattr, as
@@ -62,7 +68,7 @@ export interface Snapshotter {
   /** Docker's DriverStatus rows for `docker info`. */
   status(): [string, string][];
   /** A writable snapshot `key` on committed `parent` (null = empty). Conflict if key exists. */
-  prepare(key: string, parent: string | null): Promise<Mount[]>;
+  prepare(key: string, parent: string | null, opts?: PrepareOptions): Promise<Mount[]>;
   /** A read-only snapshot `key` on committed `parent`: writes through its mounts fail with EROFS. */
   view(key: string, parent: string | null): Promise<Mount[]>;
   /** Active `key` becomes committed `name` (immutable, usable as a parent); key is gone after. Conflict if name exists. */
@@ -77,6 +83,11 @@ export interface Snapshotter {
   walk(): Info[];
   /** Remove half-written snapshots left by a crash; called once at daemon start. */
   recover(): Promise<void>;
+  /**
+   * Optional, for the walking differ: the ctime (ns) at which active `key` was made as a copy of its
+   * parent; entries older than that are the parent's unchanged. null when unknown.
+   */
+  baseline?(key: string): bigint | null;
   /** Optional fast path: unpack a layer tar before its parent is known (a crash leaves nothing). */
   stageLayer?(tar: Readable): Promise<StagedLayer>;
 }
@@ -96,8 +107,10 @@ export function backingFs(root: string): { name: string; dType: boolean } {
   }
 }
 
-export { openOverlay2 } from './overlay2.js';
+export { openOverlay2, openFuseOverlayfs } from './overlay2.js';
+export { openVfs } from './vfs.js';
 export { openSnapshotter, DRIVERS } from './registry.js';
 export { applyLayer, unpackLayer, chainIdOf, removeExtracts, type UnpackedLayer, type LayerTarget } from './layer.js';
 export { prepareOnBase, removeOnBase } from './init.js';
 export { snapshotDiff } from './diff.js';
+export { prepareOptionsOf } from './options.js';

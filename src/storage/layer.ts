@@ -7,6 +7,7 @@ import crypto from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { applyToMounts } from '../archive/index.js';
 import { Conflict, NotFound } from '../errors.js';
+import { DIFF_VIEW_PREFIX } from './diff.js';
 import type { Info, Snapshotter } from './index.js';
 
 /** OCI: chainId(L0) = diffId(L0); chainId(Ln) = sha256(chainId(Ln-1) + " " + diffId(Ln)). */
@@ -18,10 +19,11 @@ export function chainIdOf(parent: string | null, diffId: string): string {
 /** Keys of the active snapshots unpackLayer fills: a crash can leave one, which removeExtracts() drops. */
 const EXTRACT_PREFIX = 'extract-';
 
-/** At start-up, after recover(): drop the half-unpacked layers a crash left (nobody else names a key so). */
+/** At start-up, after recover(): drop the half-unpacked layers and the differ's views a crash left (nobody else names a key so). */
 export async function removeExtracts(s: Snapshotter): Promise<void> {
   for (const i of s.walk()) {
     if (i.kind === 'active' && i.name.startsWith(EXTRACT_PREFIX)) await s.remove(i.name);
+    if (i.kind === 'view' && i.name.startsWith(DIFF_VIEW_PREFIX)) await s.remove(i.name);
   }
 }
 

@@ -10,9 +10,9 @@ import { Conflict, InvalidParameter, NotFound } from '../errors.js';
 import { log } from '../log.js';
 import * as sys from '../sys/index.js';
 import { fsyncPathSync } from '../util/fs.js';
-import { backingFs, type Info, type Snapshotter, type StagedLayer, type Usage } from './index.js';
+import { backingFs, type Info, type PrepareOptions, type Snapshotter, type StagedLayer, type Usage } from './index.js';
 import { chainIdOf } from './layer.js';
-import type { Mount } from './mount.js';
+import { FUSE_OVERLAY, type Mount } from './mount.js';
 
 /*
  * On-disk layout (Docker's overlay2):
@@ -104,6 +104,43 @@ async function removeTree(dir: string): Promise<void> {
   await execFile('rm', ['-rf', '--one-file-system', '--', dir]);
 }
 
+/**
+ * Docker limits an overlay2 container's upper dir with an xfs project quota, on xfs mounted with pquota
+ * only. This kernel has no XFS quota support (CONFIG_XFS_QUOTA), so berth cannot test, and does not
+ * carry, that code: every case is refused, and this says where root stands.
+ */
+export function quotaUnsupported(root: string): string {
+  const b = backingFs(root);
+  const opts = mountOptionsOf(root);
+  if (b.name !== 'xfs') return `${root} is on ${b.name}`;
+  if (!opts.includes('prjquota') && !opts.includes('pquota')) return `${root} is on xfs without pquota`;
+  return `${root} is on xfs with pquota, but berth does not implement xfs project quotas yet`;
+}
+
+/** The mount options of the filesystem holding dir (its longest mount-point prefix in /proc/self/mounts). */
+function mountOptionsOf(dir: string): string[] {
+  let best = { at: '', opts: [] as string[] };
+  for (const line of fs.readFileSync('/proc/self/mounts', 'utf8').split('\n')) {
+    const f = line.split(' ');
+    const at = f[1]?.replace(/\\040/g, ' ');
+    if (!at || !f[3]) continue;
+    if ((dir === at || dir.startsWith(at.endsWith('/') ? at : `${at}/`)) && at.length >= best.at.length) best = { at, opts: f[3].split(',') };
+  }
+  return best.opts;
+}
+
+/** Is an executable `name` on PATH? */
+export function onPath(name: string): boolean {
+  return (process.env.PATH ?? '/usr/bin:/bin').split(':').some((d) => {
+    try {
+      fs.accessSync(path.join(d, name), fs.constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
 /** overlay's module parameter, "Y"/"N"; absent when overlay is built in without it. */
 function overlayParam(name: string): boolean {
   try {
@@ -113,9 +150,29 @@ function overlayParam(name: string): boolean {
   }
 }
 
+/**
+ * The two drivers that share this layout and whiteout format: the kernel's overlay, and fuse-overlayfs
+ * (a FUSE server that reads the same lower/upper/work dirs, for hosts or user namespaces where kernel
+ * overlay mounts are not allowed). Each has its own folder and tables.
+ */
+interface Flavor {
+  driver: 'overlay2' | 'fuse-overlayfs';
+  mountType: string;
+  /** Kernel-only mount options. */
+  extraOptions: string[];
+  tables: { layers: string; snapshots: string };
+}
+
+const KERNEL: Flavor = { driver: 'overlay2', mountType: 'overlay', extraOptions: ['index=off'], tables: { layers: 'storage_layers', snapshots: 'storage_snapshots' } };
+const FUSE: Flavor = {
+  driver: 'fuse-overlayfs', mountType: FUSE_OVERLAY, extraOptions: [],
+  tables: { layers: 'storage_fuse_overlayfs_layers', snapshots: 'storage_fuse_overlayfs_snapshots' },
+};
+
 class Overlay2 implements Snapshotter {
-  readonly driver = 'overlay2';
   readonly whiteouts = 'overlay' as const;
+  readonly driver: string;
+  private readonly t: Flavor['tables'];
   /**
    * Removed dirs are renamed here and deleted in the background, so `rmi` and `rm`
    * return at once; recover() empties it after a crash. A sibling of root, on the
@@ -127,35 +184,40 @@ class Overlay2 implements Snapshotter {
   constructor(
     private readonly root: string,
     private readonly db: Database,
+    private readonly flavor: Flavor = KERNEL,
   ) {
+    this.driver = flavor.driver;
+    this.t = flavor.tables;
     fs.mkdirSync(path.join(root, LINK_DIR), { recursive: true, mode: 0o700 });
     spreadSubdirs(root);
     this.trash = `${root}.trash`;
     fs.mkdirSync(this.trash, { recursive: true, mode: 0o700 });
+    const t = this.t;
     db.exec(`
-      CREATE TABLE IF NOT EXISTS storage_layers (
+      CREATE TABLE IF NOT EXISTS ${t.layers} (
         chain_id TEXT PRIMARY KEY,
         diff_id TEXT NOT NULL,
-        parent TEXT REFERENCES storage_layers(chain_id),
+        parent TEXT REFERENCES ${t.layers}(chain_id),
         cache_id TEXT NOT NULL UNIQUE,
         size INTEGER NOT NULL
       );
-      CREATE INDEX IF NOT EXISTS storage_layers_parent ON storage_layers(parent);
-      CREATE TABLE IF NOT EXISTS storage_snapshots (
+      CREATE INDEX IF NOT EXISTS ${t.layers}_parent ON ${t.layers}(parent);
+      CREATE TABLE IF NOT EXISTS ${t.snapshots} (
         key TEXT PRIMARY KEY,
-        parent TEXT REFERENCES storage_layers(chain_id),
+        parent TEXT REFERENCES ${t.layers}(chain_id),
         cache_id TEXT NOT NULL UNIQUE,
         init_cache_id TEXT
       );
     `);
-    const cols = db.prepare('PRAGMA table_info(storage_snapshots)').all() as { name: string }[];
+    const cols = db.prepare(`PRAGMA table_info(${t.snapshots})`).all() as { name: string }[];
     if (!cols.some((c) => c.name === 'kind')) {
-      db.exec("ALTER TABLE storage_snapshots ADD COLUMN kind TEXT NOT NULL DEFAULT 'active' CHECK (kind IN ('active', 'view'))");
+      db.exec(`ALTER TABLE ${t.snapshots} ADD COLUMN kind TEXT NOT NULL DEFAULT 'active' CHECK (kind IN ('active', 'view'))`);
     }
   }
 
   status(): [string, string][] {
     const b = backingFs(this.root);
+    if (this.flavor === FUSE) return [['Backing Filesystem', b.name], ['Supports d_type', String(b.dType)], ['Native Overlay Diff', 'true']];
     return [
       ['Backing Filesystem', b.name],
       ['Supports d_type', String(b.dType)],
@@ -171,11 +233,11 @@ class Overlay2 implements Snapshotter {
   }
 
   private layerRow(chainId: string): LayerRow | undefined {
-    return this.db.prepare('SELECT * FROM storage_layers WHERE chain_id = ?').get(chainId) as LayerRow | undefined;
+    return this.db.prepare(`SELECT * FROM ${this.t.layers} WHERE chain_id = ?`).get(chainId) as LayerRow | undefined;
   }
 
   private snapshotRow(key: string): SnapshotRow | undefined {
-    return this.db.prepare('SELECT * FROM storage_snapshots WHERE key = ?').get(key) as SnapshotRow | undefined;
+    return this.db.prepare(`SELECT * FROM ${this.t.snapshots} WHERE key = ?`).get(key) as SnapshotRow | undefined;
   }
 
   private static info(row: LayerRow): Info {
@@ -202,7 +264,7 @@ class Overlay2 implements Snapshotter {
   private lowersFor(parent: string | null): string[] {
     if (parent === null) return [];
     const p = this.layerRow(parent);
-    if (!p) throw new NotFound(`parent layer ${parent} does not exist`);
+    if (!p) throw new NotFound(`parent layer ${parent} does not exist in ${this.driver} storage (an image pulled under another storage driver must be pulled again)`);
     return this.lowersOf(p.cache_id);
   }
 
@@ -282,8 +344,8 @@ class Overlay2 implements Snapshotter {
   }
 
   walk(): Info[] {
-    const layers = (this.db.prepare('SELECT * FROM storage_layers').all() as LayerRow[]).map(Overlay2.info);
-    const snaps = (this.db.prepare('SELECT * FROM storage_snapshots').all() as SnapshotRow[]).map(Overlay2.snapshotInfo);
+    const layers = (this.db.prepare(`SELECT * FROM ${this.t.layers}`).all() as LayerRow[]).map(Overlay2.info);
+    const snaps = (this.db.prepare(`SELECT * FROM ${this.t.snapshots}`).all() as SnapshotRow[]).map(Overlay2.snapshotInfo);
     return [...layers, ...snaps];
   }
 
@@ -325,7 +387,7 @@ class Overlay2 implements Snapshotter {
     this.publish(cacheId, lowers, false);
     const chainId = chainIdOf(parent, result.diffId);
     const inserted = this.db
-      .prepare('INSERT OR IGNORE INTO storage_layers (chain_id, diff_id, parent, cache_id, size) VALUES (?, ?, ?, ?, ?)')
+      .prepare(`INSERT OR IGNORE INTO ${this.t.layers} (chain_id, diff_id, parent, cache_id, size) VALUES (?, ?, ?, ?, ?)`)
       .run(chainId, result.diffId, parent, cacheId, result.size);
     if (inserted.changes === 0) {
       this.discard(cacheId);
@@ -338,16 +400,22 @@ class Overlay2 implements Snapshotter {
 
   private removeLayer(row: LayerRow): void {
     const chainId = row.chain_id;
-    const child = this.db.prepare('SELECT chain_id FROM storage_layers WHERE parent = ? LIMIT 1').get(chainId) as { chain_id: string } | undefined;
+    const child = this.db.prepare(`SELECT chain_id FROM ${this.t.layers} WHERE parent = ? LIMIT 1`).get(chainId) as { chain_id: string } | undefined;
     if (child) throw new Conflict(`layer ${chainId} is in use by layer ${child.chain_id}`);
-    const snap = this.db.prepare('SELECT key FROM storage_snapshots WHERE parent = ? LIMIT 1').get(chainId) as { key: string } | undefined;
+    const snap = this.db.prepare(`SELECT key FROM ${this.t.snapshots} WHERE parent = ? LIMIT 1`).get(chainId) as { key: string } | undefined;
     if (snap) throw new Conflict(`layer ${chainId} is in use by snapshot ${snap.key}`);
-    this.db.prepare('DELETE FROM storage_layers WHERE chain_id = ?').run(chainId);
+    this.db.prepare(`DELETE FROM ${this.t.layers} WHERE chain_id = ?`).run(chainId);
     this.discard(row.cache_id);
   }
 
-  prepare(key: string, parent: string | null): Promise<Mount[]> {
+  prepare(key: string, parent: string | null, opts: PrepareOptions = {}): Promise<Mount[]> {
+    if (opts.size !== undefined) this.refuseQuota();
     return this.create(key, parent, 'active');
+  }
+
+  private refuseQuota(): never {
+    if (this.flavor === FUSE) throw new InvalidParameter('--storage-opt is not supported for fuse-overlayfs');
+    throw new InvalidParameter(`--storage-opt is supported only for overlay over xfs with 'pquota' mount option (${quotaUnsupported(this.root)})`);
   }
 
   view(key: string, parent: string | null): Promise<Mount[]> {
@@ -363,7 +431,7 @@ class Overlay2 implements Snapshotter {
       if (lowers.length === 0) fs.mkdirSync(this.dir(cacheId, 'empty'), { mode: 0o755 });
       this.checkMountable(cacheId, kind === 'view' ? [`${cacheId}/diff`, ...lowers] : lowers);
       this.db
-        .prepare('INSERT INTO storage_snapshots (key, parent, cache_id, init_cache_id, kind) VALUES (?, ?, ?, NULL, ?)')
+        .prepare(`INSERT INTO ${this.t.snapshots} (key, parent, cache_id, init_cache_id, kind) VALUES (?, ?, ?, NULL, ?)`)
         .run(key, parent, cacheId, kind);
     } catch (err) {
       this.discard(cacheId);
@@ -383,8 +451,8 @@ class Overlay2 implements Snapshotter {
     if (this.layerRow(name)) throw new Conflict(`snapshot ${name} already exists`);
     const { size } = await this.usage(key);
     this.db.transaction(() => {
-      this.db.prepare('DELETE FROM storage_snapshots WHERE key = ?').run(key);
-      this.db.prepare("INSERT INTO storage_layers (chain_id, diff_id, parent, cache_id, size) VALUES (?, '', ?, ?, ?)")
+      this.db.prepare(`DELETE FROM ${this.t.snapshots} WHERE key = ?`).run(key);
+      this.db.prepare(`INSERT INTO ${this.t.layers} (chain_id, diff_id, parent, cache_id, size) VALUES (?, '', ?, ?, ?)`)
         .run(name, row.parent, row.cache_id, size);
     })();
     return Overlay2.info(this.layerRow(name)!);
@@ -392,7 +460,7 @@ class Overlay2 implements Snapshotter {
 
   private overlayOptions(cacheId: string, lowers: string[]): string[] {
     const lowerdir = lowers.length ? lowers.join(':') : `${cacheId}/empty`;
-    return ['index=off', `lowerdir=${lowerdir}`, `upperdir=${cacheId}/diff`, `workdir=${cacheId}/work`];
+    return [...this.flavor.extraOptions, `lowerdir=${lowerdir}`, `upperdir=${cacheId}/diff`, `workdir=${cacheId}/work`];
   }
 
   private checkMountable(cacheId: string, lowers: string[]): void {
@@ -407,7 +475,7 @@ class Overlay2 implements Snapshotter {
 
   mounts(key: string): Mount[] {
     const row = this.snapshotRow(key);
-    if (!row) throw new NotFound(`snapshot ${key} does not exist`);
+    if (!row) throw new NotFound(`snapshot ${key} does not exist in ${this.driver} storage`);
     let lowers: string[] = [];
     try {
       lowers = fs.readFileSync(this.dir(row.cache_id, 'lower'), 'utf8').trim().split(':').filter(Boolean);
@@ -417,15 +485,15 @@ class Overlay2 implements Snapshotter {
     if (row.kind === 'view') {
       // No upperdir: overlayfs mounts it read-only. Its own (empty) diff keeps two lowers even on an empty parent.
       const lowerdir = [`${row.cache_id}/diff`, ...(lowers.length ? lowers : [`${row.cache_id}/empty`])].join(':');
-      return [{ type: 'overlay', source: 'overlay', options: ['ro', 'index=off', `lowerdir=${lowerdir}`], cwd: this.root }];
+      return [{ type: this.flavor.mountType, source: 'overlay', options: ['ro', ...this.flavor.extraOptions, `lowerdir=${lowerdir}`], cwd: this.root }];
     }
-    return [{ type: 'overlay', source: 'overlay', options: this.overlayOptions(row.cache_id, lowers), cwd: this.root }];
+    return [{ type: this.flavor.mountType, source: 'overlay', options: this.overlayOptions(row.cache_id, lowers), cwd: this.root }];
   }
 
   async remove(keyOrName: string): Promise<void> {
     const row = this.snapshotRow(keyOrName);
     if (row) {
-      this.db.prepare('DELETE FROM storage_snapshots WHERE key = ?').run(keyOrName);
+      this.db.prepare(`DELETE FROM ${this.t.snapshots} WHERE key = ?`).run(keyOrName);
       this.discard(row.cache_id);
       this.discard(row.init_cache_id);
       return;
@@ -464,8 +532,8 @@ class Overlay2 implements Snapshotter {
     await this.deleting;
     for (const name of fs.readdirSync(this.trash)) fs.rmSync(path.join(this.trash, name), { recursive: true, force: true });
     const known = new Set<string>();
-    for (const r of this.db.prepare('SELECT cache_id FROM storage_layers').all() as { cache_id: string }[]) known.add(r.cache_id);
-    for (const r of this.db.prepare('SELECT cache_id, init_cache_id FROM storage_snapshots').all() as { cache_id: string; init_cache_id: string | null }[]) {
+    for (const r of this.db.prepare(`SELECT cache_id FROM ${this.t.layers}`).all() as { cache_id: string }[]) known.add(r.cache_id);
+    for (const r of this.db.prepare(`SELECT cache_id, init_cache_id FROM ${this.t.snapshots}`).all() as { cache_id: string; init_cache_id: string | null }[]) {
       known.add(r.cache_id);
       if (r.init_cache_id) known.add(r.init_cache_id);
     }
@@ -490,4 +558,13 @@ class Overlay2 implements Snapshotter {
 /** The overlay2 snapshotter rooted at <data-root>/overlay2, with its metadata in `db`. */
 export function openOverlay2(root: string, db: Database): Snapshotter {
   return new Overlay2(path.resolve(root), db);
+}
+
+/** The fuse-overlayfs snapshotter rooted at <data-root>/fuse-overlayfs: overlay2's layout, mounted by the fuse-overlayfs program. */
+export function openFuseOverlayfs(root: string, db: Database): Snapshotter {
+  const missing = [];
+  if (!onPath('fuse-overlayfs')) missing.push('the fuse-overlayfs program (install the Debian package fuse-overlayfs)');
+  if (!fs.existsSync('/dev/fuse')) missing.push('/dev/fuse');
+  if (missing.length) throw new InvalidParameter(`error initializing graphdriver: fuse-overlayfs needs ${missing.join(' and ')}`);
+  return new Overlay2(path.resolve(root), db, FUSE);
 }

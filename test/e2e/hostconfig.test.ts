@@ -68,7 +68,8 @@ const FIELDS: Record<string, unknown> = {
   MemorySwap: 128 << 20, MemorySwappiness: 10, OomKillDisable: true, PidsLimit: 50, Ulimits: [{ Name: 'nofile', Soft: 512, Hard: 1024 }],
   CpuCount: 1, CpuPercent: 50, IOMaximumIOps: 10, IOMaximumBandwidth: 10, MaskedPaths: [], ReadonlyPaths: [],
   Tmpfs: { '/t': '' }, Mounts: [{ Type: 'tmpfs', Target: '/t' }], Init: true, Sysctls: { 'net.ipv4.ip_forward': '1' }, Runtime: 'crun',
-  StorageOpt: { size: '1G' }, Annotations: { a: 'b' }, SomeFutureField: 1,
+  // StorageOpt works on btrfs and is refused with the reason elsewhere: test/e2e/storage-drivers.test.ts.
+  Annotations: { a: 'b' }, SomeFutureField: 1,
 };
 /** Implemented: the value shows in inspect. */
 const WORKS = ['RestartPolicy', 'AutoRemove', 'ConsoleSize', 'CapAdd', 'CapDrop', 'Privileged', 'ReadonlyRootfs', 'ShmSize', 'CpuShares', 'Memory',

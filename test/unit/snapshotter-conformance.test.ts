@@ -15,10 +15,13 @@ import Database from 'better-sqlite3';
 import { applyToMounts } from '../../src/archive/index.js';
 import { Conflict, NotFound } from '../../src/errors.js';
 import {
-  applyLayer, chainIdOf, DRIVERS, openSnapshotter, removeExtracts, unpackLayer, withMounts, type LayerTarget, type Snapshotter,
+  applyLayer, chainIdOf, DRIVERS, openSnapshotter, removeExtracts, snapshotDiff, unpackLayer, withMounts, type LayerTarget, type Snapshotter,
 } from '../../src/storage/index.js';
+import tarStream from 'tar-stream';
 import { makeTar as buildTar, type Entry } from '../tar-fixtures.js';
 import { killMidway } from '../kill9.js';
+import { makeLoopFs, type LoopFs } from '../loopfs.js';
+import * as sys from '../../src/sys/index.js';
 
 const makeTar = (entries: Entry[]) => buildTar(entries, { mode: 0o644 });
 
@@ -31,6 +34,59 @@ function tree(dir: string): string[] {
     .sort();
 }
 
+/** Names (dirs with a trailing slash, as the tar has them) of a tar's entries. */
+async function tarNames(tar: Readable): Promise<string[]> {
+  const names: string[] = [];
+  const x = tarStream.extract();
+  x.on('entry', (h, body, next) => {
+    names.push(h.name);
+    body.on('end', () => next());
+    body.resume();
+  });
+  const done = new Promise<void>((resolve, reject) => { x.on('finish', resolve); x.on('error', reject); });
+  tar.pipe(x as unknown as NodeJS.WritableStream);
+  await done;
+  return names;
+}
+
+/** Every path under dir with what it is: a file's content, a symlink's target, "dir". */
+function contents(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const rel of tree(dir)) {
+    const p = path.join(dir, rel);
+    const st = fs.lstatSync(p);
+    out[rel] = st.isDirectory() ? `dir ${(st.mode & 0o7777).toString(8)}` : st.isSymbolicLink() ? `-> ${fs.readlinkSync(p)}` : `${(st.mode & 0o7777).toString(8)} ${fs.readFileSync(p, 'utf8')}`;
+  }
+  return out;
+}
+
+/** Private mount dirs (/tmp/berth-mount-*) whose source tree lies inside dir: bind mounts of a snapshot's tree. */
+function mountsFrom(dir: string): string[] {
+  const rows = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean).map((l) => l.split(' '));
+  const unescape = (p: string): string => p.replace(/\\040/g, ' ');
+  // The mount holding dir, and dir's path inside that filesystem (what mountinfo's root field shows).
+  const holder = rows.map((r) => unescape(r[4]!)).filter((m) => dir === m || dir.startsWith(m.endsWith('/') ? m : `${m}/`)).sort((a, b) => b.length - a.length)[0]!;
+  const inside = holder === '/' ? dir : dir.slice(holder.length);
+  return rows
+    .filter((r) => {
+      const root = unescape(r[3]!).replace(/\/\/deleted$/, '');
+      return (root === inside || root.startsWith(`${inside}/`)) && unescape(r[4]!).startsWith(path.join(os.tmpdir(), 'berth-mount-'));
+    })
+    .map((r) => unescape(r[4]!));
+}
+
+/** What a failed test may leave: unmounted so the next run starts clean. */
+function unmountFrom(dir: string): void {
+  for (const at of mountsFrom(dir)) {
+    try {
+      sys.umount(at, sys.MNT_DETACH);
+      fs.rmdirSync(at);
+    } catch (err) {
+      console.error('unmount', at, err);
+    }
+  }
+}
+
 const drivers = Object.keys(DRIVERS);
 const T = { timeout: 60_000 };
 let n = 0;
@@ -40,15 +96,22 @@ for (const driver of drivers) {
     let tmp: string;
     let db: Database.Database;
     let s: Snapshotter;
+    let loop: LoopFs | undefined;
 
     before(() => {
-      tmp = fs.mkdtempSync(path.join(os.tmpdir(), `berth-conf-${driver}-`));
+      // btrfs needs its data root on a btrfs filesystem: one in a loop file (btrfs-progs makes it), removed in after().
+      if (driver === 'btrfs') loop = makeLoopFs('btrfs', 512);
+      tmp = fs.mkdtempSync(path.join(loop?.dir ?? os.tmpdir(), `berth-conf-${driver}-`));
       db = new Database(path.join(tmp, 'meta.db'));
       s = openSnapshotter(driver, tmp, db);
     });
     after(() => {
-      db.close();
-      fs.rmSync(tmp, { recursive: true, force: true });
+      try {
+        db?.close();
+        if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+      } finally {
+        loop?.release();
+      }
     });
 
     /** The generic way: prepare on parent, apply the tar onto its mounts, commit by chain ID. */
@@ -106,6 +169,44 @@ for (const driver of drivers) {
         for (const l of [l2, l1, l0]) await s.remove(l);
       });
     }
+
+    it('snapshotDiff: the changes of an active snapshot as a layer tar; applied on the parent it gives the same tree', T, async () => {
+      const l0 = await layer(null, [
+        { name: 'a', body: 'A' }, { name: 'etc/x', body: 'X' }, { name: 'etc/keep', body: 'K' },
+        { name: 'd/', type: 'directory', mode: 0o755 }, { name: 'd/old', body: 'old' },
+        { name: 'x/', type: 'directory', mode: 0o755 }, { name: 'x/f', body: 'f' }, { name: 'y', body: 'y file' },
+        { name: 'same/', type: 'directory', mode: 0o755 }, { name: 'same/s', body: 'S' }, { name: 'sneaky', body: 'Z' },
+      ]);
+      const mounts = await s.prepare('cd1', l0);
+      const want = await withMounts(mounts, async (dir) => {
+        fs.rmSync(path.join(dir, 'etc/x')); // a lower file deleted
+        fs.rmSync(path.join(dir, 'x'), { recursive: true }); // a dir becomes a file
+        fs.writeFileSync(path.join(dir, 'x'), 'x is a file');
+        fs.rmSync(path.join(dir, 'y')); // a file becomes a dir
+        fs.mkdirSync(path.join(dir, 'y'));
+        fs.writeFileSync(path.join(dir, 'y/z'), 'z');
+        fs.rmSync(path.join(dir, 'd'), { recursive: true }); // an opaque dir: same name, none of the old contents
+        fs.mkdirSync(path.join(dir, 'd'));
+        fs.writeFileSync(path.join(dir, 'd/new'), 'new');
+        fs.writeFileSync(path.join(dir, 'a'), 'A changed');
+        fs.symlinkSync('a', path.join(dir, 'link'));
+        // Same size, and the mtime put back: only the content (or the ctime) tells.
+        const st = fs.statSync(path.join(dir, 'sneaky'));
+        fs.writeFileSync(path.join(dir, 'sneaky'), 'Q');
+        fs.utimesSync(path.join(dir, 'sneaky'), st.atime, st.mtime);
+        return contents(dir);
+      });
+      const names = await tarNames(snapshotDiff(s, 'cd1'));
+      for (const n of ['etc/.wh.x', 'x', 'y/', 'y/z', 'd/', 'd/new', 'a', 'link', 'sneaky']) assert.ok(names.includes(n), `${n} is in the diff: ${names.join(' ')}`);
+      for (const n of ['etc/keep', 'same/', 'same/s', 'd/old']) assert.ok(!names.includes(n), `${n} is not in the diff: ${names.join(' ')}`);
+      const l1 = (await applyLayer(s, l0, snapshotDiff(s, 'cd1'))).name;
+      assert.deepEqual(await look(l1, contents), want);
+      assert.ok(!s.walk().some((i) => i.kind === 'view'), 'the differ removed its view');
+      // Nothing changed: an empty layer.
+      await s.prepare('cd2', l1);
+      assert.deepEqual(await tarNames(snapshotDiff(s, 'cd2')), []);
+      for (const k of ['cd2', 'cd1', l1, l0]) await s.remove(k);
+    });
 
     it('prepare, write, commit; prepare on the committed one sees the write; a name is committed once', T, async () => {
       await withMounts(await s.prepare('w1', null), async (dir) => fs.writeFileSync(path.join(dir, 'made'), 'here'));
@@ -229,11 +330,14 @@ for (const driver of drivers) {
       `);
       await killMidway(t, child, root, { min: 800, spread: 1200 });
 
-      // A killed process leaves its private mount dirs mounted (the kernel keeps them): unmounting is the host's job.
+      // A killed process leaves its private mount dirs mounted (the kernel keeps them). Copy drivers mount their
+      // trees to apply a layer: their recover() takes those down; overlays are applied without a mount.
+      t.after(() => unmountFrom(dir));
       const cdb = new Database(path.join(dir, 'meta.db'));
       try {
         const c = openSnapshotter(driver, dir, cdb);
         await c.recover();
+        assert.deepEqual(mountsFrom(dir), [], 'no mount of the killed process is left');
         await removeExtracts(c);
         const all = c.walk();
         assert.ok(!all.some((i) => i.name.startsWith('extract-')), 'no half-unpacked layer is left');

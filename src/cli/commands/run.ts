@@ -67,6 +67,7 @@ export const createFlags: FlagSpec[] = [
   { long: 'shm-size', kind: 'string', type: 'bytes', help: 'Size of /dev/shm' },
   { long: 'stop-signal', kind: 'string', help: 'Signal to stop the container' },
   { long: 'stop-timeout', kind: 'int', help: 'Timeout (in seconds) to stop a container' },
+  { long: 'storage-opt', kind: 'list', help: 'Storage driver options for the container' },
   { long: 'tmpfs', kind: 'list', help: 'Mount a tmpfs directory' },
   { long: 'tty', short: 't', kind: 'bool', help: 'Allocate a pseudo-TTY' },
   { long: 'user', short: 'u', kind: 'string', help: 'Username or UID (format: <name|uid>[:<group|gid>])' },
@@ -306,6 +307,15 @@ export function buildCreate(p: Parsed, detach: boolean, env: NodeJS.ProcessEnv =
   }
   if (p.has('cpu-shares')) host.CpuShares = p.int('cpu-shares');
   if (p.has('pids-limit')) host.PidsLimit = p.int('pids-limit');
+  if (p.list('storage-opt').length) {
+    const opts: Record<string, string> = {};
+    for (const o of p.list('storage-opt')) {
+      const eq = o.indexOf('=');
+      if (eq < 0) throw new FlagValueError(`invalid storage option "${o}": want key=value`);
+      opts[o.slice(0, eq)] = o.slice(eq + 1);
+    }
+    host.StorageOpt = opts;
+  }
 
   const entry = p.str('entrypoint');
   const body: Record<string, unknown> = {
