@@ -4,7 +4,7 @@
  * docker option, until the capability that implements it lands. Fields left at the value the docker
  * CLI sends when the option is not used (null, "", 0, false, [], {}) are fine.
  */
-import { InvalidParameter, NotFound } from '../errors.js';
+import { InvalidParameter } from '../errors.js';
 import type { HostConfig } from './types.js';
 
 /** Fields berth does not implement yet, and the docker option a user sets them with. */
@@ -14,13 +14,6 @@ const NOT_YET: Record<string, string> = {
   Tmpfs: '--tmpfs',
   VolumeDriver: '--volume-driver',
   VolumesFrom: '--volumes-from',
-  PortBindings: 'publishing ports (-p, -P)',
-  PublishAllPorts: 'publishing ports (-p, -P)',
-  Links: '--link',
-  Dns: '--dns',
-  DnsOptions: '--dns-option',
-  DnsSearch: '--dns-search',
-  ExtraHosts: '--add-host',
   GroupAdd: '--group-add',
   CgroupnsMode: '--cgroupns',
   Cgroup: '--cgroup',
@@ -70,7 +63,6 @@ const INERT = new Set(['ContainerIDFile', 'Isolation']);
 const CONFIG_NOT_YET: Record<string, string> = {
   Healthcheck: '--health-cmd',
   Volumes: '-v, --volume',
-  MacAddress: '--mac-address',
 };
 
 /** The value the docker CLI sends for an option that is not used (a map or list with no entries). */
@@ -79,11 +71,6 @@ function unset(v: unknown): boolean {
   if (Array.isArray(v)) return v.length === 0;
   if (typeof v === 'object') return Object.keys(v as object).length === 0;
   return false;
-}
-
-/** A struct whose every field is unset (the CLI sends a full endpoint config for the default network). */
-function allUnset(v: unknown): boolean {
-  return unset(v) || (typeof v === 'object' && !Array.isArray(v) && Object.values(v as Record<string, unknown>).every(unset));
 }
 
 /** Fields whose zero value is a choice, not the default: `[]` masks nothing (null masks Docker's
@@ -164,6 +151,13 @@ export function normalizeHostConfig(raw: Record<string, unknown>): HostConfig {
     CapDrop: strings(raw, 'CapDrop'),
     RestartPolicy: { Name: restart.Name || 'no', MaximumRetryCount: restart.MaximumRetryCount ?? 0 },
     LogConfig: { Type: 'json-file', Config: {} },
+    PortBindings: (raw.PortBindings ?? {}) as HostConfig['PortBindings'],
+    PublishAllPorts: raw.PublishAllPorts === true,
+    Dns: strings(raw, 'Dns') ?? [],
+    DnsSearch: strings(raw, 'DnsSearch') ?? [],
+    DnsOptions: strings(raw, 'DnsOptions') ?? [],
+    ExtraHosts: strings(raw, 'ExtraHosts'),
+    Links: strings(raw, 'Links'),
   };
 }
 
@@ -171,6 +165,7 @@ export function normalizeHostConfig(raw: Record<string, unknown>): HostConfig {
 const KNOWN = new Set([
   'AutoRemove', 'NetworkMode', 'Memory', 'MemorySwap', 'NanoCpus', 'CpuShares', 'CpuQuota', 'CpuPeriod', 'PidsLimit',
   'ShmSize', 'ConsoleSize', 'Privileged', 'ReadonlyRootfs', 'CapAdd', 'CapDrop', 'RestartPolicy', 'LogConfig',
+  'PortBindings', 'PublishAllPorts', 'Dns', 'DnsSearch', 'DnsOptions', 'ExtraHosts', 'Links',
 ]);
 
 /** The Config fields of a create body that berth does not implement yet. */
@@ -181,14 +176,10 @@ export function checkConfig(body: Record<string, unknown>): void {
     if (key === 'Healthcheck' && Array.isArray((v as { Test?: unknown })?.Test) && (v as { Test: string[] }).Test[0] === 'NONE') continue;
     if (!unset(v)) notYet(what);
   }
-  const endpoints = (body.NetworkingConfig as { EndpointsConfig?: Record<string, unknown> } | undefined)?.EndpointsConfig ?? {};
-  for (const ep of Object.values(endpoints)) if (!allUnset(ep)) notYet('network endpoint settings (--ip, --network-alias, --link)');
 }
 
-/** Until bridge networking lands, "default"/"bridge" containers get their own netns with loopback only. */
+/** Which networks exist is the network service's to say (at create); here only the shape. */
 function checkNetworkMode(mode: string): void {
-  if (mode === 'default' || mode === 'bridge' || mode === 'none' || mode === 'host') return;
-  if (mode.startsWith('container:')) notYet('network mode container:<name>');
-  throw new NotFound(`network ${mode} not found`);
+  if (mode === 'container:') throw new InvalidParameter('invalid network mode: container: needs a container name or id');
 }
 

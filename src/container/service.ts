@@ -36,7 +36,7 @@ import { type Runtime, type OciSpec, buildSpec, resolveUser } from '../runtime/i
 import { type CreateBody, newContainer, pickName, prepareSnapshot } from './create.js';
 import { KeyedLock } from './lock.js';
 import { type Contributions, type Provider, type StartContext, setupAll, teardownAll } from './providers/index.js';
-import { networkProvider } from './providers/network.js';
+import { type NetworkBackend, networkProvider } from './providers/network.js';
 import { rootfsProvider } from './providers/rootfs.js';
 import { shmProvider } from './providers/shm.js';
 import { recoverContainers } from './recovery.js';
@@ -55,6 +55,8 @@ export interface ContainerDeps {
   /** <data-root>/containers: one directory per container (hostname, hosts, resolv.conf, log, rootfs mount point). */
   root: string;
   cgroupParent: string;
+  /** Bridge networks (src/network); without it every container but host gets loopback only. */
+  network?: NetworkBackend;
 }
 
 export type { CreateBody };
@@ -108,7 +110,7 @@ export class ContainerService {
   constructor(private readonly deps: ContainerDeps) {
     this.store = deps.store;
     this.events = deps.events;
-    this.providers = [rootfsProvider(deps.storage), networkProvider(), shmProvider()];
+    this.providers = [rootfsProvider(deps.storage), networkProvider(deps.network, (id) => this.store.find(id)), shmProvider()];
     this.streams = new ContainerStreams(deps.store, deps.events, deps.runtime, (id) => this.runs.has(id));
   }
 
@@ -166,16 +168,23 @@ export class ContainerService {
     });
   }
 
+  /** Runs fn under the container's lock (network connect and disconnect change a running container). */
+  exclusive<T>(idOrName: string, fn: (c: Container) => Promise<T>): Promise<T> {
+    return this.locked(idOrName, fn);
+  }
+
   // ---- create ------------------------------------------------------------------------------------
 
   async create(body: CreateBody, requestedName: string | null): Promise<{ Id: string; Warnings: string[] }> {
     const name = pickName(this.store, requestedName);
     const c = await newContainer(body, name, this.deps.images, this.deps.root);
     const image = this.deps.images.get(c.imageId)!;
+    const recordNetworks = this.deps.network?.prepare(c, body.NetworkingConfig);
     try {
       await fsp.mkdir(this.rootfs(c), { recursive: true });
       await prepareSnapshot(this.deps.storage, c, image);
       this.store.insert(c);
+      recordNetworks?.();
     } catch (err) {
       await removeOnBase(this.deps.storage, c.id).catch(() => {});
       await fsp.rm(this.dir(c), { recursive: true, force: true });
@@ -417,6 +426,7 @@ export class ContainerService {
     await this.deps.runtime.delete(c.id).catch(() => {});
     await removeOnBase(this.deps.storage, c.id);
     await fsp.rm(this.dir(c), { recursive: true, force: true });
+    this.deps.network?.forget(c.id);
     this.store.delete(c.id);
     this.removedCodes.set(c.id, c.state.ExitCode);
     setTimeout(() => this.removedCodes.delete(c.id), 60_000).unref();

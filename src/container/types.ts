@@ -47,6 +47,16 @@ export interface HostConfig {
   CapDrop: string[] | null;
   RestartPolicy: { Name: string; MaximumRetryCount: number };
   LogConfig: { Type: string; Config: Record<string, string> };
+  /** Published ports: "80/tcp" → host bindings (HostPort "" = any free port). */
+  PortBindings?: Record<string, { HostIp?: string; HostPort?: string }[] | null>;
+  PublishAllPorts?: boolean;
+  Dns?: string[] | null;
+  DnsSearch?: string[] | null;
+  DnsOptions?: string[] | null;
+  /** --add-host "name:ip" (ip may be host-gateway). */
+  ExtraHosts?: string[] | null;
+  /** --link "name:alias" (the default bridge only). */
+  Links?: string[] | null;
 }
 
 export interface State {

@@ -28,6 +28,12 @@ export interface DaemonConfig {
   debug: boolean;
   registryMirrors: string[];
   insecureRegistries: string[];
+  mtu: number;
+  icc: boolean;
+  ipForward: boolean;
+  iptables: boolean;
+  userlandProxy: boolean;
+  defaultAddressPools: { base: string; size: number }[];
 }
 
 export const defaults: DaemonConfig = {
@@ -49,9 +55,15 @@ export const defaults: DaemonConfig = {
   debug: false,
   registryMirrors: [],
   insecureRegistries: [],
+  mtu: 1500,
+  icc: true,
+  ipForward: true,
+  iptables: true,
+  userlandProxy: true,
+  defaultAddressPools: [],
 };
 
-type Kind = 'string' | 'bool' | 'strings' | 'map' | 'runtimes';
+type Kind = 'string' | 'bool' | 'strings' | 'map' | 'runtimes' | 'int' | 'pools';
 /** daemon.json key → config field and type. */
 const fileKeys: Record<string, [keyof DaemonConfig, Kind]> = {
   'data-root': ['dataRoot', 'string'],
@@ -71,6 +83,12 @@ const fileKeys: Record<string, [keyof DaemonConfig, Kind]> = {
   debug: ['debug', 'bool'],
   'registry-mirrors': ['registryMirrors', 'strings'],
   'insecure-registries': ['insecureRegistries', 'strings'],
+  mtu: ['mtu', 'int'],
+  icc: ['icc', 'bool'],
+  'ip-forward': ['ipForward', 'bool'],
+  iptables: ['iptables', 'bool'],
+  'userland-proxy': ['userlandProxy', 'bool'],
+  'default-address-pools': ['defaultAddressPools', 'pools'],
 };
 
 /** Command-line flag → daemon.json key (flags share the file's validation). */
@@ -96,6 +114,11 @@ const flagKeys: Record<string, string> = {
   '-D': 'debug',
   '--registry-mirror': 'registry-mirrors',
   '--insecure-registry': 'insecure-registries',
+  '--mtu': 'mtu',
+  '--icc': 'icc',
+  '--ip-forward': 'ip-forward',
+  '--iptables': 'iptables',
+  '--userland-proxy': 'userland-proxy',
 };
 
 /** conmon writes every container log in k8s-file format; nothing else is implemented, so nothing else is accepted. */
@@ -116,6 +139,14 @@ function checkValue(key: string, kind: Kind, value: unknown): unknown {
     case 'map':
       if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad();
       for (const v of Object.values(value)) if (typeof v !== 'string') throw bad();
+      return value;
+    case 'int': {
+      const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+      if (typeof n !== 'number' || !Number.isInteger(n)) throw bad();
+      return n;
+    }
+    case 'pools':
+      if (!Array.isArray(value) || value.some((p) => typeof p !== 'object' || p === null || typeof (p as { base?: unknown }).base !== 'string' || typeof (p as { size?: unknown }).size !== 'number')) throw bad();
       return value;
     case 'runtimes': {
       if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad();
@@ -209,9 +240,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (!Object.hasOwn(DRIVERS, config.storageDriver)) {
     throw new InvalidParameter(`error initializing graphdriver: driver not supported: ${config.storageDriver} (supported: ${Object.keys(DRIVERS).join(', ')})`);
   }
-  for (const key of ['bridge', 'bip'] as const) {
-    if (config[key]) throw new InvalidParameter(`${key} is not supported yet: berth has no bridge networking yet`);
-  }
+  if (!config.userlandProxy) throw new InvalidParameter('userland-proxy: false is not supported yet (berth publishes ports through its own proxy)');
+  if (config.mtu < 68 || config.mtu > 65535) throw new InvalidParameter(`invalid mtu: ${config.mtu}`);
   if (config.storageOpts.length) throw new InvalidParameter(`${config.storageDriver}: storage-opts are not supported yet: ${config.storageOpts.join(', ')}`);
   if (!supportedLogDrivers.includes(config.logDriver)) {
     throw new InvalidParameter(`logger: no log driver named '${config.logDriver}' is registered`);

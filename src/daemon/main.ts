@@ -30,6 +30,10 @@ import { ExecService } from '../container/exec.js';
 import { imageRoutes } from '../api/images.js';
 import { createRegistryClient } from '../registry/client/index.js';
 import { trimWhenQuiet, tuneMalloc } from './memory.js';
+import { NetworkService } from '../network/service.js';
+import { DEFAULT_POOLS } from '../network/ipam.js';
+import { containerNetworkSettings, containerPorts, networkRoutes } from '../api/networks.js';
+import { isRunning } from '../container/state.js';
 
 const usage = `Usage:	berthd [OPTIONS]
 
@@ -154,8 +158,21 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   });
   const containersRoot = path.join(config.dataRoot, 'containers');
   fs.mkdirSync(containersRoot, { recursive: true, mode: 0o710 });
+  const containerStore = new ContainerStore(db);
+  const networks = new NetworkService(db, events, {
+    execRoot: config.execRoot, bridge: config.bridge || 'berth0', bip: config.bip, mtu: config.mtu, icc: config.icc,
+    iptables: config.iptables, ipForward: config.ipForward, pools: config.defaultAddressPools.length ? config.defaultAddressPools : DEFAULT_POOLS,
+  }, (ref) => {
+    try {
+      return containerStore.find(ref) ?? null;
+    } catch {
+      return null;
+    }
+  });
+  await networks.init();
   const containers = new ContainerService({
-    store: new ContainerStore(db),
+    store: containerStore,
+    network: networks,
     images,
     storage,
     runtime,
@@ -168,6 +185,10 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   await storage.recover();
   await removeExtracts(storage);
   await containers.recover();
+  await networks.restore((id) => {
+    const c = containerStore.find(id);
+    return c !== undefined && isRunning(c.state);
+  });
 
   const router = new Router();
   systemRoutes(router, {
@@ -186,6 +207,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
     storageDriver: storage.driver,
     graphData: (id) => { try { return graphDriverData(storage.mounts(id)); } catch { return {}; } },
     execIdsOf: (id) => execs.idsOf(id),
+    network: { settings: (c) => containerNetworkSettings(networks, c), ports: (c) => containerPorts(networks, c) },
     imageIdOf: (ref) => {
       try {
         return images.resolve(ref).id;
@@ -197,6 +219,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   const registry = createRegistryClient({ content, storage, images, options: { mirrors: config.registryMirrors, insecure: config.insecureRegistries }, events });
   imageRoutes(router, { images, content, storage, containers, registry, storageDriver: storage.driver, events });
   eventRoutes(router, events);
+  networkRoutes(router, networks, containers);
 
   const servers: http.Server[] = [];
   const sockets: string[] = [];
@@ -213,6 +236,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
       // Containers keep running under their monitors (live restore); the next berthd adopts them.
       await Promise.all(servers.map((s) => new Promise<void>((r) => { s.close(() => r()); s.closeAllConnections(); })));
       for (const s of sockets) fs.rmSync(s, { force: true });
+      await networks.close();
       fs.rmSync(config.pidfile, { force: true });
       db.close();
     },
