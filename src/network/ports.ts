@@ -22,7 +22,7 @@ export function parsePortKey(key: string): [number, Proto] {
 }
 
 function hostPortRange(s: string | undefined): [number, number] {
-  if (!s) return [0, 0];
+  if (!s || s === '0') return [0, 0];
   const m = /^(\d+)(?:-(\d+))?$/.exec(s);
   const lo = m ? Number(m[1]) : NaN;
   const hi = m ? Number(m[2] ?? m[1]) : NaN;

@@ -1,0 +1,224 @@
+/**
+ * The default bridge, host/none/container modes and published ports, through the real docker CLI.
+ * Traffic only goes between containers, the host's loopback and the bridge this test's daemon made
+ * (a server on its gateway address); NAT is checked by its rules, never by reaching out.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { startDaemon, loadTestImages, printLogTail, daemonRules, type Daemon } from '../harness.js';
+
+let d: Daemon;
+let gateway = '';
+let subnet = '';
+
+before(async () => {
+  d = await startDaemon();
+  await loadTestImages(d);
+  const bridge = await d.api('GET', '/networks/bridge');
+  gateway = bridge.body.IPAM.Config[0].Gateway;
+  subnet = bridge.body.IPAM.Config[0].Subnet;
+});
+
+after(async () => {
+  await d?.stop();
+});
+
+async function docker(args: string[]): Promise<string> {
+  const r = await d.docker(args);
+  if (r.code !== 0) printLogTail(d, `docker ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+function curl(url: string): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    execFile('curl', ['-s', '--max-time', '5', url], (err, stdout) => resolve({ code: err ? (err as { code?: number }).code ?? 1 : 0, out: stdout }));
+  });
+}
+
+/** Links on the host whose name starts with veth (this daemon's: their master is its bridge). */
+function vethsOn(bridge: string): string[] {
+  return fs.readdirSync('/sys/class/net').filter((n) => {
+    try {
+      return fs.readlinkSync(`/sys/class/net/${n}/master`).endsWith(`/${bridge}`);
+    } catch {
+      return false;
+    }
+  });
+}
+
+function netnsFiles(): string[] {
+  try {
+    return fs.readdirSync(`${d.execRoot}/netns`);
+  } catch {
+    return [];
+  }
+}
+
+async function leases(): Promise<number> {
+  const r = await d.api('GET', '/networks/bridge');
+  return Object.keys(r.body.Containers).length;
+}
+
+async function waitFor<T>(fn: () => Promise<T | null>, what: string, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== null) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const HTTPD = ['sh', '-c', 'mkdir -p /www && echo "hello from $(hostname)" > /www/index.html && exec httpd -f -p 8080 -h /www'];
+
+test('a default container has eth0 with an address of the bridge, a MAC made from it, a default route and its own /etc files', { timeout: 60_000 }, async () => {
+  assert.equal(await docker(['run', '--rm', 'busybox', 'ls', '/sys/class/net']), 'eth0\nlo\n');
+  const id = (await docker(['run', '-d', 'busybox', 'sleep', '30'])).trim();
+  const info = JSON.parse(await docker(['inspect', id]))[0];
+  const ns = info.NetworkSettings;
+  const ip: string = ns.IPAddress;
+  assert.ok(ip.startsWith(gateway.replace(/\.1$/, '.')), `${ip} in ${subnet}`);
+  assert.equal(ns.Gateway, gateway);
+  assert.equal(ns.IPPrefixLen, 24);
+  const mac = '02:42:' + ip.split('.').map((b) => Number(b).toString(16).padStart(2, '0')).join(':');
+  assert.equal(ns.MacAddress, mac);
+  assert.equal(ns.Networks.bridge.IPAddress, ip);
+  assert.equal(ns.Networks.bridge.NetworkID, (await d.api('GET', '/networks/bridge')).body.Id);
+  assert.match(ns.SandboxKey, new RegExp(`^${d.execRoot}/netns/${id}$`));
+
+  const addr = await docker(['exec', id, 'ip', '-o', '-4', 'addr', 'show', 'eth0']);
+  assert.match(addr, new RegExp(`inet ${ip.replace(/\./g, '\\.')}/24`));
+  assert.match(await docker(['exec', id, 'cat', '/sys/class/net/eth0/address']), new RegExp(mac));
+  assert.equal((await docker(['exec', id, 'cat', '/sys/class/net/eth0/mtu'])).trim(), '1500');
+  assert.match(await docker(['exec', id, 'ip', 'route']), new RegExp(`default via ${gateway.replace(/\./g, '\\.')} dev eth0`));
+  assert.match(await docker(['exec', id, 'ip', 'link', 'show', 'lo']), /UP/);
+  const hosts = await docker(['exec', id, 'cat', '/etc/hosts']);
+  assert.match(hosts, new RegExp(`^${ip.replace(/\./g, '\\.')}\\t${id.slice(0, 12)}$`, 'm'));
+  assert.match(hosts, /^127\.0\.0\.1\tlocalhost$/m);
+  // Each container's files are its own.
+  assert.notEqual(info.HostsPath, JSON.parse(await docker(['inspect', (await docker(['create', 'busybox'])).trim()]))[0].HostsPath);
+  const resolv = await docker(['exec', id, 'cat', '/etc/resolv.conf']);
+  assert.doesNotMatch(resolv, /nameserver 127\./);
+  assert.match(resolv, /^nameserver /m);
+  assert.equal(vethsOn(d.bridge!).length, 1, 'one veth in the bridge for the running container');
+  await docker(['rm', '-f', id]);
+  assert.deepEqual(vethsOn(d.bridge!), []);
+});
+
+test('a container on the default bridge reaches a server on the bridge gateway address', { timeout: 60_000 }, async () => {
+  const server = http.createServer((_req, res) => res.end('gateway says hi\n'));
+  await new Promise<void>((r) => server.listen(0, gateway, () => r()));
+  try {
+    const port = (server.address() as AddressInfo).port;
+    assert.equal(await docker(['run', '--rm', 'busybox', 'wget', '-qO-', `http://${gateway}:${port}/`]), 'gateway says hi\n');
+  } finally {
+    server.close();
+  }
+});
+
+test('--network none has only lo, host sees the host interfaces, container:<id> shares the other stack', { timeout: 60_000 }, async () => {
+  assert.equal(await docker(['run', '--rm', '--network', 'none', 'busybox', 'ls', '/sys/class/net']), 'lo\n');
+  const hostLinks = fs.readdirSync('/sys/class/net').sort();
+  const inHost = (await docker(['run', '--rm', '--network', 'host', 'busybox', 'ls', '/sys/class/net'])).trim().split('\n').sort();
+  assert.ok(inHost.includes(d.bridge!), 'the host network shows the daemon bridge');
+  assert.ok(hostLinks.filter((l) => !l.startsWith('veth')).every((l) => inHost.includes(l) || !fs.existsSync(`/sys/class/net/${l}`)));
+  const a = (await docker(['run', '-d', '--name', 'stackowner', 'busybox', 'sleep', '30'])).trim();
+  const ip = JSON.parse(await docker(['inspect', a]))[0].NetworkSettings.IPAddress;
+  const shared = await docker(['run', '--rm', '--network', 'container:stackowner', 'busybox', 'ip', '-o', '-4', 'addr', 'show', 'eth0']);
+  assert.match(shared, new RegExp(`inet ${ip.replace(/\./g, '\\.')}/`));
+  const stopped = await d.docker(['run', '--rm', '--network', 'container:nosuchbox', 'busybox', 'true']);
+  assert.equal(stopped.code, 125);
+  assert.match(stopped.stderr, /No such container: nosuchbox/);
+  await docker(['rm', '-f', a]);
+});
+
+test('-p 127.0.0.1::8080 to busybox httpd: curl gets the page, port and ps show it, rm removes rule and proxy', { timeout: 60_000 }, async () => {
+  const id = (await docker(['run', '-d', '-p', '127.0.0.1::8080', '-p', '8080/udp', 'busybox', ...HTTPD])).trim();
+  const port = (await docker(['port', id, '8080/tcp'])).trim();
+  assert.match(port, /^127\.0\.0\.1:\d+$/);
+  const hostPort = Number(port.split(':')[1]);
+  assert.match(await docker(['port', id]), /^8080\/tcp -> 127\.0\.0\.1:\d+$/m);
+  assert.match(await docker(['port', id]), /^8080\/udp -> 0\.0\.0\.0:\d+$/m);
+  const page = await waitFor(async () => {
+    const r = await curl(`http://127.0.0.1:${hostPort}/`);
+    return r.code === 0 && r.out ? r.out : null;
+  }, 'httpd through the published port');
+  assert.equal(page, `hello from ${id.slice(0, 12)}\n`);
+  const ps = await docker(['ps', '--format', '{{.Ports}}', '--filter', `id=${id}`]);
+  assert.match(ps, new RegExp(`127\\.0\\.0\\.1:${hostPort}->8080/tcp`));
+  const ip = JSON.parse(await docker(['inspect', id]))[0].NetworkSettings.IPAddress;
+  const rules = daemonRules(d.bridge!).filter((r) => r.includes('DNAT --to-destination'));
+  assert.ok(rules.some((r) => r.includes(`-d 127.0.0.1/32`) && r.includes(`--dport ${hostPort}`) && r.includes(`${ip}:8080`)), rules.join('\n'));
+  const api = await d.api('GET', `/containers/json?filters=${encodeURIComponent(JSON.stringify({ id: [id] }))}`);
+  assert.ok(api.body[0].Ports.some((p: { IP: string; PrivatePort: number; PublicPort: number; Type: string }) => p.IP === '127.0.0.1' && p.PrivatePort === 8080 && p.PublicPort === hostPort && p.Type === 'tcp'));
+
+  await docker(['rm', '-f', id]);
+  assert.deepEqual(daemonRules(d.bridge!).filter((r) => r.includes('DNAT --to-destination')), [], 'the DNAT rule went with the container');
+  const after = await curl(`http://127.0.0.1:${hostPort}/`);
+  assert.notEqual(after.code, 0, 'the proxy went with the container');
+});
+
+test('a host port already in use gets docker\'s error and leaves no rule, proxy, veth or lease', { timeout: 60_000 }, async () => {
+  const id = (await docker(['run', '-d', '-p', '127.0.0.1:0:8080', 'busybox', ...HTTPD])).trim();
+  const hostPort = Number((await docker(['port', id, '8080'])).trim().split(':')[1]);
+  const rulesBefore = daemonRules(d.bridge!);
+  const r = await d.docker(['run', '-d', '--name', 'second', '-p', `127.0.0.1:${hostPort}:80`, 'busybox', 'sleep', '30']);
+  assert.equal(r.code, 125);
+  assert.match(r.stderr, new RegExp(`Bind for 127\\.0\\.0\\.1:${hostPort} failed: port is already allocated`));
+  assert.deepEqual(daemonRules(d.bridge!), rulesBefore);
+  assert.equal(vethsOn(d.bridge!).length, 1);
+  assert.equal(await leases(), 1);
+  assert.equal(JSON.parse(await docker(['inspect', 'second']))[0].State.Status, 'created');
+  await docker(['rm', '-f', id, 'second']);
+  assert.equal(await leases(), 0);
+});
+
+test('100 run --rm cycles leave no veth, netns, iptables rule or lease behind', { timeout: 240_000 }, async () => {
+  const rulesBefore = daemonRules(d.bridge!);
+  for (let i = 0; i < 100; i++) {
+    const r = await d.docker(['run', '--rm', ...(i % 10 === 0 ? ['-p', '127.0.0.1::80'] : []), 'busybox', 'true']);
+    assert.equal(r.code, 0, `cycle ${i}: ${r.stderr}`);
+  }
+  assert.deepEqual(vethsOn(d.bridge!), []);
+  assert.deepEqual(netnsFiles(), []);
+  assert.deepEqual(daemonRules(d.bridge!), rulesBefore);
+  assert.equal(await leases(), 0);
+});
+
+test('kill -9 of berthd, then restart: a running container stays reachable on its published port and keeps its lease', { timeout: 120_000 }, async () => {
+  const id = (await docker(['run', '-d', '-p', '127.0.0.1::8080', 'busybox', ...HTTPD])).trim();
+  const ip = JSON.parse(await docker(['inspect', id]))[0].NetworkSettings.IPAddress;
+  const hostPort = Number((await docker(['port', id, '8080'])).trim().split(':')[1]);
+  await waitFor(async () => ((await curl(`http://127.0.0.1:${hostPort}/`)).code === 0 ? true : null), 'httpd');
+  await d.kill9();
+  await d.restart();
+  const after = JSON.parse(await docker(['inspect', id]))[0];
+  assert.equal(after.State.Status, 'running');
+  assert.equal(after.NetworkSettings.IPAddress, ip, 'the lease is intact');
+  const page = await waitFor(async () => {
+    const r = await curl(`http://127.0.0.1:${hostPort}/`);
+    return r.code === 0 && r.out ? r.out : null;
+  }, 'httpd after the restart');
+  assert.equal(page, `hello from ${id.slice(0, 12)}\n`);
+  // The address stays taken: the next container gets another one.
+  const other = JSON.parse(await docker(['inspect', (await docker(['run', '-d', 'busybox', 'sleep', '30'])).trim()]))[0];
+  assert.notEqual(other.NetworkSettings.IPAddress, ip);
+  assert.ok(daemonRules(d.bridge!).some((r) => r.includes(`${ip}:8080`)), 'the DNAT rule is back');
+  await docker(['rm', '-f', id, other.Id]);
+  assert.equal(await leases(), 0);
+  assert.deepEqual(vethsOn(d.bridge!), []);
+});
+
+test('masquerade for the bridge subnet lives in the daemon\'s own chains, jumped to from the built-in ones', { timeout: 30_000 }, () => {
+  const rules = daemonRules(d.bridge!);
+  const chain = `BERTH-${d.bridge}`;
+  assert.ok(rules.includes(`nat -A ${chain}-POST -s ${subnet} ! -o ${d.bridge} -j MASQUERADE`), rules.join('\n'));
+  assert.ok(rules.includes(`nat -A POSTROUTING -j ${chain}-POST`));
+  assert.ok(rules.includes(`nat -A PREROUTING -m addrtype --dst-type LOCAL -j ${chain}-DNAT`));
+  assert.ok(rules.includes(`filter -A FORWARD -j ${chain}-FWD`));
+});
