@@ -398,7 +398,14 @@ export class NetworkService {
   prepare(c: NetContainer, networkingConfig: unknown): () => void {
     const nc = (networkingConfig ?? {}) as { EndpointsConfig?: Record<string, EndpointSettingsIn> | null };
     const mac = typeof c.config.MacAddress === 'string' ? c.config.MacAddress : '';
-    const plan = this.plan(c, nc.EndpointsConfig ?? {}, mac);
+    let plan: ReturnType<NetworkService['plan']>;
+    try {
+      plan = this.plan(c, nc.EndpointsConfig ?? {}, mac);
+    } catch (err) {
+      // dockerd finds the network only at start; a 404 from create would make the docker CLI pull the image.
+      if (err instanceof NotFound) throw new InvalidParameter(err.message);
+      throw err;
+    }
     return () => this.register(c, plan);
   }
 
