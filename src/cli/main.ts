@@ -15,13 +15,14 @@ import * as r from './commands/run.js';
 import * as x from './commands/exec.js';
 import * as reg from './commands/registry.js';
 import * as s from './commands/system.js';
+import * as n from './commands/network.js';
 import type { FlagSpec } from './flags.js';
 import { FlagError, flagUsages, parseFlags } from './flags.js';
 import { ApiClient, ApiError, ConnectError, resolveHost } from './http.js';
 import { StreamError } from './progress.js';
 import { TemplateError } from './template.js';
 
-const topLevel: Command[] = [r.run, r.create, r.start, x.exec, c.stop, c.kill, c.restart, c.rm, c.ps, c.logs, c.wait, c.inspect, i.images, i.rmi, i.tag, i.importCmd, i.history, r.pull, i.push, i.login, i.logout, s.info, s.version];
+const topLevel: Command[] = [r.run, r.create, r.start, x.exec, c.stop, c.kill, c.restart, c.rm, c.ps, c.logs, c.wait, c.inspect, i.images, i.rmi, i.tag, i.importCmd, i.history, r.pull, i.push, i.login, i.logout, s.info, s.version, n.port];
 
 const groups: Record<string, { description: string; commands: Command[] }> = {
   container: {
@@ -33,6 +34,7 @@ const groups: Record<string, { description: string; commands: Command[] }> = {
     commands: [i.images, i.rmi, i.tag, i.importCmd, i.history, i.imageInspect, i.imagePrune, r.pull, i.push],
   },
   system: { description: 'Manage berth', commands: [s.info, s.version] },
+  network: { description: 'Manage networks', commands: [n.networkConnect, n.networkCreate, n.networkDisconnect, n.networkInspect, n.networkLs, n.networkPrune, n.networkRm] },
   registry: { description: 'Run an OCI image registry', commands: [reg.serve, reg.gc] },
 };
 

@@ -85,7 +85,8 @@ const FIELDS: Record<string, unknown> = {
 };
 /** Implemented: the value shows in inspect. */
 const WORKS = ['RestartPolicy', 'AutoRemove', 'ConsoleSize', 'CapAdd', 'CapDrop', 'Privileged', 'ReadonlyRootfs', 'ShmSize', 'CpuShares', 'Memory',
-  'NanoCpus', 'PidsLimit', 'MemorySwap', 'CpuPeriod', 'CpuQuota'];
+  'NanoCpus', 'PidsLimit', 'MemorySwap', 'CpuPeriod', 'CpuQuota',
+  'NetworkMode', 'PortBindings', 'PublishAllPorts', 'Dns', 'DnsOptions', 'DnsSearch', 'ExtraHosts', 'Links'];
 /** Accepted because they change nothing on Linux. */
 const INERT = ['Isolation'];
 
