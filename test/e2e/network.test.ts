@@ -222,3 +222,51 @@ test('masquerade for the bridge subnet lives in the daemon\'s own chains, jumped
   assert.ok(rules.includes(`nat -A PREROUTING -m addrtype --dst-type LOCAL -j ${chain}-DNAT`));
   assert.ok(rules.includes(`filter -A FORWARD -j ${chain}-FWD`));
 });
+
+test('--add-host (with host-gateway), --dns, --dns-search, --dns-option, --hostname/--domainname, --mac-address and --link land in the container', { timeout: 60_000 }, async () => {
+  const files = await docker(['run', '--rm', '--add-host', 'db.local:10.1.2.3', '--add-host', 'gw:host-gateway', '--dns', '10.0.0.53', '--dns-search', 'corp.test',
+    '--dns-option', 'ndots:3', '-h', 'box', '--domainname', 'example.test', '--mac-address', '02:42:de:ad:be:ef', 'busybox',
+    'sh', '-c', 'cat /etc/hosts; echo ---; cat /etc/resolv.conf; echo ---; hostname; cat /sys/class/net/eth0/address']);
+  const [hosts, resolv, rest] = files.split('---\n');
+  assert.match(hosts!, /^10\.1\.2\.3\tdb\.local$/m);
+  assert.match(hosts!, new RegExp(`^${gateway.replace(/\./g, '\\.')}\\tgw$`, 'm'));
+  assert.match(hosts!, /\tbox\.example\.test box$/m);
+  assert.equal(resolv, 'nameserver 10.0.0.53\nsearch corp.test\noptions ndots:3\n');
+  assert.equal(rest, 'box\n02:42:de:ad:be:ef\n');
+
+  const target = (await docker(['run', '-d', '--name', 'linked', 'busybox', 'sleep', '30'])).trim();
+  const ip = JSON.parse(await docker(['inspect', target]))[0].NetworkSettings.IPAddress;
+  const linked = await docker(['run', '--rm', '--link', 'linked:db', 'busybox', 'sh', '-c', 'cat /etc/hosts; ping -c1 -W2 db']);
+  assert.match(linked, new RegExp(`^${ip.replace(/\./g, '\\.')}\\tdb ${target.slice(0, 12)} linked$`, 'm'));
+  assert.match(linked, /1 packets received/);
+  const bad = await d.docker(['run', '--rm', '--link', 'nosuchbox:db', 'busybox', 'true']);
+  assert.equal(bad.code, 125);
+  assert.match(bad.stderr, /could not get container for nosuchbox/);
+  await docker(['rm', '-f', target]);
+});
+
+test('daemon.json: icc=false keeps containers on the default bridge apart; iptables=false writes no rule; mtu reaches eth0', { timeout: 120_000 }, async () => {
+  const strict = await startDaemon({ config: { icc: false, mtu: 1400 } });
+  try {
+    await loadTestImages(strict);
+    const a = (await strict.docker(['run', '-d', 'busybox', 'sleep', '30'])).stdout.trim();
+    const ip = JSON.parse((await strict.docker(['inspect', a])).stdout)[0].NetworkSettings.IPAddress;
+    const ping = await strict.docker(['run', '--rm', 'busybox', 'ping', '-c1', '-W1', ip]);
+    assert.notEqual(ping.code, 0, 'icc=false: the second container reached the first');
+    assert.ok(daemonRules(strict.bridge!).includes(`filter -A BERTH-${strict.bridge}-FWD -i ${strict.bridge} -o ${strict.bridge} -j DROP`));
+    assert.equal((await strict.docker(['run', '--rm', 'busybox', 'cat', '/sys/class/net/eth0/mtu'])).stdout, '1400\n');
+    await strict.docker(['rm', '-f', a]);
+  } finally {
+    await strict.stop();
+  }
+  assert.deepEqual(daemonRules(strict.bridge!), [], 'a stopped daemon leaves no rule');
+  const bare = await startDaemon({ config: { iptables: false } });
+  try {
+    await loadTestImages(bare);
+    const r = await bare.docker(['run', '--rm', '-p', '127.0.0.1::80', 'busybox', 'ls', '/sys/class/net']);
+    assert.equal(r.stdout, 'eth0\nlo\n', r.stderr);
+    assert.deepEqual(daemonRules(bare.bridge!), []);
+  } finally {
+    await bare.stop();
+  }
+});
