@@ -1,16 +1,16 @@
 /**
- * Links and namespaces through iproute2, one batched `ip -batch -` per side per change (a process
- * per step would cost more than the rest of `run`). A container's netns is a file under the exec
- * root bind-mounted by `unshare --net=FILE`, so it outlives the daemon and can be found again from
- * the record alone; the same process configures the inside (lo, eth0, route), and a second batch in
- * the host's namespace plugs the veth's other end into the bridge.
+ * Links and namespaces. A container's netns is a file under the exec root (bind-mounted), so it
+ * outlives the daemon and can be found again from the record alone; it and its veths are made with
+ * rtnetlink from the daemon itself (netlink.ts), no process per container. Bridges, which change
+ * rarely, go through one batched `ip -batch -`.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { SystemError } from '../errors.js';
-import { MNT_DETACH, umount } from '../sys/index.js';
+import { MNT_DETACH, MS_BIND, mount, umount } from '../sys/index.js';
+import { type VethRequest, addVethPair, deleteLinkByName, loopbackUp, netnsSocket } from './netlink.js';
 
 /** Runs `argv` with the lines on stdin; rejects with ip's own message when it fails. */
 function batch(argv: string[], lines: string[]): Promise<void> {
@@ -49,62 +49,42 @@ export async function deleteLink(name: string): Promise<void> {
   });
 }
 
-export interface VethSpec {
-  /** Name inside the container (eth0, eth1, …). */
-  ifname: string;
-  /** Host end, plugged into the bridge. */
-  veth: string;
-  bridge: string;
-  mac: string;
-  cidr: string;
-  /** Default route via this gateway (the container's first non-internal network). */
-  gateway: string | null;
-  mtu: number;
-}
+export type { VethRequest as VethSpec } from './netlink.js';
 
-function insideLines(v: VethSpec): string[] {
-  const lines = [
-    // The host end goes straight to the daemon's namespace, named by its pid.
-    `link add ${v.ifname} mtu ${v.mtu} address ${v.mac} type veth peer name ${v.veth} mtu ${v.mtu} netns /proc/${process.pid}/ns/net`,
-    `addr add ${v.cidr} dev ${v.ifname}`,
-    `link set ${v.ifname} up`,
-  ];
-  if (v.gateway) lines.push(`route add default via ${v.gateway} dev ${v.ifname}`);
-  return lines;
-}
-
-function hostLines(v: VethSpec): string[] {
-  return [`link set ${v.veth} master ${v.bridge} up`];
+function bindMount(source: string, target: string): void {
+  mount(source, target, null, MS_BIND, null);
 }
 
 /** A new netns bind-mounted on `file` with lo up and the given veths; all or nothing. */
-export async function createSandbox(file: string, veths: VethSpec[]): Promise<void> {
+export async function createSandbox(file: string, veths: VethRequest[]): Promise<void> {
   await fsp.mkdir(path.dirname(file), { recursive: true, mode: 0o711 });
   await fsp.writeFile(file, '', { mode: 0o444 });
+  let inside: number | null = null;
   try {
-    await batch(['unshare', `--net=${file}`, 'ip', '-batch', '-'], ['link set lo up', ...veths.flatMap(insideLines)]);
-    if (veths.length) await ipHost(veths.flatMap(hostLines));
+    inside = netnsSocket(file, true, bindMount);
+    loopbackUp(inside);
+    for (const v of veths) addVethPair(file, inside, v);
   } catch (err) {
     await destroySandbox(file, veths.map((v) => v.veth));
     throw err;
+  } finally {
+    if (inside !== null) fs.closeSync(inside);
   }
 }
 
 /** One more veth in an existing netns (network connect of a running container). */
-export async function addVeth(file: string, v: VethSpec): Promise<void> {
+export function addVeth(file: string, v: VethRequest): void {
+  const inside = netnsSocket(file, false, bindMount);
   try {
-    await batch(['nsenter', `--net=${file}`, 'ip', '-batch', '-'], insideLines(v));
-    await ipHost(hostLines(v));
-  } catch (err) {
-    await deleteLink(v.veth).catch(() => {});
-    throw err;
+    addVethPair(file, inside, v);
+  } finally {
+    fs.closeSync(inside);
   }
 }
 
-/** Removes the veths (both ends go with the host end) and the netns file; idempotent. */
+/** Removes the veths (the peer inside goes with the host end) and the netns file; idempotent. */
 export async function destroySandbox(file: string, veths: string[]): Promise<void> {
-  const present = veths.filter(linkExists);
-  if (present.length) await ipHost(present.map((v) => `link del ${v}`), true).catch(() => {});
+  for (const v of veths) deleteLinkByName(v);
   try {
     umount(file, MNT_DETACH);
   } catch {}

@@ -23,6 +23,7 @@ import { hostsFile, parseExtraHost, resolvConf } from './files.js';
 import { type Cidr, DEFAULT_POOLS, contains, formatCidr, hostRoutes, intToIp, ipToInt, macFromIp, nextFree, overlaps, parseCidr, pickSubnet } from './ipam.js';
 import { Iptables, type BridgeNet, type Forward } from './iptables.js';
 import { type VethSpec, addVeth, createSandbox, deleteLink, destroySandbox, ensureBridge } from './link.js';
+import { deleteLinkByName } from './netlink.js';
 import { type PortBindings, checkPortBindings, wantedPorts } from './ports.js';
 import { type Proxy, openProxy } from './proxy.js';
 import { NetworkStore } from './store.js';
@@ -454,7 +455,7 @@ export class NetworkService {
   }
 
   private vethSpec(n: NetworkRecord, e: Endpoint, withRoute: boolean): VethSpec {
-    return { ifname: e.ifname, veth: e.veth, bridge: n.bridge, mac: e.mac, cidr: `${e.ip}/${e.prefixLen}`, gateway: withRoute && !n.internal ? e.gateway : null, mtu: n.mtu };
+    return { ifname: e.ifname, veth: e.veth, bridge: n.bridge, mac: e.mac, ip: e.ip, prefixLen: e.prefixLen, gateway: withRoute && !n.internal ? e.gateway : null, mtu: n.mtu };
   }
 
   private netnsPath(containerId: string): string {
@@ -543,7 +544,7 @@ export class NetworkService {
     const attachments = this.store.attachmentsOf(containerId);
     const veths = attachments.flatMap((a) => (a.live ? [a.live.veth] : []));
     if (s) await destroySandbox(s.netns, veths);
-    else for (const v of veths) await deleteLink(v).catch(() => {});
+    else for (const v of veths) deleteLinkByName(v);
     for (const a of attachments) {
       if (!a.live) continue;
       this.store.saveAttachment({ ...a, live: null });
@@ -572,7 +573,7 @@ export class NetworkService {
     const ifname = `eth${Math.max(-1, ...existing.filter((x) => x.live).map((x) => Number(x.live!.ifname.slice(3)))) + 1}`;
     const leased = this.lease(a, this.allocate(n, a, c, ifname));
     try {
-      await addVeth(s.netns, this.vethSpec(n, leased.live!, false));
+      addVeth(s.netns, this.vethSpec(n, leased.live!, false));
     } catch (err) {
       this.store.deleteAttachment(c.id, n.id);
       throw err;
@@ -584,7 +585,7 @@ export class NetworkService {
     const n = this.get(idOrName);
     const a = this.store.attachmentsOf(c.id).find((x) => x.networkId === n.id);
     if (!a) throw new Forbidden(`container ${c.id} is not connected to network ${n.name}`);
-    if (a.live) await deleteLink(a.live.veth);
+    if (a.live) deleteLinkByName(a.live.veth);
     this.store.deleteAttachment(c.id, n.id);
     if (a.live) this.events.publish('network', 'disconnect', n.id, { container: c.id, name: n.name, type: n.driver });
   }
