@@ -116,7 +116,7 @@ async function stackCost(n: number): Promise<Stats> {
       const veth = `vbn${randomBytes(4).toString('hex')}`;
       out.push(await time(async () => {
         await createSandbox(file, [{ ifname: 'eth0', veth, bridge: br, mac: '02:42:0a:00:00:02', ip: `${base}2`, prefixLen: 24, gateway: `${base}1`, mtu: 1500 }]);
-        await destroySandbox(file, [veth]);
+        await destroySandbox(file);
       }));
     }
     return stats(out);

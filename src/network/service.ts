@@ -434,7 +434,8 @@ export class NetworkService {
       if (got === null) throw new SystemError(`no available IPv4 addresses on network ${n.name}`);
       ip = intToIp(got);
     }
-    const veth = `veth${crypto.createHash('sha256').update(`${c.id}/${n.id}`).digest('hex').slice(0, MAX_IFNAME - 4)}`;
+    // Random, not derived from the ids: the veth of the container's last run may still be on its way out.
+    const veth = `veth${crypto.randomBytes(6).toString('hex').slice(0, MAX_IFNAME - 4)}`;
     return { id: randomId(), ip, prefixLen: subnet.bits, gateway: pool.Gateway, mac: a.request.mac || macFromIp(ip), ifname, veth, names: this.dnsNames(c, a), upstream: c.hostConfig.Dns ?? [] };
   }
 
@@ -543,7 +544,7 @@ export class NetworkService {
     const s = this.store.sandbox(containerId);
     const attachments = this.store.attachmentsOf(containerId);
     const veths = attachments.flatMap((a) => (a.live ? [a.live.veth] : []));
-    if (s) await destroySandbox(s.netns, veths);
+    if (s) await destroySandbox(s.netns);
     else for (const v of veths) deleteLinkByName(v);
     for (const a of attachments) {
       if (!a.live) continue;

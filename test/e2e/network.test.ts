@@ -51,6 +51,11 @@ function vethsOn(bridge: string): string[] {
   });
 }
 
+/** The kernel frees a container's netns (and its veth) a moment after the netns file is unmounted. */
+async function vethsSettle(bridge: string, count: number): Promise<void> {
+  await waitFor(async () => (vethsOn(bridge).length === count ? true : null), `${count} veths on ${bridge} (have ${vethsOn(bridge).join(' ')})`, 5000);
+}
+
 function netnsFiles(): string[] {
   try {
     return fs.readdirSync(`${d.execRoot}/netns`);
@@ -105,9 +110,9 @@ test('a default container has eth0 with an address of the bridge, a MAC made fro
   const resolv = await docker(['exec', id, 'cat', '/etc/resolv.conf']);
   assert.doesNotMatch(resolv, /nameserver 127\./);
   assert.match(resolv, /^nameserver /m);
-  assert.equal(vethsOn(d.bridge!).length, 1, 'one veth in the bridge for the running container');
+  await vethsSettle(d.bridge!, 1);
   await docker(['rm', '-f', id]);
-  assert.deepEqual(vethsOn(d.bridge!), []);
+  await vethsSettle(d.bridge!, 0);
 });
 
 test('a container on the default bridge reaches a server on the bridge gateway address', { timeout: 60_000 }, async () => {
@@ -171,7 +176,7 @@ test('a host port already in use gets docker\'s error and leaves no rule, proxy,
   assert.equal(r.code, 125);
   assert.match(r.stderr, new RegExp(`Bind for 127\\.0\\.0\\.1:${hostPort} failed: port is already allocated`));
   assert.deepEqual(daemonRules(d.bridge!), rulesBefore);
-  assert.equal(vethsOn(d.bridge!).length, 1);
+  await vethsSettle(d.bridge!, 1);
   assert.equal(await leases(), 1);
   assert.equal(JSON.parse(await docker(['inspect', 'second']))[0].State.Status, 'created');
   await docker(['rm', '-f', id, 'second']);
@@ -184,7 +189,7 @@ test('100 run --rm cycles leave no veth, netns, iptables rule or lease behind', 
     const r = await d.docker(['run', '--rm', ...(i % 10 === 0 ? ['-p', '127.0.0.1::80'] : []), 'busybox', 'true']);
     assert.equal(r.code, 0, `cycle ${i}: ${r.stderr}`);
   }
-  assert.deepEqual(vethsOn(d.bridge!), []);
+  await vethsSettle(d.bridge!, 0);
   assert.deepEqual(netnsFiles(), []);
   assert.deepEqual(daemonRules(d.bridge!), rulesBefore);
   assert.equal(await leases(), 0);
@@ -211,7 +216,7 @@ test('kill -9 of berthd, then restart: a running container stays reachable on it
   assert.ok(daemonRules(d.bridge!).some((r) => r.includes(`${ip}:8080`)), 'the DNAT rule is back');
   await docker(['rm', '-f', id, other.Id]);
   assert.equal(await leases(), 0);
-  assert.deepEqual(vethsOn(d.bridge!), []);
+  await vethsSettle(d.bridge!, 0);
 });
 
 test('masquerade for the bridge subnet lives in the daemon\'s own chains, jumped to from the built-in ones', { timeout: 30_000 }, () => {
