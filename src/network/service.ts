@@ -89,6 +89,7 @@ export interface StackFiles {
 }
 
 const BUILTIN = ['bridge', 'host', 'none'];
+const DOCKER0_DEFAULT = '172.17.0.0/16';
 const MAX_IFNAME = 15;
 
 function randomId(): string {
@@ -169,7 +170,8 @@ export class NetworkService {
       return { Subnet: formatCidr(c), Gateway: m[1]! };
     }
     if (existing?.ipam[0]) return { Subnet: existing.ipam[0].Subnet, Gateway: existing.ipam[0].Gateway };
-    const taken = [...hostRoutes(), ...this.store.networks().filter((n) => n.ipam[0]).map(cidrOf)];
+    // 172.17.0.0/16 is docker0's default even before a dockerd has made it.
+    const taken = [...hostRoutes(), parseCidr(DOCKER0_DEFAULT), ...this.store.networks().filter((n) => n.ipam[0]).map(cidrOf)];
     const c = pickSubnet(this.cfg.pools, taken);
     if (!c) throw new SystemError('could not find an available, non-overlapping IPv4 address pool for the default bridge');
     return { Subnet: formatCidr(c), Gateway: intToIp(c.base + 1) };

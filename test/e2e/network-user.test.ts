@@ -181,3 +181,43 @@ test('network prune removes unused user networks and their bridges, keeps used a
     await d.docker(['network', 'rm', 'used', 'unused']);
   }
 });
+
+test('the berth CLI: network create/ls/inspect/connect/disconnect/rm/prune, --network-alias, -p and port', { timeout: 120_000 }, async () => {
+  const berth = async (args: string[]) => {
+    const r = await d.berth(args);
+    assert.equal(r.code, 0, `berth ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const id = (await berth(['network', 'create', '--subnet', freeSubnet(), '--label', 'via=berth', 'clinet'])).trim();
+  try {
+    assert.match(id, /^[0-9a-f]{64}$/);
+    const ls = await berth(['network', 'ls']);
+    assert.match(ls, /^NETWORK ID\s+NAME\s+DRIVER\s+SCOPE$/m);
+    assert.match(ls, new RegExp(`^${id.slice(0, 12)}\\s+clinet\\s+bridge\\s+local$`, 'm'));
+    assert.equal(await berth(['network', 'ls', '-q', '--filter', 'label=via=berth']), `${id.slice(0, 12)}\n`);
+    assert.equal(await berth(['network', 'inspect', '-f', '{{.Name}} {{.Driver}}', 'clinet']), 'clinet bridge\n');
+    const web = (await berth(['run', '-d', '--name', 'cliweb', '--network', 'clinet', '--network-alias', 'a1', '-p', '127.0.0.1::8080', 'busybox', ...HTTPD])).trim();
+    assert.equal(await berth(['run', '--rm', '--network', 'clinet', 'busybox', 'wget', '-qO-', 'http://a1:8080/']), `web on ${web.slice(0, 12)}\n`);
+    const port = await berth(['port', 'cliweb']);
+    assert.match(port, /^8080\/tcp -> 127\.0\.0\.1:\d+\n$/);
+    assert.equal(await berth(['port', 'cliweb', '8080']), `${port.split(' -> ')[1]}`);
+    assert.match(await berth(['ps', '--format', '{{.Ports}}']), new RegExp(`${port.split(' -> ')[1]!.trim().replace(/\./g, '\\.')}->8080/tcp`));
+    const nope = await d.berth(['port', 'cliweb', '9999']);
+    assert.equal(nope.code, 1);
+    assert.match(nope.stderr, /No public port '9999\/tcp' published for cliweb/);
+    await berth(['network', 'disconnect', 'clinet', 'cliweb']);
+    assert.equal(await berth(['exec', 'cliweb', 'ls', '/sys/class/net']), 'lo\n');
+    await berth(['network', 'connect', '--alias', 'back', 'clinet', 'cliweb']);
+    assert.equal(await berth(['exec', 'cliweb', 'ls', '/sys/class/net']), 'eth0\nlo\n');
+    const busy = await d.berth(['network', 'rm', 'clinet']);
+    assert.equal(busy.code, 1);
+    assert.match(busy.stderr, /has active endpoints/);
+    await berth(['rm', '-f', 'cliweb']);
+    assert.equal(await berth(['network', 'rm', 'clinet']), 'clinet\n');
+    await berth(['network', 'create', '--subnet', freeSubnet(), 'pruneme']);
+    assert.equal(await berth(['network', 'prune', '-f']), 'Deleted Networks:\npruneme\n');
+  } finally {
+    await d.berth(['rm', '-f', 'cliweb']);
+    await d.berth(['network', 'rm', '-f', 'clinet', 'pruneme']);
+  }
+});
