@@ -34,15 +34,19 @@ async function fails(args: string[], message: RegExp, code = 1): Promise<void> {
   assert.match(r.stderr, message, `docker ${args.join(' ')}`);
 }
 
+/** Whether the host routes the /24 at 10.b.c.0 (exactly: test daemons and networks use /24s). */
+function routed(b: number, c: number): boolean {
+  const hex = Buffer.from([10, b, c, 0]).readUInt32LE(0).toString(16).toUpperCase().padStart(8, '0');
+  return fs.readFileSync('/proc/net/route', 'utf8').includes(hex);
+}
+
 /** A /24 of 10.100–199 nobody routes, different on each call. */
 let nextSubnet = Math.floor(Math.random() * 200);
 function freeSubnet(): string {
-  const routes = fs.readFileSync('/proc/net/route', 'utf8');
   for (;;) {
-    const third = nextSubnet++ % 256;
-    const second = 100 + Math.floor(Math.random() * 100);
-    const hex = Buffer.from([10, second, third, 0]).readUInt32LE(0).toString(16).toUpperCase().padStart(8, '0');
-    if (!routes.includes(hex)) return `10.${second}.${third}.0/24`;
+    const c = nextSubnet++ % 256;
+    const b = 100 + Math.floor(Math.random() * 100);
+    if (!routed(b, c)) return `10.${b}.${c}.0/24`;
   }
 }
 
@@ -219,5 +223,32 @@ test('the berth CLI: network create/ls/inspect/connect/disconnect/rm/prune, --ne
   } finally {
     await d.berth(['rm', '-f', 'cliweb']);
     await d.berth(['network', 'rm', '-f', 'clinet', 'pruneme']);
+  }
+});
+
+test('default-address-pools: a network created without --subnet gets the next free subnet of the pools', { timeout: 60_000 }, async () => {
+  let b = 0;
+  let c = 0;
+  do {
+    b = 100 + Math.floor(Math.random() * 100);
+    c = Math.floor(Math.random() * 128) * 2;
+  } while (routed(b, c) || routed(b, c + 1));
+  const pooled = await startDaemon({ config: { 'default-address-pools': [{ base: `10.${b}.${c}.0/23`, size: 24 }] } });
+  try {
+    const first = `10.${b}.${c}.0/24`;
+    const second = `10.${b}.${c + 1}.0/24`;
+    for (const [name, want] of [['p1', first], ['p2', second]] as const) {
+      const r = await pooled.docker(['network', 'create', name]);
+      assert.equal(r.code, 0, r.stderr);
+      const net = JSON.parse((await pooled.docker(['network', 'inspect', name])).stdout)[0];
+      assert.equal(net.IPAM.Config[0].Subnet, want);
+      assert.equal(net.IPAM.Config[0].Gateway, want.replace(/0\/24$/, '1'));
+    }
+    const full = await pooled.docker(['network', 'create', 'p3']);
+    assert.equal(full.code, 1);
+    assert.match(full.stderr, /all predefined address pools have been fully subnetted/);
+  } finally {
+    await pooled.docker(['network', 'rm', 'p1', 'p2']);
+    await pooled.stop();
   }
 });

@@ -162,7 +162,19 @@ test('-p 127.0.0.1::8080 to busybox httpd: curl gets the page, port and ps show 
   const api = await d.api('GET', `/containers/json?filters=${encodeURIComponent(JSON.stringify({ id: [id] }))}`);
   assert.ok(api.body[0].Ports.some((p: { IP: string; PrivatePort: number; PublicPort: number; Type: string }) => p.IP === '127.0.0.1' && p.PrivatePort === 8080 && p.PublicPort === hostPort && p.Type === 'tcp'));
 
-  await docker(['rm', '-f', id]);
+  // Published on every address: a host address (the bridge's, which this daemon made) goes through DNAT.
+  const all = (await docker(['run', '-d', '-p', '8080', 'busybox', ...HTTPD])).trim();
+  const allPort = Number((await docker(['port', all, '8080'])).trim().split(':')[1]);
+  const viaDnat = await waitFor(async () => {
+    const r = await curl(`http://${gateway}:${allPort}/`);
+    return r.code === 0 && r.out ? r.out : null;
+  }, 'httpd through DNAT on the gateway address');
+  assert.equal(viaDnat, `hello from ${all.slice(0, 12)}\n`);
+  await docker(['restart', '-t', '1', all]);
+  const afterRestart = Number((await docker(['port', all, '8080'])).trim().split(':')[1]);
+  assert.ok(await waitFor(async () => ((await curl(`http://127.0.0.1:${afterRestart}/`)).code === 0 ? true : null), 'httpd after docker restart'));
+
+  await docker(['rm', '-f', id, all]);
   assert.deepEqual(daemonRules(d.bridge!).filter((r) => r.includes('DNAT --to-destination')), [], 'the DNAT rule went with the container');
   const after = await curl(`http://127.0.0.1:${hostPort}/`);
   assert.notEqual(after.code, 0, 'the proxy went with the container');
