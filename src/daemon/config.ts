@@ -240,7 +240,6 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (!Object.hasOwn(DRIVERS, config.storageDriver)) {
     throw new InvalidParameter(`error initializing graphdriver: driver not supported: ${config.storageDriver} (supported: ${Object.keys(DRIVERS).join(', ')})`);
   }
-  if (!config.userlandProxy) throw new InvalidParameter('userland-proxy: false is not supported yet (berth publishes ports through its own proxy)');
   if (config.mtu < 68 || config.mtu > 65535) throw new InvalidParameter(`invalid mtu: ${config.mtu}`);
   if (config.storageOpts.length) throw new InvalidParameter(`${config.storageDriver}: storage-opts are not supported yet: ${config.storageOpts.join(', ')}`);
   if (!supportedLogDrivers.includes(config.logDriver)) {

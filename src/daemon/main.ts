@@ -161,7 +161,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   const containerStore = new ContainerStore(db);
   const networks = new NetworkService(db, events, {
     execRoot: config.execRoot, bridge: config.bridge || 'berth0', bip: config.bip, mtu: config.mtu, icc: config.icc,
-    iptables: config.iptables, ipForward: config.ipForward, pools: config.defaultAddressPools.length ? config.defaultAddressPools : DEFAULT_POOLS,
+    iptables: config.iptables, ipForward: config.ipForward, userlandProxy: config.userlandProxy, pools: config.defaultAddressPools.length ? config.defaultAddressPools : DEFAULT_POOLS,
   }, (ref) => {
     try {
       return containerStore.find(ref) ?? null;

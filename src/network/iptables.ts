@@ -48,7 +48,8 @@ export class Iptables {
   /** The jumps are checked once per daemon run; after that only the chains change. */
   private hooked = false;
 
-  constructor(prefix: string) {
+  /** userland-proxy: false: loopback is DNATed too (with route_localnet on the bridges) and masqueraded. */
+  constructor(prefix: string, private readonly loopback = false) {
     this.dnat = `${prefix}-DNAT`;
     this.post = `${prefix}-POST`;
     this.fwd = `${prefix}-FWD`;
@@ -57,7 +58,7 @@ export class Iptables {
   private hooks(): [string, string, string[]][] {
     return [
       ['nat', 'PREROUTING', ['-m', 'addrtype', '--dst-type', 'LOCAL', '-j', this.dnat]],
-      ['nat', 'OUTPUT', ['!', '-d', '127.0.0.0/8', '-m', 'addrtype', '--dst-type', 'LOCAL', '-j', this.dnat]],
+      ['nat', 'OUTPUT', [...(this.loopback ? [] : ['!', '-d', '127.0.0.0/8']), '-m', 'addrtype', '--dst-type', 'LOCAL', '-j', this.dnat]],
       ['nat', 'POSTROUTING', ['-j', this.post]],
       ['filter', 'FORWARD', ['-j', this.fwd]],
     ];
@@ -68,6 +69,7 @@ export class Iptables {
     const nat = ['*nat', `:${this.dnat} - [0:0]`, `:${this.post} - [0:0]`];
     for (const n of nets) {
       if (!n.internal) nat.push(`-A ${this.post} -s ${n.subnet} ! -o ${n.bridge} -j MASQUERADE`);
+      if (this.loopback) nat.push(`-A ${this.post} -s 127.0.0.0/8 -o ${n.bridge} -j MASQUERADE`);
     }
     for (const f of forwards) {
       const dst = f.hostIp && f.hostIp !== '0.0.0.0' ? ` -d ${f.hostIp}/32` : '';

@@ -1,6 +1,6 @@
 /**
  * The userland proxy: for each published port a listener in berthd on the host address and port
- * that relays to the container's address. It is what makes the host's loopback work (DNAT does not
+ * that relays to the container's address (with userland-proxy: false it only holds the port). It is what makes the host's loopback work (DNAT does not
  * apply to 127.0.0.0/8 traffic), and holding the port is how a conflict is found: a port someone
  * else has bound fails here, before the container starts. TCP relays each connection; UDP keeps
  * one upstream socket per client address, closed after a minute without traffic.
@@ -11,6 +11,8 @@ import { SystemError } from '../errors.js';
 
 export interface ProxySpec {
   proto: 'tcp' | 'udp';
+  /** false (userland-proxy: false): the port is only held, for conflicts; DNAT carries the traffic, loopback too. */
+  relay: boolean;
   hostIp: string;
   hostPort: number;
   containerIp: string;
@@ -37,6 +39,7 @@ function bindError(spec: ProxySpec, err: unknown): Error {
 async function tcpProxy(spec: ProxySpec): Promise<Proxy> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
+    if (!spec.relay) return void client.destroy();
     const upstream = net.connect(spec.containerPort, spec.containerIp);
     sockets.add(client).add(upstream);
     const done = () => {
@@ -74,6 +77,7 @@ async function udpProxy(spec: ProxySpec): Promise<Proxy> {
     flows.delete(key);
   };
   sock.on('message', (msg, rinfo) => {
+    if (!spec.relay) return;
     const key = `${rinfo.address}:${rinfo.port}`;
     let f = flows.get(key);
     if (!f) {

@@ -20,7 +20,7 @@ import type { EventBus } from '../events/index.js';
 import { log } from '../log.js';
 import { type DnsServer, hostNameservers, serveDns } from './dns.js';
 import { hostsFile, parseExtraHost, resolvConf } from './files.js';
-import { type Cidr, DEFAULT_POOLS, contains, formatCidr, hostRoutes, intToIp, ipToInt, macFromIp, nextFree, overlaps, parseCidr, pickSubnet } from './ipam.js';
+import { type Cidr, contains, formatCidr, hostRoutes, intToIp, ipToInt, macFromIp, nextFree, overlaps, parseCidr, pickSubnet } from './ipam.js';
 import { Iptables, type BridgeNet, type Forward } from './iptables.js';
 import { type VethSpec, addVeth, createSandbox, deleteLink, destroySandbox, ensureBridge } from './link.js';
 import { deleteLinkByName } from './netlink.js';
@@ -40,6 +40,8 @@ export interface NetworkConfig {
   icc: boolean;
   iptables: boolean;
   ipForward: boolean;
+  /** Published ports relayed by berthd (true), or DNAT alone, loopback included (false). */
+  userlandProxy: boolean;
   pools: { base: string; size: number }[];
 }
 
@@ -120,7 +122,7 @@ export class NetworkService {
     /** Container name or id → its id and name, for --link and network connect. */
     private readonly lookup: (idOrName: string) => { id: string; name: string } | null) {
     this.store = new NetworkStore(db);
-    this.iptables = cfg.iptables ? new Iptables(`BERTH-${cfg.bridge}`) : null;
+    this.iptables = cfg.iptables ? new Iptables(`BERTH-${cfg.bridge}`, !cfg.userlandProxy) : null;
   }
 
   // ---- daemon start and stop ---------------------------------------------------------------------
@@ -187,6 +189,8 @@ export class NetworkService {
   private async bringUp(n: NetworkRecord): Promise<void> {
     const pool = n.ipam[0]!;
     await ensureBridge(n.bridge, `${pool.Gateway}/${parseCidr(pool.Subnet).bits}`, n.mtu);
+    // Without the proxy, loopback traffic is DNATed onto the bridge, which the kernel refuses unless told.
+    if (!this.cfg.userlandProxy) fs.writeFileSync(`/proc/sys/net/ipv4/conf/${n.bridge}/route_localnet`, '1');
     if (!n.builtin && !this.dns.has(n.id)) {
       try {
         this.dns.set(n.id, await serveDns(pool.Gateway, (name) => this.resolve(n.id, name), () => this.upstream(n.id)));
@@ -514,7 +518,7 @@ export class NetworkService {
       for (let port = lo; port <= hi && !bound; port++) {
         if (w.proto === 'sctp') throw new InvalidParameter('publishing sctp ports is not supported yet');
         try {
-          bound = await openProxy({ proto: w.proto, hostIp: w.hostIp, hostPort: port, containerIp: s.target, containerPort: w.containerPort });
+          bound = await openProxy({ proto: w.proto, relay: this.cfg.userlandProxy, hostIp: w.hostIp, hostPort: port, containerIp: s.target, containerPort: w.containerPort });
         } catch (err) {
           lastErr = err;
         }
@@ -532,7 +536,7 @@ export class NetworkService {
     this.proxies.set(s.containerId, opened);
     for (const p of s.ports) {
       if (p.proto === 'sctp') continue;
-      opened.push(await openProxy({ proto: p.proto, hostIp: p.hostIp, hostPort: p.hostPort, containerIp: s.target, containerPort: p.containerPort }));
+      opened.push(await openProxy({ proto: p.proto, relay: this.cfg.userlandProxy, hostIp: p.hostIp, hostPort: p.hostPort, containerIp: s.target, containerPort: p.containerPort }));
     }
   }
 
@@ -650,7 +654,3 @@ export class NetworkService {
     return this.store.sandbox(containerId);
   }
 }
-
-export const defaultNetworkConfig = (execRoot: string): NetworkConfig => ({
-  execRoot, bridge: 'berth0', bip: '', mtu: 1500, icc: true, iptables: true, ipForward: true, pools: DEFAULT_POOLS,
-});

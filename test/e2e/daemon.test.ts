@@ -122,8 +122,8 @@ test('a bad daemon.json is a start-up error with a clear message', { timeout: 60
     /overlay2: storage-opts are not supported yet: size=1G/);
   await assert.rejects(startDaemon({ rootsIn: 'config', config: { 'storage-driver': 'zfs' } }),
     /driver not supported: zfs \(supported: overlay2\)/);
-  await assert.rejects(startDaemon({ rootsIn: 'config', config: { 'userland-proxy': false } }),
-    /userland-proxy: false is not supported yet/);
+  await assert.rejects(startDaemon({ rootsIn: 'config', config: { mtu: 'big' } }),
+    /"mtu" has a value of the wrong type/);
 });
 
 test('two daemons side by side keep to their own containers, images and cgroups', { timeout: 180_000 }, async () => {

@@ -287,3 +287,26 @@ test('daemon.json: icc=false keeps containers on the default bridge apart; iptab
     await bare.stop();
   }
 });
+
+test('userland-proxy: false publishes through DNAT alone, loopback included, and still refuses a taken port', { timeout: 120_000 }, async () => {
+  const direct = await startDaemon({ config: { 'userland-proxy': false } });
+  try {
+    await loadTestImages(direct);
+    const id = (await direct.docker(['run', '-d', '-p', '127.0.0.1::8080', 'busybox', ...HTTPD])).stdout.trim();
+    const hostPort = Number((await direct.docker(['port', id, '8080'])).stdout.trim().split(':')[1]);
+    // berthd only holds the port (it drops what reaches it): a page means DNAT carried it.
+    const page = await waitFor(async () => {
+      const r = await curl(`http://127.0.0.1:${hostPort}/`);
+      return r.code === 0 && r.out ? r.out : null;
+    }, 'httpd through loopback DNAT');
+    assert.equal(page, `hello from ${id.slice(0, 12)}\n`);
+    assert.ok(daemonRules(direct.bridge!).includes(`nat -A OUTPUT -m addrtype --dst-type LOCAL -j BERTH-${direct.bridge}-DNAT`));
+    assert.equal(fs.readFileSync(`/proc/sys/net/ipv4/conf/${direct.bridge}/route_localnet`, 'utf8').trim(), '1');
+    const clash = await direct.docker(['run', '-d', '-p', `127.0.0.1:${hostPort}:80`, 'busybox', 'true']);
+    assert.equal(clash.code, 125);
+    assert.match(clash.stderr, /port is already allocated/);
+    await direct.docker(['rm', '-f', id]);
+  } finally {
+    await direct.stop();
+  }
+});

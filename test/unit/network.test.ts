@@ -96,4 +96,6 @@ test('iptables: one restore input for masquerade, DNAT, isolation, internal netw
   ]) assert.ok(lines.includes(l), `${l} in\n${text}`);
   assert.ok(!lines.some((l) => l.includes('-s 10.0.1.0/24') && l.includes('MASQUERADE')), 'an internal network is not masqueraded');
   assert.equal(lines.filter((l) => l === 'COMMIT').length, 2);
+  const direct = new Iptables('BERTH-br0', true).render([{ bridge: 'br0', subnet: '10.0.0.0/24', internal: false, icc: true }], []);
+  assert.ok(direct.split('\n').includes('-A BERTH-br0-POST -s 127.0.0.0/8 -o br0 -j MASQUERADE'), 'without the proxy, loopback clients are masqueraded');
 });
