@@ -206,6 +206,8 @@ export class NetworkService {
    */
   async restore(running: (containerId: string) => boolean): Promise<void> {
     for (const s of this.store.sandboxes()) {
+      // A container a restart policy has just started has its proxies already.
+      if (this.proxies.has(s.containerId)) continue;
       if (running(s.containerId)) await this.openPorts(s).catch((err) => log.warn('reopening published ports failed', { id: s.containerId, error: errorMessage(err) }));
       else await this.teardownId(s.containerId);
     }
