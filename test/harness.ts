@@ -380,9 +380,10 @@ function targetDirs(t: DaemonTarget): string[] {
 /**
  * Where under the exec root the runtime keeps per-container state (bundles, attach sockets, exit
  * files). The daemon uses the short "c" (socket paths must fit in 107 bytes); "containers" is the
- * name the harness was first specified with, still checked in case a layout uses it.
+ * name the harness was first specified with, still checked in case a layout uses it; "netns" holds
+ * the bind-mounted network namespaces of bridged containers.
  */
-export const runtimeStateDirs = ['c', 'containers'];
+export const runtimeStateDirs = ['c', 'containers', 'netns'];
 
 /** What the daemon left on the host. A daemon that cleans up after itself reports four empty lists. */
 export function leftovers(t: DaemonTarget): Leftovers {
