@@ -11,6 +11,8 @@ export interface HostsInput {
   hostGateway: string;
   /** [ip, names…] per line: links, then the container's own addresses. */
   entries: [string, ...string[]][];
+  /** What the extra lines go after (the localhost lines, or the host's file for --network host). */
+  base?: string;
 }
 
 /** "name:ip" → [name, ip]; the ip may be IPv6 (with colons) or host-gateway. */
@@ -24,7 +26,8 @@ export function parseExtraHost(s: string): [string, string] {
 }
 
 export function hostsFile(i: HostsInput): string {
-  let out = LOCAL_HOSTS;
+  let out = i.base ?? LOCAL_HOSTS;
+  if (!out.endsWith('\n')) out += '\n';
   for (const e of i.extraHosts) {
     const [name, ip] = parseExtraHost(e);
     out += `${ip === 'host-gateway' ? i.hostGateway : ip}\t${name}\n`;

@@ -642,6 +642,10 @@ export class NetworkService {
     return hostNameservers();
   }
 
+  hostGateway(): string {
+    return this.store.network(this.defaultId)?.ipam[0]?.Gateway ?? '';
+  }
+
   /** What inspect shows of a container's networks. */
   view(c: NetContainer): { network: NetworkRecord; attachment: Attachment }[] {
     const out: { network: NetworkRecord; attachment: Attachment }[] = [];

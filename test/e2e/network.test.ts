@@ -256,6 +256,15 @@ test('--add-host (with host-gateway), --dns, --dns-search, --dns-option, --hostn
   const linked = await docker(['run', '--rm', '--link', 'linked:db', 'busybox', 'sh', '-c', 'cat /etc/hosts; ping -c1 -W2 db']);
   assert.match(linked, new RegExp(`^${ip.replace(/\./g, '\\.')}\\tdb ${target.slice(0, 12)} linked$`, 'm'));
   assert.match(linked, /1 packets received/);
+  // The same options with --network none and host.
+  const none = await docker(['run', '--rm', '--network', 'none', '--add-host', 'db.local:10.1.2.3', '--dns', '10.0.0.53', 'busybox', 'sh', '-c', 'cat /etc/hosts /etc/resolv.conf']);
+  assert.match(none, /^127\.0\.0\.1\tlocalhost$/m);
+  assert.match(none, /^10\.1\.2\.3\tdb\.local$/m);
+  assert.match(none, /^nameserver 10\.0\.0\.53$/m);
+  const host = await docker(['run', '--rm', '--network', 'host', '--add-host', 'gw:host-gateway', 'busybox', 'cat', '/etc/hosts']);
+  assert.ok(host.startsWith(fs.readFileSync('/etc/hosts', 'utf8').trimEnd()), 'the host\'s own /etc/hosts first');
+  assert.match(host, new RegExp(`^${gateway.replace(/\./g, '\\.')}\\tgw$`, 'm'));
+
   const bad = await d.docker(['run', '--rm', '--link', 'nosuchbox:db', 'busybox', 'true']);
   assert.equal(bad.code, 125);
   assert.match(bad.stderr, /could not get container for nosuchbox/);

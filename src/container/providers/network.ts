@@ -10,7 +10,7 @@ import fsp from 'node:fs/promises';
 import { Conflict, NotFound } from '../../errors.js';
 import type { OciMount } from '../../runtime/index.js';
 import type { Container } from '../types.js';
-import { LOCAL_HOSTS } from '../../network/files.js';
+import { LOCAL_HOSTS, hostsFile, resolvConf } from '../../network/files.js';
 import { isRunning } from '../state.js';
 import type { Provider } from './index.js';
 
@@ -23,6 +23,8 @@ export interface NetworkBackend {
   sandboxOf(containerId: string): { netns: string } | undefined;
   /** At create: checks the networks asked for (unknown network, bad --ip …) and returns how to record them once the container exists. */
   prepare(c: Container, networkingConfig: unknown): () => void;
+  /** The default bridge's gateway, what --add-host NAME:host-gateway means. */
+  hostGateway(): string;
   /** At remove: the container's memberships go. */
   forget(containerId: string): void;
 }
@@ -70,9 +72,14 @@ export function networkProvider(backend?: NetworkBackend, find?: (idOrName: stri
         return { network: { mode: 'netns', path: stack.netns }, mounts: files(c) };
       }
       const host = mode === 'host';
-      const hosts = host ? await fsp.readFile('/etc/hosts', 'utf8').catch(() => '127.0.0.1\tlocalhost\n') : LOCAL_HOSTS;
+      const h = c.hostConfig;
+      let hosts = host ? await fsp.readFile('/etc/hosts', 'utf8').catch(() => '127.0.0.1\tlocalhost\n') : LOCAL_HOSTS;
+      if (h.ExtraHosts?.length) hosts = hostsFile({ extraHosts: h.ExtraHosts, hostGateway: backend?.hostGateway() ?? '', entries: [], base: hosts });
       await fsp.writeFile(c.hostsPath, hosts);
-      await fsp.writeFile(c.resolvConfPath, host ? await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => '') : await isolatedResolv());
+      const custom = h.Dns?.length || h.DnsSearch?.length || h.DnsOptions?.length;
+      const resolv = custom ? resolvConf({ embedded: null, dns: h.Dns ?? [], search: h.DnsSearch ?? [], options: h.DnsOptions ?? [] })
+        : host ? await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => '') : await isolatedResolv();
+      await fsp.writeFile(c.resolvConfPath, resolv);
       return { network: { mode: host ? 'host' : 'none' }, mounts: files(c) };
     },
     async teardown({ container: c }) {
