@@ -68,6 +68,8 @@ function commandLine(c: Container): string {
 export interface NetworkView {
   settings(c: Container): unknown;
   ports(c: Container): unknown[];
+  /** The network, publish and expose filters of GET /containers/json. */
+  matches(c: Container, filters: Map<string, string[]>): boolean;
 }
 
 function networkSettings(c: Container, view?: NetworkView) {
@@ -167,7 +169,7 @@ function listJSON(svc: ContainerService, c: Container, sizeRw?: number, view?: N
   };
 }
 
-const listFilters = ['status', 'name', 'label', 'id', 'ancestor', 'exited', 'before', 'since'];
+const listFilters = ['status', 'name', 'label', 'id', 'ancestor', 'exited', 'before', 'since', 'network', 'publish', 'expose'];
 const statuses = ['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'];
 
 export function containerRoutes(router: Router, svc: ContainerService, opts: { storageDriver: string; graphData?: (containerId: string) => Record<string, string>; imageIdOf: (ref: string) => string | null; execIdsOf: (containerId: string) => string[]; network?: NetworkView }): void {
@@ -194,7 +196,8 @@ export function containerRoutes(router: Router, svc: ContainerService, opts: { s
         (!filters.has('ancestor') || ancestors.includes(c.imageId)) &&
         beforeAt.every((t) => c.created < t) &&
         sinceAt.every((t) => c.created > t) &&
-        matchLabels(c.config.Labels, filters.get('label') ?? [])
+        matchLabels(c.config.Labels, filters.get('label') ?? []) &&
+        (!opts.network || opts.network.matches(c, filters))
       );
     });
     if (limit > 0) list = list.slice(0, limit);

@@ -107,6 +107,27 @@ export function containerPorts(net: NetworkService, c: Container): { IP?: string
   return out;
 }
 
+/** docker ps --filter network=NAME|ID, publish=PORT[/PROTO], expose=PORT[/PROTO] (container ports, ranges too). */
+export function containerMatches(net: NetworkService, c: Container, f: Map<string, string[]>): boolean {
+  const nets = f.get('network');
+  if (nets && !net.view(c).some(({ network: n }) => nets.some((v) => n.name === v || n.id.startsWith(v)))) return false;
+  const portsOf = (published: boolean) => containerPorts(net, c).filter((p) => !published || p.PublicPort !== undefined)
+    .map((p) => [p.PrivatePort, p.Type] as const);
+  const test = (key: string, published: boolean) => {
+    const want = f.get(key);
+    if (!want) return true;
+    const have = portsOf(published);
+    return want.some((w) => {
+      const m = /^(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/.exec(w);
+      if (!m) throw new InvalidParameter(`invalid filter '${key}=${w}'`);
+      const lo = Number(m[1]);
+      const hi = Number(m[2] ?? m[1]);
+      return have.some(([port, proto]) => port >= lo && port <= hi && (!m[3] || m[3] === proto));
+    });
+  };
+  return test('publish', true) && test('expose', false);
+}
+
 const listFilters = ['dangling', 'driver', 'id', 'label', 'name', 'scope', 'type'];
 
 function matches(net: NetworkService, n: NetworkRecord, f: Map<string, string[]>): boolean {

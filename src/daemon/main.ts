@@ -32,7 +32,7 @@ import { createRegistryClient } from '../registry/client/index.js';
 import { trimWhenQuiet, tuneMalloc } from './memory.js';
 import { NetworkService } from '../network/service.js';
 import { DEFAULT_POOLS } from '../network/ipam.js';
-import { containerNetworkSettings, containerPorts, networkRoutes } from '../api/networks.js';
+import { containerMatches, containerNetworkSettings, containerPorts, networkRoutes } from '../api/networks.js';
 import { isRunning } from '../container/state.js';
 
 const usage = `Usage:	berthd [OPTIONS]
@@ -207,7 +207,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
     storageDriver: storage.driver,
     graphData: (id) => { try { return graphDriverData(storage.mounts(id)); } catch { return {}; } },
     execIdsOf: (id) => execs.idsOf(id),
-    network: { settings: (c) => containerNetworkSettings(networks, c), ports: (c) => containerPorts(networks, c) },
+    network: { settings: (c) => containerNetworkSettings(networks, c), ports: (c) => containerPorts(networks, c), matches: (c, f) => containerMatches(networks, c, f) },
     imageIdOf: (ref) => {
       try {
         return images.resolve(ref).id;

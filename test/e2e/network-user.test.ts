@@ -90,6 +90,8 @@ test('two containers on a user network reach each other by name; a container on 
     assert.deepEqual((await docker(['network', 'ls', '--filter', 'label=team=a', '--format', '{{.Name}}'])).trim().split('\n'), ['appnet']);
     assert.deepEqual((await docker(['network', 'ls', '--filter', 'type=builtin', '--format', '{{.Name}}'])).trim().split('\n').sort(), ['bridge', 'host', 'none']);
 
+    assert.equal(await docker(['ps', '-q', '--no-trunc', '--filter', 'network=appnet']), `${web}\n`);
+    assert.equal(await docker(['ps', '-q', '--filter', 'network=othernet']), '');
     await fails(['network', 'rm', 'appnet'], /has active endpoints/);
     await docker(['rm', '-f', 'web']);
   } finally {

@@ -154,6 +154,9 @@ test('-p 127.0.0.1::8080 to busybox httpd: curl gets the page, port and ps show 
     return r.code === 0 && r.out ? r.out : null;
   }, 'httpd through the published port');
   assert.equal(page, `hello from ${id.slice(0, 12)}\n`);
+  assert.equal(await docker(['ps', '-q', '--no-trunc', '--filter', 'publish=8080/tcp', '--filter', `id=${id}`]), `${id}\n`);
+  assert.equal(await docker(['ps', '-q', '--filter', 'publish=9090', '--filter', `id=${id}`]), '');
+  assert.equal(await docker(['ps', '-q', '--no-trunc', '--filter', 'expose=8000-8100', '--filter', `id=${id}`]), `${id}\n`);
   const ps = await docker(['ps', '--format', '{{.Ports}}', '--filter', `id=${id}`]);
   assert.match(ps, new RegExp(`127\\.0\\.0\\.1:${hostPort}->8080/tcp`));
   const ip = JSON.parse(await docker(['inspect', id]))[0].NetworkSettings.IPAddress;
