@@ -390,8 +390,8 @@ export class NetworkService {
     }
     const primary = isBridgeMode(mode) ? this.get('bridge') : this.get(mode);
     if (primary.driver !== 'bridge') return [];
-    if (c.hostConfig.Links?.length && !primary.builtin) throw new InvalidParameter('links are supported only on the default bridge network (use a user-defined network\'s DNS)');
-    const out = [{ network: primary, request: { ...this.request(primary, endpoints[primary.name] ?? endpoints[mode] ?? endpoints[primary.id]), links: c.hostConfig.Links ?? [] } }];
+    const first = this.request(primary, endpoints[primary.name] ?? endpoints[mode] ?? endpoints[primary.id]);
+    const out = [{ network: primary, request: { ...first, links: first.links.length ? first.links : c.hostConfig.Links ?? [] } }];
     if (macAddress) out[0]!.request.mac = this.request(primary, { MacAddress: macAddress }).mac;
     for (const [key, s] of Object.entries(endpoints)) {
       if (key === mode || (isBridgeMode(key) && isBridgeMode(mode))) continue;
@@ -605,17 +605,20 @@ export class NetworkService {
     const hostname = c.config.Hostname;
     const names = c.config.Domainname ? [`${hostname}.${c.config.Domainname}`, hostname] : [hostname];
     const entries: [string, ...string[]][] = [];
-    const bridge = this.store.network(this.defaultId);
-    for (const link of c.hostConfig.Links ?? []) {
-      const [target, alias] = link.replace(/^\//, '').split(':');
-      const other = this.lookup(target!);
-      const ep = other && this.store.attachmentsOf(other.id).find((x) => x.networkId === this.defaultId && x.live);
-      if (!other || !ep) throw new InvalidParameter(`could not get container for ${target}`);
-      const aliasName = (alias ?? target!).split('/').pop()!;
-      entries.push([ep.live!.ip, ...new Set([aliasName, shortId(other.id), other.name])]);
+    // A link names another container of the same network: on the default bridge the legacy way,
+    // on a user network as an alias only the linking container sees (both through /etc/hosts).
+    for (const a of live) {
+      for (const link of a.request.links) {
+        const [target, alias] = link.replace(/^\//, '').split(':');
+        const other = this.lookup(target!);
+        const ep = other && this.store.attachmentsOf(other.id).find((x) => x.networkId === a.networkId && x.live);
+        if (!other || !ep) throw new InvalidParameter(`could not get container for ${target}`);
+        const aliasName = (alias ?? target!).split('/').pop()!;
+        entries.push([ep.live!.ip, ...new Set([aliasName, shortId(other.id), other.name])]);
+      }
     }
     for (const a of live) entries.push([a.live!.ip, ...names]);
-    return hostsFile({ extraHosts: c.hostConfig.ExtraHosts ?? [], hostGateway: bridge?.ipam[0]?.Gateway ?? '', entries });
+    return hostsFile({ extraHosts: c.hostConfig.ExtraHosts ?? [], hostGateway: this.hostGateway(), entries });
   }
 
   private resolvFor(c: NetContainer, primary: NetworkRecord): string {

@@ -92,6 +92,8 @@ test('two containers on a user network reach each other by name; a container on 
 
     assert.equal(await docker(['ps', '-q', '--no-trunc', '--filter', 'network=appnet']), `${web}\n`);
     assert.equal(await docker(['ps', '-q', '--filter', 'network=othernet']), '');
+    const linked = await docker(['run', '--rm', '--network', 'appnet', '--link', 'web:backend', 'busybox', 'wget', '-qO-', 'http://backend:8080/']);
+    assert.equal(linked, `web on ${web.slice(0, 12)}\n`, '--link on a user network is an alias for the linking container');
     await fails(['network', 'rm', 'appnet'], /has active endpoints/);
     await docker(['rm', '-f', 'web']);
   } finally {
