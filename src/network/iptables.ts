@@ -16,6 +16,8 @@ export interface BridgeNet {
   subnet: string;
   internal: boolean;
   icc: boolean;
+  /** Masquerade what leaves the bridge (com.docker.network.bridge.enable_ip_masquerade). */
+  masquerade: boolean;
 }
 
 export interface Forward {
@@ -68,7 +70,7 @@ export class Iptables {
   render(nets: BridgeNet[], forwards: Forward[]): string {
     const nat = ['*nat', `:${this.dnat} - [0:0]`, `:${this.post} - [0:0]`];
     for (const n of nets) {
-      if (!n.internal) nat.push(`-A ${this.post} -s ${n.subnet} ! -o ${n.bridge} -j MASQUERADE`);
+      if (!n.internal && n.masquerade) nat.push(`-A ${this.post} -s ${n.subnet} ! -o ${n.bridge} -j MASQUERADE`);
       if (this.loopback) nat.push(`-A ${this.post} -s 127.0.0.0/8 -o ${n.bridge} -j MASQUERADE`);
     }
     for (const f of forwards) {

@@ -230,7 +230,7 @@ export class NetworkService {
   private async syncRules(): Promise<void> {
     if (!this.iptables) return;
     const nets: BridgeNet[] = this.store.networks().filter((n) => n.driver === 'bridge')
-      .map((n) => ({ bridge: n.bridge, subnet: n.ipam[0]!.Subnet, internal: n.internal, icc: n.icc }));
+      .map((n) => ({ bridge: n.bridge, subnet: n.ipam[0]!.Subnet, internal: n.internal, icc: n.icc, masquerade: n.options['com.docker.network.bridge.enable_ip_masquerade'] !== 'false' }));
     const forwards: Forward[] = [];
     for (const s of this.store.sandboxes()) {
       const primary = this.store.attachmentsOf(s.containerId).find((a) => a.live);
@@ -279,6 +279,8 @@ export class NetworkService {
     if (req.EnableIPv6) throw new InvalidParameter('IPv6 networks (--ipv6) are not supported yet');
     if (req.IPAM?.Driver && req.IPAM.Driver !== 'default') throw new NotFound(`plugin "${req.IPAM.Driver}" not found`);
     const pools = req.IPAM?.Config ?? [];
+    if (req.IPAM?.Options && Object.keys(req.IPAM.Options).length) throw new InvalidParameter('IPAM driver options (--ipam-opt) are not supported yet');
+    if (pools.some((p) => Object.keys((p as { AuxiliaryAddresses?: object }).AuxiliaryAddresses ?? {}).length)) throw new InvalidParameter('auxiliary addresses (--aux-address) are not supported yet');
     if (pools.length > 1) throw new InvalidParameter('more than one IPAM pool per network is not supported yet');
     const opts = { ...(req.Options ?? {}) };
     const known = ['com.docker.network.bridge.name', 'com.docker.network.driver.mtu', 'com.docker.network.bridge.enable_icc', 'com.docker.network.bridge.enable_ip_masquerade'];
@@ -362,6 +364,10 @@ export class NetworkService {
   // ---- memberships -------------------------------------------------------------------------------
 
   private request(n: NetworkRecord, s: EndpointSettingsIn | undefined): EndpointRequest {
+    const ipam = (s?.IPAMConfig ?? {}) as { LinkLocalIPs?: unknown[] | null };
+    if (ipam.LinkLocalIPs?.length) throw new InvalidParameter('link-local addresses (--link-local-ip) are not supported yet');
+    if (s?.DriverOpts && Object.keys(s.DriverOpts as object).length) throw new InvalidParameter('endpoint driver options (--driver-opt) are not supported yet');
+    if (s?.GwPriority) throw new InvalidParameter('gateway priority (gw-priority) is not supported yet');
     const ipv4 = s?.IPAMConfig?.IPv4Address ?? '';
     const aliases = s?.Aliases ?? [];
     if (s?.IPAMConfig?.IPv6Address) throw new InvalidParameter('IPv6 addresses (--ip6) are not supported yet');

@@ -81,7 +81,8 @@ test('DNS: a question parses, an answer carries A records; other types get none;
 test('iptables: one restore input for masquerade, DNAT, isolation, internal networks and icc=false', () => {
   const ipt = new Iptables('BERTH-br0');
   const text = ipt.render(
-    [{ bridge: 'br0', subnet: '10.0.0.0/24', internal: false, icc: false }, { bridge: 'br1', subnet: '10.0.1.0/24', internal: true, icc: true }],
+    [{ bridge: 'br0', subnet: '10.0.0.0/24', internal: false, icc: false, masquerade: true }, { bridge: 'br1', subnet: '10.0.1.0/24', internal: true, icc: true, masquerade: true },
+      { bridge: 'br2', subnet: '10.0.2.0/24', internal: false, icc: true, masquerade: false }],
     [{ proto: 'tcp', hostIp: '127.0.0.1', hostPort: 8080, containerIp: '10.0.0.2', containerPort: 80, bridge: 'br0' }],
   );
   const lines = text.split('\n');
@@ -95,7 +96,8 @@ test('iptables: one restore input for masquerade, DNAT, isolation, internal netw
     '-A BERTH-br0-FWD -i br1 ! -o br1 -j DROP',
   ]) assert.ok(lines.includes(l), `${l} in\n${text}`);
   assert.ok(!lines.some((l) => l.includes('-s 10.0.1.0/24') && l.includes('MASQUERADE')), 'an internal network is not masqueraded');
+  assert.ok(!lines.some((l) => l.includes('-s 10.0.2.0/24') && l.includes('MASQUERADE')), 'enable_ip_masquerade=false is not masqueraded');
   assert.equal(lines.filter((l) => l === 'COMMIT').length, 2);
-  const direct = new Iptables('BERTH-br0', true).render([{ bridge: 'br0', subnet: '10.0.0.0/24', internal: false, icc: true }], []);
+  const direct = new Iptables('BERTH-br0', true).render([{ bridge: 'br0', subnet: '10.0.0.0/24', internal: false, icc: true, masquerade: true }], []);
   assert.ok(direct.split('\n').includes('-A BERTH-br0-POST -s 127.0.0.0/8 -o br0 -j MASQUERADE'), 'without the proxy, loopback clients are masqueraded');
 });
