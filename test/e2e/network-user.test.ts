@@ -256,3 +256,20 @@ test('default-address-pools: a network created without --subnet gets the next fr
     await pooled.stop();
   }
 });
+
+test('kill -9 of berthd, then restart: the embedded DNS answers again and the user network keeps its leases', { timeout: 120_000 }, async () => {
+  await docker(['network', 'create', '--subnet', freeSubnet(), 'durable']);
+  try {
+    const web = (await docker(['run', '-d', '--name', 'dweb', '--network', 'durable', 'busybox', ...HTTPD])).trim();
+    const ip = JSON.parse(await docker(['inspect', web]))[0].NetworkSettings.Networks.durable.IPAddress;
+    await d.kill9();
+    await d.restart();
+    assert.equal(JSON.parse(await docker(['inspect', web]))[0].NetworkSettings.Networks.durable.IPAddress, ip);
+    assert.equal(await docker(['run', '--rm', '--network', 'durable', 'busybox', 'wget', '-qO-', 'http://dweb:8080/']), `web on ${web.slice(0, 12)}\n`);
+    const next = await docker(['run', '--rm', '--network', 'durable', 'busybox', 'ip', '-o', '-4', 'addr', 'show', 'eth0']);
+    assert.doesNotMatch(next, new RegExp(`inet ${ip.replace(/\./g, '\\.')}/`), 'the lease survived: a new container gets another address');
+  } finally {
+    await d.docker(['rm', '-f', 'dweb']);
+    await d.docker(['network', 'rm', 'durable']);
+  }
+});
