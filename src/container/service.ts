@@ -179,19 +179,19 @@ export class ContainerService {
     const name = pickName(this.store, requestedName);
     const c = await newContainer(body, name, this.deps.images, this.deps.root);
     const image = this.deps.images.get(c.imageId)!;
-    const recordNetworks = this.deps.network?.prepare(c, body.NetworkingConfig);
+    const networks = this.deps.network?.prepare(c, body.NetworkingConfig);
     try {
       await fsp.mkdir(this.rootfs(c), { recursive: true });
       await prepareSnapshot(this.deps.storage, c, image);
       this.store.insert(c);
-      recordNetworks?.();
+      networks?.record();
     } catch (err) {
       await removeOnBase(this.deps.storage, c.id).catch(() => {});
       await fsp.rm(this.dir(c), { recursive: true, force: true });
       throw err;
     }
     this.publish('create', c);
-    return { Id: c.id, Warnings: [] };
+    return { Id: c.id, Warnings: networks?.warnings ?? [] };
   }
 
   // ---- start -------------------------------------------------------------------------------------

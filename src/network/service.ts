@@ -409,8 +409,8 @@ export class NetworkService {
     return out;
   }
 
-  /** At create: the plan checked now, recorded by the returned function once the container exists. */
-  prepare(c: NetContainer, networkingConfig: unknown): () => void {
+  /** At create: the plan checked now, recorded by record() once the container exists. */
+  prepare(c: NetContainer, networkingConfig: unknown): { record(): void; warnings: string[] } {
     const nc = (networkingConfig ?? {}) as { EndpointsConfig?: Record<string, EndpointSettingsIn> | null };
     const mac = typeof c.config.MacAddress === 'string' ? c.config.MacAddress : '';
     let plan: ReturnType<NetworkService['plan']>;
@@ -421,7 +421,9 @@ export class NetworkService {
       if (err instanceof NotFound) throw new InvalidParameter(err.message);
       throw err;
     }
-    return () => this.register(c, plan);
+    // dockerd's warning, word for word: the docker CLI prints it.
+    const warnings = c.hostConfig.NetworkMode === 'host' && Object.keys(c.hostConfig.PortBindings ?? {}).length ? ['Published ports are discarded when using host network mode'] : [];
+    return { record: () => this.register(c, plan), warnings };
   }
 
   /** At create, once the container record exists. */

@@ -132,6 +132,9 @@ test('--network none has only lo, host sees the host interfaces, container:<id> 
   const inHost = (await docker(['run', '--rm', '--network', 'host', 'busybox', 'ls', '/sys/class/net'])).trim().split('\n').sort();
   assert.ok(inHost.includes(d.bridge!), 'the host network shows the daemon bridge');
   assert.ok(hostLinks.filter((l) => !l.startsWith('veth')).every((l) => inHost.includes(l) || !fs.existsSync(`/sys/class/net/${l}`)));
+  const discarded = await d.docker(['run', '--rm', '--network', 'host', '-p', '8080:80', 'busybox', 'true']);
+  assert.equal(discarded.code, 0, discarded.stderr);
+  assert.match(discarded.stderr, /WARNING: Published ports are discarded when using host network mode/);
   const a = (await docker(['run', '-d', '--name', 'stackowner', 'busybox', 'sleep', '30'])).trim();
   const ip = JSON.parse(await docker(['inspect', a]))[0].NetworkSettings.IPAddress;
   const shared = await docker(['run', '--rm', '--network', 'container:stackowner', 'busybox', 'ip', '-o', '-4', 'addr', 'show', 'eth0']);

@@ -21,8 +21,8 @@ export interface NetworkBackend {
   setup(c: Container): Promise<{ netns: string; hosts: string; resolv: string }>;
   teardown(c: Container): Promise<void>;
   sandboxOf(containerId: string): { netns: string } | undefined;
-  /** At create: checks the networks asked for (unknown network, bad --ip …) and returns how to record them once the container exists. */
-  prepare(c: Container, networkingConfig: unknown): () => void;
+  /** At create: checks the networks asked for (unknown network, bad --ip …); record() stores them once the container exists. */
+  prepare(c: Container, networkingConfig: unknown): { record(): void; warnings: string[] };
   /** The default bridge's gateway, what --add-host NAME:host-gateway means. */
   hostGateway(): string;
   /** At remove: the container's memberships go. */
