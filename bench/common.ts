@@ -217,7 +217,9 @@ const dockerdChildren = new Set<ChildProcess>();
  * A dockerd on its own socket, data root, exec root, pidfile and cgroup parent under /tmp, without
  * a bridge or iptables rules. `daemonJson` is merged into the daemon.json it is given.
  */
-export async function startDockerd(bin: string, daemonJson: Record<string, unknown> = {}): Promise<Engine> {
+export async function startDockerd(bin: string, daemonJson: Record<string, unknown> = {},
+  /** Replaces the no-bridge, no-iptables flags (bench/network.ts gives it a bridge of its own). */
+  networkFlags = ['--bridge', 'none', '--iptables=false', '--ip-masq=false']): Promise<Engine> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-dockerd-'));
   const t: DaemonTarget = {
     root,
@@ -247,9 +249,7 @@ export async function startDockerd(bin: string, daemonJson: Record<string, unkno
       '--exec-root', t.execRoot,
       '-H', `unix://${socket}`,
       '--pidfile', path.join(root, 'dockerd.pid'),
-      '--bridge', 'none',
-      '--iptables=false',
-      '--ip-masq=false',
+      ...networkFlags,
       '--cgroup-parent', t.cgroupParent,
       '--group', 'root',
       '--config-file', config,

@@ -9,10 +9,10 @@ cd "$(dirname "$(readlink -f "$0")")/.."
 ./install.sh --no-start
 
 # Tools only the tests spawn: skopeo and Debian's docker-registry (registry
-# tests), zstd (zstd layers), openssl (TLS registry), and the docker CLI the e2e
+# tests), zstd (zstd layers), openssl (TLS registry), curl (published ports), and the docker CLI the e2e
 # tests drive. Debian 12 has no docker-cli package; docker.io is the one that
 # ships the CLI (it also ships a dockerd, which nothing here starts).
-packages=(skopeo docker-registry zstd openssl)
+packages=(skopeo docker-registry zstd openssl curl)
 # Storage drivers' tests: mkfs.btrfs/btrfs for the btrfs loop file, fuse-overlayfs, mkfs.xfs for the overlay2 quota case.
 packages+=(btrfs-progs fuse-overlayfs xfsprogs)
 command -v docker >/dev/null || [ -x /usr/local/bin/docker ] || packages+=(docker.io)

@@ -22,7 +22,8 @@
  * If the test process is interrupted (SIGINT/SIGTERM) or exits with daemons still running, they are
  * killed and cleaned up synchronously, so a crashed test run leaves nothing on the host.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import Database from 'better-sqlite3';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -31,6 +32,7 @@ import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { MNT_DETACH, umount } from '../src/sys/index.js';
+import { hostRoutes, overlaps, parseCidr } from '../src/network/ipam.js';
 
 export interface RunResult {
   code: number;
@@ -67,6 +69,8 @@ export interface DaemonTarget {
   dataRoot: string;
   execRoot: string;
   cgroupParent: string;
+  /** The daemon's default bridge; its iptables chains are named after it (BERTH-<bridge>-…). */
+  bridge?: string;
 }
 
 export interface Leftovers {
@@ -376,9 +380,10 @@ function targetDirs(t: DaemonTarget): string[] {
 /**
  * Where under the exec root the runtime keeps per-container state (bundles, attach sockets, exit
  * files). The daemon uses the short "c" (socket paths must fit in 107 bytes); "containers" is the
- * name the harness was first specified with, still checked in case a layout uses it.
+ * name the harness was first specified with, still checked in case a layout uses it; "netns" holds
+ * the bind-mounted network namespaces of bridged containers.
  */
-export const runtimeStateDirs = ['c', 'containers'];
+export const runtimeStateDirs = ['c', 'containers', 'netns'];
 
 /** What the daemon left on the host. A daemon that cleans up after itself reports four empty lists. */
 export function leftovers(t: DaemonTarget): Leftovers {
@@ -518,7 +523,10 @@ export function cleanupHost(t: DaemonTarget): void {
     }
   }
 
-  // 4. files — only when nothing is mounted below, or rm would delete through a bind mount.
+  // 4. network: the daemon's bridges (default and user-defined, from its database) and iptables chains.
+  if (t.bridge) problems.push(...removeNetworkLeftovers(t.bridge, t.dataRoot));
+
+  // 5. files — only when nothing is mounted below, or rm would delete through a bind mount.
   if (stuck.length === 0) {
     try {
       fs.rmSync(t.root, { recursive: true, force: true, maxRetries: 3 });
@@ -527,6 +535,69 @@ export function cleanupHost(t: DaemonTarget): void {
     }
   }
   if (problems.length) throw new Error(`harness: cleanup of ${t.root} incomplete:\n  ${problems.join('\n  ')}`);
+}
+
+/** A /24 in 10.100–199.x.0 that no host route covers, for a test daemon's default bridge. */
+export function testBip(): string {
+  const routes = hostRoutes();
+  for (;;) {
+    const [a, b] = randomBytes(2);
+    const cidr = `10.${100 + (a! % 100)}.${b}.0/24`;
+    if (!routes.some((r) => overlaps(r, parseCidr(cidr)))) return cidr.replace(/0\/24$/, '1/24');
+  }
+}
+
+/** Bridges the daemon's database names, plus its default bridge (the database may be gone). */
+export function daemonBridges(bridge: string, dataRoot: string): string[] {
+  const names = new Set([bridge]);
+  try {
+    const db = new Database(path.join(dataRoot, 'berth.db'), { readonly: true, fileMustExist: true });
+    try {
+      for (const row of db.prepare('SELECT record FROM networks').all() as { record: string }[]) {
+        const b = (JSON.parse(row.record) as { bridge?: string }).bridge;
+        if (b) names.add(b);
+      }
+    } finally {
+      db.close();
+    }
+  } catch {}
+  return [...names];
+}
+
+/** The iptables rules of a daemon's chains and the jumps to them, as `iptables -t T -S` lines. */
+export function daemonRules(bridge: string): string[] {
+  const prefix = `BERTH-${bridge}-`;
+  const out: string[] = [];
+  for (const table of ['nat', 'filter']) {
+    const r = spawnSync('iptables', ['-w', '-t', table, '-S'], { encoding: 'utf8' });
+    for (const line of (r.stdout ?? '').split('\n')) if (line.includes(prefix)) out.push(`${table} ${line}`);
+  }
+  return out;
+}
+
+function removeNetworkLeftovers(bridge: string, dataRoot: string): string[] {
+  const problems: string[] = [];
+  for (const b of daemonBridges(bridge, dataRoot)) {
+    if (!fs.existsSync(`/sys/class/net/${b}`)) continue;
+    const r = spawnSync('ip', ['link', 'del', b], { encoding: 'utf8' });
+    if (r.status !== 0) problems.push(`ip link del ${b}: ${r.stderr.trim()}`);
+  }
+  const rules = daemonRules(bridge);
+  // Jumps first (-A lines in built-in chains), then the chains themselves.
+  for (const line of rules) {
+    const [table, ...rule] = line.split(' ');
+    if (rule[0] === '-A' && !rule[1]!.startsWith(`BERTH-${bridge}-`)) spawnSync('iptables', ['-w', '-t', table!, '-D', ...rule.slice(1).map((a) => a.replace(/^"|"$/g, ''))]);
+  }
+  for (const line of rules) {
+    const [table, flag, chain] = line.split(' ');
+    if (flag === '-N') {
+      spawnSync('iptables', ['-w', '-t', table!, '-F', chain!]);
+      spawnSync('iptables', ['-w', '-t', table!, '-X', chain!]);
+    }
+  }
+  const left = daemonRules(bridge);
+  if (left.length) problems.push(`iptables rules left: ${left.join('; ')}`);
+  return problems;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -618,6 +689,7 @@ class BerthDaemon implements Daemon {
   readonly dataRoot: string;
   readonly execRoot: string;
   readonly cgroupParent: string;
+  readonly bridge: string;
   readonly socket: string;
   readonly host: string;
   readonly env: NodeJS.ProcessEnv;
@@ -637,6 +709,9 @@ class BerthDaemon implements Daemon {
     fs.mkdirSync(this.dataRoot);
     fs.mkdirSync(this.execRoot);
     this.cgroupParent = `berth-e2e-${randomBytes(4).toString('hex')}`;
+    // Each daemon its own bridge and subnet, so parallel daemons never share rules or addresses.
+    const own = opts.config as Record<string, unknown> | undefined;
+    this.bridge = typeof own?.bridge === 'string' ? own.bridge : `bth${randomBytes(4).toString('hex')}`;
     // In daemon.json mode the socket and pidfile sit outside the exec root, where only the hosts and
     // pidfile keys (not the defaults derived from exec-root) can put them.
     const inConfig = opts.rootsIn === 'config';
@@ -655,6 +730,8 @@ class BerthDaemon implements Daemon {
       pidfile: this.pidFile,
       'cgroup-parent': this.cgroupParent,
       group: 'root',
+      ...(own && 'bridge' in own ? {} : { bridge: this.bridge }),
+      ...(own && 'bip' in own ? {} : { bip: testBip() }),
     };
     this.args = inConfig
       ? []

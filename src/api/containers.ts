@@ -66,7 +66,20 @@ function commandLine(c: Container): string {
   return [c.path, ...c.args].join(' ');
 }
 
-function networkSettings(c: Container) {
+/** How a container's networks show (src/api/networks.ts when the daemon has a network service). */
+export interface NetworkView {
+  settings(c: Container): unknown;
+  ports(c: Container): unknown[];
+  /** The network, publish and expose filters of GET /containers/json. */
+  matches(c: Container, filters: Map<string, string[]>): boolean;
+}
+
+function networkSettings(c: Container, view?: NetworkView) {
+  if (view) return view.settings(c) as ReturnType<typeof loopbackSettings>;
+  return loopbackSettings(c);
+}
+
+function loopbackSettings(c: Container) {
   const mode = c.hostConfig.NetworkMode === 'default' ? 'bridge' : c.hostConfig.NetworkMode;
   return {
     Bridge: '',
@@ -96,7 +109,7 @@ function networkSettings(c: Container) {
   };
 }
 
-export function inspectJSON(svc: ContainerService, c: Container, storageDriver: string, execIds: string[], sizeRw?: number, graphData: Record<string, string> = {}) {
+export function inspectJSON(svc: ContainerService, c: Container, storageDriver: string, execIds: string[], sizeRw?: number, graphData: Record<string, string> = {}, view?: NetworkView) {
   const s = c.state;
   return {
     Id: c.id,
@@ -135,12 +148,12 @@ export function inspectJSON(svc: ContainerService, c: Container, storageDriver: 
     ...(sizeRw !== undefined ? { SizeRw: sizeRw, SizeRootFs: sizeRw + (svc.image(c)?.size ?? 0) } : {}),
     Mounts: (c.mounts ?? []).map(dockerMountPoint),
     Config: c.config,
-    NetworkSettings: networkSettings(c),
+    NetworkSettings: networkSettings(c, view),
   };
 }
 
-function listJSON(svc: ContainerService, c: Container, sizeRw?: number) {
-  const net = networkSettings(c);
+function listJSON(svc: ContainerService, c: Container, sizeRw?: number, view?: NetworkView) {
+  const net = networkSettings(c, view);
   return {
     Id: c.id,
     Names: [`/${c.name}`],
@@ -148,7 +161,7 @@ function listJSON(svc: ContainerService, c: Container, sizeRw?: number) {
     ImageID: c.imageId,
     Command: commandLine(c),
     Created: Math.floor(Date.parse(c.created) / 1000),
-    Ports: [],
+    Ports: view?.ports(c) ?? [],
     Labels: c.config.Labels ?? {},
     State: c.state.Status,
     Status: statusString(c),
@@ -159,10 +172,10 @@ function listJSON(svc: ContainerService, c: Container, sizeRw?: number) {
   };
 }
 
-const listFilters = ['status', 'name', 'label', 'id', 'ancestor', 'exited', 'before', 'since', 'health', 'volume'];
+const listFilters = ['status', 'name', 'label', 'id', 'ancestor', 'exited', 'before', 'since', 'health', 'volume', 'network', 'publish', 'expose'];
 const statuses = ['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'];
 
-export function containerRoutes(router: Router, svc: ContainerService, opts: { storageDriver: string; graphData?: (containerId: string) => Record<string, string>; imageIdOf: (ref: string) => string | null; execIdsOf: (containerId: string) => string[] }): void {
+export function containerRoutes(router: Router, svc: ContainerService, opts: { storageDriver: string; graphData?: (containerId: string) => Record<string, string>; imageIdOf: (ref: string) => string | null; execIdsOf: (containerId: string) => string[]; network?: NetworkView }): void {
   router.get('/containers/json', async (ctx) => {
     const q = ctx.query;
     const filters = parseFilters(q.get('filters'), listFilters);
@@ -191,12 +204,13 @@ export function containerRoutes(router: Router, svc: ContainerService, opts: { s
         (!filters.has('ancestor') || ancestors.includes(c.imageId)) &&
         beforeAt.every((t) => c.created < t) &&
         sinceAt.every((t) => c.created > t) &&
-        matchLabels(c.config.Labels, filters.get('label') ?? [])
+        matchLabels(c.config.Labels, filters.get('label') ?? []) &&
+        (!opts.network || opts.network.matches(c, filters))
       );
     });
     if (limit > 0) list = list.slice(0, limit);
     const withSize = bool(q, 'size');
-    return Promise.all(list.map(async (c) => listJSON(svc, c, withSize ? await svc.sizeRw(c) : undefined)));
+    return Promise.all(list.map(async (c) => listJSON(svc, c, withSize ? await svc.sizeRw(c) : undefined, opts.network)));
   });
 
   router.post('/containers/create', async (ctx) => {
@@ -207,7 +221,7 @@ export function containerRoutes(router: Router, svc: ContainerService, opts: { s
 
   router.get('/containers/{id}/json', async (ctx) => {
     const c = svc.get(ctx.params.id);
-    return inspectJSON(svc, c, opts.storageDriver, opts.execIdsOf(c.id), bool(ctx.query, 'size') ? await svc.sizeRw(c) : undefined, opts.graphData?.(c.id));
+    return inspectJSON(svc, c, opts.storageDriver, opts.execIdsOf(c.id), bool(ctx.query, 'size') ? await svc.sizeRw(c) : undefined, opts.graphData?.(c.id), opts.network);
   });
 
   router.post('/containers/{id}/start', async (ctx) => {

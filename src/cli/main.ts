@@ -17,13 +17,14 @@ import * as reg from './commands/registry.js';
 import * as s from './commands/system.js';
 import * as o from './commands/observe.js';
 import * as vol from './commands/volume.js';
+import * as n from './commands/network.js';
 import type { FlagSpec } from './flags.js';
 import { FlagError, flagUsages, parseFlags } from './flags.js';
 import { ApiClient, ApiError, ConnectError, resolveHost } from './http.js';
 import { StreamError } from './progress.js';
 import { TemplateError } from './template.js';
 
-const topLevel: Command[] = [r.run, r.create, r.start, x.exec, c.stop, c.kill, c.restart, c.rm, c.ps, c.logs, c.wait, c.inspect, o.pause, o.unpause, o.top, o.stats, o.rename, o.update, i.images, i.rmi, i.tag, i.importCmd, i.history, r.pull, i.push, i.login, i.logout, s.info, s.version];
+const topLevel: Command[] = [r.run, r.create, r.start, x.exec, c.stop, c.kill, c.restart, c.rm, c.ps, c.logs, c.wait, c.inspect, o.pause, o.unpause, o.top, o.stats, o.rename, o.update, i.images, i.rmi, i.tag, i.importCmd, i.history, r.pull, i.push, i.login, i.logout, s.info, s.version, n.port];
 
 const groups: Record<string, { description: string; commands: Command[] }> = {
   container: {
@@ -35,6 +36,7 @@ const groups: Record<string, { description: string; commands: Command[] }> = {
     commands: [i.images, i.rmi, i.tag, i.importCmd, i.history, i.imageInspect, i.imagePrune, r.pull, i.push],
   },
   system: { description: 'Manage berth', commands: [s.info, s.version] },
+  network: { description: 'Manage networks', commands: [n.networkConnect, n.networkCreate, n.networkDisconnect, n.networkInspect, n.networkLs, n.networkPrune, n.networkRm] },
   registry: { description: 'Run an OCI image registry', commands: [reg.serve, reg.gc] },
   volume: { description: 'Manage volumes', commands: vol.volumeCommands },
 };

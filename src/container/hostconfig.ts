@@ -4,7 +4,7 @@
  * docker option, until the capability that implements it lands. Fields left at the value the docker
  * CLI sends when the option is not used (null, "", 0, false, [], {}) are fine.
  */
-import { InvalidParameter, NotFound } from '../errors.js';
+import { InvalidParameter } from '../errors.js';
 import type { HostConfig } from './types.js';
 import { ISOLATION_FIELDS, normalizeIsolation } from './isolation.js';
 import { checkVolumeHostConfig } from '../volume/spec.js';
@@ -12,13 +12,6 @@ import { prepareOptionsOf } from '../storage/index.js';
 
 /** Fields berth does not implement yet, and the docker option a user sets them with. */
 const NOT_YET: Record<string, string> = {
-  PortBindings: 'publishing ports (-p, -P)',
-  PublishAllPorts: 'publishing ports (-p, -P)',
-  Links: '--link',
-  Dns: '--dns',
-  DnsOptions: '--dns-option',
-  DnsSearch: '--dns-search',
-  ExtraHosts: '--add-host',
   CgroupnsMode: '--cgroupns',
   Cgroup: '--cgroup',
   CgroupParent: '--cgroup-parent',
@@ -48,7 +41,6 @@ const INERT = new Set(['ContainerIDFile', 'Isolation']);
 
 /** Config (not HostConfig) fields berth does not implement yet. */
 const CONFIG_NOT_YET: Record<string, string> = {
-  MacAddress: '--mac-address',
 };
 
 /** The value the docker CLI sends for an option that is not used (a map or list with no entries). */
@@ -57,11 +49,6 @@ function unset(v: unknown): boolean {
   if (Array.isArray(v)) return v.length === 0;
   if (typeof v === 'object') return Object.keys(v as object).length === 0;
   return false;
-}
-
-/** A struct whose every field is unset (the CLI sends a full endpoint config for the default network). */
-function allUnset(v: unknown): boolean {
-  return unset(v) || (typeof v === 'object' && !Array.isArray(v) && Object.values(v as Record<string, unknown>).every(unset));
 }
 
 /** Fields whose zero value is a choice, not the default: `[]` masks nothing (null masks Docker's
@@ -151,6 +138,13 @@ export function normalizeHostConfig(raw: Record<string, unknown>): HostConfig {
     ...normalizeIsolation(raw),
     ...checkVolumeHostConfig(raw),
     ...(storageOpt ? { StorageOpt: storageOpt } : {}),
+    PortBindings: (raw.PortBindings ?? {}) as HostConfig['PortBindings'],
+    PublishAllPorts: raw.PublishAllPorts === true,
+    Dns: strings(raw, 'Dns') ?? [],
+    DnsSearch: strings(raw, 'DnsSearch') ?? [],
+    DnsOptions: strings(raw, 'DnsOptions') ?? [],
+    ExtraHosts: strings(raw, 'ExtraHosts'),
+    Links: strings(raw, 'Links'),
   };
 }
 
@@ -171,6 +165,7 @@ const KNOWN = new Set([
   ...ISOLATION_FIELDS,
   'Binds', 'Mounts', 'Tmpfs', 'VolumesFrom', 'VolumeDriver',
   'StorageOpt',
+  'PortBindings', 'PublishAllPorts', 'Dns', 'DnsSearch', 'DnsOptions', 'ExtraHosts', 'Links',
 ]);
 
 /** The Config fields of a create body that berth does not implement yet. */
@@ -179,14 +174,10 @@ export function checkConfig(body: Record<string, unknown>): void {
     const v = body[key];
     if (!unset(v)) notYet(what);
   }
-  const endpoints = (body.NetworkingConfig as { EndpointsConfig?: Record<string, unknown> } | undefined)?.EndpointsConfig ?? {};
-  for (const ep of Object.values(endpoints)) if (!allUnset(ep)) notYet('network endpoint settings (--ip, --network-alias, --link)');
 }
 
-/** Until bridge networking lands, "default"/"bridge" containers get their own netns with loopback only. */
+/** Which networks exist is the network service's to say (at create); here only the shape. */
 function checkNetworkMode(mode: string): void {
-  if (mode === 'default' || mode === 'bridge' || mode === 'none' || mode === 'host') return;
-  if (mode.startsWith('container:')) notYet('network mode container:<name>');
-  throw new NotFound(`network ${mode} not found`);
+  if (mode === 'container:') throw new InvalidParameter('invalid network mode: container: needs a container name or id');
 }
 

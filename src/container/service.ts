@@ -37,7 +37,7 @@ import { type CreateBody, newContainer, pickName, prepareSnapshot } from './crea
 import type { HealthHooks } from './health.js';
 import { KeyedLock } from './lock.js';
 import { type Contributions, type Provider, type StartContext, setupAll, teardownAll } from './providers/index.js';
-import { networkProvider } from './providers/network.js';
+import { type NetworkBackend, networkProvider } from './providers/network.js';
 import { rootfsProvider } from './providers/rootfs.js';
 import { shmProvider } from './providers/shm.js';
 import { ipcProvider } from './providers/ipc.js';
@@ -65,6 +65,8 @@ export interface ContainerDeps {
   /** Daemon-wide isolation settings (default-ulimits, seccomp-profile, the --init binary). */
   isolation?: Partial<Omit<IsolationContext, 'find' | 'containerDir'>>;
   volumes: VolumeService;
+  /** Bridge networks (src/network); without it every container but host gets loopback only. */
+  network?: NetworkBackend;
 }
 
 export type { CreateBody };
@@ -126,7 +128,7 @@ export class ContainerService {
     const remap = deps.isolation?.remap;
     this.mounts = new VolumeMounts(deps.volumes, deps.store, deps.events);
     deps.volumes.setUsers((name) => this.store.list().filter((c) => c.mounts?.some((m) => m.Type === 'volume' && m.Name === name)).map((c) => ({ id: c.id, running: isRunning(c.state) })));
-    this.providers = [remap ? remapRootfsProvider(deps.storage, remap) : rootfsProvider(deps.storage), this.mounts.provider(), networkProvider(), shmProvider(), ipcProvider()];
+    this.providers = [remap ? remapRootfsProvider(deps.storage, remap) : rootfsProvider(deps.storage), this.mounts.provider(), networkProvider(deps.network, (id) => this.store.find(id)), shmProvider(), ipcProvider()];
     this.streams = new ContainerStreams(deps.store, deps.events, deps.runtime, (id) => this.runs.has(id));
   }
 
@@ -195,6 +197,11 @@ export class ContainerService {
     });
   }
 
+  /** Runs fn under the container's lock (network connect and disconnect change a running container). */
+  exclusive<T>(idOrName: string, fn: (c: Container) => Promise<T>): Promise<T> {
+    return this.locked(idOrName, fn);
+  }
+
   // ---- create ------------------------------------------------------------------------------------
 
   async create(body: CreateBody, requestedName: string | null): Promise<{ Id: string; Warnings: string[] }> {
@@ -202,12 +209,14 @@ export class ContainerService {
     const c = await newContainer(body, name, this.deps.images, this.deps.root);
     if (isRemapped(c, this.deps.isolation?.remap)) checkRemapped(c);
     const image = this.deps.images.get(c.imageId)!;
+    const networks = this.deps.network?.prepare(c, body.NetworkingConfig);
     const mounts = await this.mounts.prepare(c, image.config.config?.Volumes);
     try {
       await fsp.mkdir(this.rootfs(c), { recursive: true });
       await prepareSnapshot(this.deps.storage, c, image);
       await this.mounts.populate(c, (fn) => withMounts(this.deps.storage.mounts(c.id), fn));
       this.store.insert(c);
+      networks?.record();
     } catch (err) {
       await removeOnBase(this.deps.storage, c.id).catch(() => {});
       await fsp.rm(this.dir(c), { recursive: true, force: true });
@@ -216,7 +225,7 @@ export class ContainerService {
     }
     mounts.done();
     this.publish('create', c);
-    return { Id: c.id, Warnings: [] };
+    return { Id: c.id, Warnings: networks?.warnings ?? [] };
   }
 
   // ---- start -------------------------------------------------------------------------------------
@@ -535,6 +544,7 @@ export class ContainerService {
     await this.deps.runtime.delete(c.id).catch(() => {});
     await removeOnBase(this.deps.storage, c.id);
     await fsp.rm(this.dir(c), { recursive: true, force: true });
+    this.deps.network?.forget(c.id);
     this.store.delete(c.id);
     await this.mounts.release(c, removeVolumes);
     this.removedCodes.set(c.id, c.state.ExitCode);

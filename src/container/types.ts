@@ -103,6 +103,16 @@ export interface HostConfig {
   Tmpfs?: Record<string, string>;
   VolumesFrom?: string[] | null;
   VolumeDriver?: string;
+  /** Published ports: "80/tcp" → host bindings (HostPort "" = any free port). */
+  PortBindings?: Record<string, { HostIp?: string; HostPort?: string }[] | null>;
+  PublishAllPorts?: boolean;
+  Dns?: string[] | null;
+  DnsSearch?: string[] | null;
+  DnsOptions?: string[] | null;
+  /** --add-host "name:ip" (ip may be host-gateway). */
+  ExtraHosts?: string[] | null;
+  /** --link "name:alias" (the default bridge only). */
+  Links?: string[] | null;
 }
 
 export interface State {

@@ -35,6 +35,12 @@ export interface DaemonConfig {
   seccompProfile: string;
   /** userns-remap: "default" (user berth-remap… as dockerd's dockremap) or user[:group] with /etc/subuid and /etc/subgid ranges. */
   usernsRemap: string;
+  mtu: number;
+  icc: boolean;
+  ipForward: boolean;
+  iptables: boolean;
+  userlandProxy: boolean;
+  defaultAddressPools: { base: string; size: number }[];
 }
 
 export const defaults: DaemonConfig = {
@@ -59,9 +65,15 @@ export const defaults: DaemonConfig = {
   defaultUlimits: {},
   seccompProfile: '',
   usernsRemap: '',
+  mtu: 1500,
+  icc: true,
+  ipForward: true,
+  iptables: true,
+  userlandProxy: true,
+  defaultAddressPools: [],
 };
 
-type Kind = 'string' | 'bool' | 'strings' | 'map' | 'runtimes' | 'ulimits';
+type Kind = 'string' | 'bool' | 'strings' | 'map' | 'runtimes' | 'ulimits' | 'int' | 'pools';
 /** daemon.json key → config field and type. */
 const fileKeys: Record<string, [keyof DaemonConfig, Kind]> = {
   'data-root': ['dataRoot', 'string'],
@@ -84,6 +96,12 @@ const fileKeys: Record<string, [keyof DaemonConfig, Kind]> = {
   'default-ulimits': ['defaultUlimits', 'ulimits'],
   'seccomp-profile': ['seccompProfile', 'string'],
   'userns-remap': ['usernsRemap', 'string'],
+  mtu: ['mtu', 'int'],
+  icc: ['icc', 'bool'],
+  'ip-forward': ['ipForward', 'bool'],
+  iptables: ['iptables', 'bool'],
+  'userland-proxy': ['userlandProxy', 'bool'],
+  'default-address-pools': ['defaultAddressPools', 'pools'],
 };
 
 /** Command-line flag → daemon.json key (flags share the file's validation). */
@@ -112,6 +130,11 @@ const flagKeys: Record<string, string> = {
   '--default-ulimit': 'default-ulimits',
   '--seccomp-profile': 'seccomp-profile',
   '--userns-remap': 'userns-remap',
+  '--mtu': 'mtu',
+  '--icc': 'icc',
+  '--ip-forward': 'ip-forward',
+  '--iptables': 'iptables',
+  '--userland-proxy': 'userland-proxy',
 };
 
 /** dockerd's --default-ulimit name=soft[:hard]. */
@@ -150,6 +173,14 @@ function checkValue(key: string, kind: Kind, value: unknown): unknown {
       }
       return Object.fromEntries(Object.entries(value as Record<string, { Soft: number; Hard: number }>).map(([n, u]) => [n, { Name: n, Soft: u.Soft, Hard: u.Hard }]));
     }
+    case 'int': {
+      const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+      if (typeof n !== 'number' || !Number.isInteger(n)) throw bad();
+      return n;
+    }
+    case 'pools':
+      if (!Array.isArray(value) || value.some((p) => typeof p !== 'object' || p === null || typeof (p as { base?: unknown }).base !== 'string' || typeof (p as { size?: unknown }).size !== 'number')) throw bad();
+      return value;
     case 'runtimes': {
       if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad();
       for (const r of Object.values(value as Record<string, unknown>)) {
@@ -241,9 +272,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (!('pidfile' in fromFlags) && !fromFile.pidfile) config.pidfile = `${config.execRoot}/berthd.pid`;
 
   if (config.storageDriver) checkDriverName(config.storageDriver);
-  for (const key of ['bridge', 'bip'] as const) {
-    if (config[key]) throw new InvalidParameter(`${key} is not supported yet: berth has no bridge networking yet`);
-  }
+  if (config.mtu < 68 || config.mtu > 65535) throw new InvalidParameter(`invalid mtu: ${config.mtu}`);
   if (!supportedLogDrivers.includes(config.logDriver)) {
     throw new InvalidParameter(`logger: no log driver named '${config.logDriver}' is registered`);
   }

@@ -36,6 +36,10 @@ import { createRegistryClient } from '../registry/client/index.js';
 import { trimWhenQuiet, tuneMalloc } from './memory.js';
 import { VolumeService } from '../volume/index.js';
 import { volumeRoutes } from '../api/volumes.js';
+import { NetworkService } from '../network/service.js';
+import { DEFAULT_POOLS } from '../network/ipam.js';
+import { containerMatches, containerNetworkSettings, containerPorts, networkRoutes } from '../api/networks.js';
+import { isRunning } from '../container/state.js';
 
 const usage = `Usage:	berthd [OPTIONS]
 
@@ -168,8 +172,21 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   const containersRoot = path.join(config.dataRoot, 'containers');
   fs.mkdirSync(containersRoot, { recursive: true, mode: 0o710 });
   const volumes = new VolumeService(db, path.join(config.dataRoot, 'volumes'), events);
+  const containerStore = new ContainerStore(db);
+  const networks = new NetworkService(db, events, {
+    execRoot: config.execRoot, bridge: config.bridge || 'berth0', bip: config.bip, mtu: config.mtu, icc: config.icc,
+    iptables: config.iptables, ipForward: config.ipForward, userlandProxy: config.userlandProxy, pools: config.defaultAddressPools.length ? config.defaultAddressPools : DEFAULT_POOLS,
+  }, (ref) => {
+    try {
+      return containerStore.find(ref) ?? null;
+    } catch {
+      return null;
+    }
+  });
+  await networks.init();
   const containers = new ContainerService({
-    store: new ContainerStore(db),
+    store: containerStore,
+    network: networks,
     images,
     storage,
     runtime,
@@ -188,6 +205,10 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   containers.useHealth(health);
   await volumes.recover();
   await containers.recover();
+  await networks.restore((id) => {
+    const c = containerStore.find(id);
+    return c !== undefined && isRunning(c.state);
+  });
 
   const router = new Router();
   systemRoutes(router, {
@@ -206,6 +227,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
     storageDriver: storage.driver,
     graphData: (id) => { try { return graphDriverData(storage.mounts(id)); } catch { return {}; } },
     execIdsOf: (id) => execs.idsOf(id),
+    network: { settings: (c) => containerNetworkSettings(networks, c), ports: (c) => containerPorts(networks, c), matches: (c, f) => containerMatches(networks, c, f) },
     imageIdOf: (ref) => {
       try {
         return images.resolve(ref).id;
@@ -218,6 +240,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   imageRoutes(router, { images, content, storage, containers, registry, storageDriver: storage.driver, events });
   eventRoutes(router, events);
   volumeRoutes(router, volumes);
+  networkRoutes(router, networks, containers);
 
   const servers: http.Server[] = [];
   const sockets: string[] = [];
@@ -234,6 +257,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
       // Containers keep running under their monitors (live restore); the next berthd adopts them.
       await Promise.all(servers.map((s) => new Promise<void>((r) => { s.close(() => r()); s.closeAllConnections(); })));
       for (const s of sockets) fs.rmSync(s, { force: true });
+      await networks.close();
       fs.rmSync(config.pidfile, { force: true });
       health.shutdown();
       db.close();

@@ -234,3 +234,38 @@ export function x32Supported(): boolean {
   if (x32 === undefined) x32 = os.arch() === 'x64' && Number(c.syscall(0x40000000 + 39)) > 0;
   return x32;
 }
+
+// Network namespaces and rtnetlink (src/network/netlink.ts): a netns made and links configured
+// without a process per step. unshare/setns act on the calling thread only, so the main thread
+// steps into a namespace and back within one synchronous call; libuv's threads stay where they are.
+const ns = {
+  unshare: libc.func('int unshare(int flags)'),
+  setns: libc.func('int setns(int fd, int nstype)'),
+  send: libc.func('long send(int fd, const uint8_t *buf, size_t len, int flags)'),
+  recv: libc.func('long recv(int fd, _Out_ uint8_t *buf, size_t len, int flags)'),
+};
+export const CLONE_NEWNET = 0x40000000;
+const AF_NETLINK = 16;
+const SOCK_RAW = 3;
+const NETLINK_ROUTE = 0;
+
+export function unshare(flags: number): void {
+  check(ns.unshare(flags), 'unshare');
+}
+
+export function setns(fd: number, nstype: number): void {
+  check(ns.setns(fd, nstype), 'setns');
+}
+
+/** A NETLINK_ROUTE socket of the calling thread's network namespace (a socket keeps its namespace for life). */
+export function netlinkSocket(): number {
+  return check(sock.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE), 'socket');
+}
+
+export function send(fd: number, buf: Buffer): number {
+  return check(ns.send(fd, buf, buf.length, 0), 'send');
+}
+
+export function recv(fd: number, buf: Buffer): number {
+  return check(ns.recv(fd, buf, buf.length, 0), 'recv');
+}

@@ -122,8 +122,8 @@ test('a bad daemon.json is a start-up error with a clear message', { timeout: 60
     /overlay2: unknown option size/);
   await assert.rejects(startDaemon({ rootsIn: 'config', config: { 'storage-driver': 'zfs' } }),
     /zfs needs the zfs kernel module and a zpool: zfs is not in \/proc\/filesystems on this host/);
-  await assert.rejects(startDaemon({ rootsIn: 'config', config: { bip: '10.99.0.1/24' } }),
-    /bip is not supported yet/);
+  await assert.rejects(startDaemon({ rootsIn: 'config', config: { mtu: 'big' } }),
+    /"mtu" has a value of the wrong type/);
 });
 
 test('two daemons side by side keep to their own containers, images and cgroups', { timeout: 180_000 }, async () => {

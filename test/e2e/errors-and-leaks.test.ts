@@ -52,9 +52,9 @@ test('API errors have Docker\'s status codes and {"message"} bodies', async () =
   const bare = await d.api('GET', '/_ping');
   assert.equal(bare.body, 'OK');
 
-  const ports = await d.docker(['run', '--rm', '-p', '8080:80', 'busybox', 'true']);
-  assert.equal(ports.code, 125);
-  assert.match(ports.stderr, /publishing ports \(-p, -P\) is not supported yet/);
+  const net = await d.docker(['run', '--rm', '--network', 'nosuch', 'busybox', 'true']);
+  assert.equal(net.code, 125);
+  assert.match(net.stderr, /network nosuch not found/);
 
   const running = await d.api('POST', '/containers/create', { Image: 'busybox', Cmd: ['sleep', '30'] });
   assert.equal(running.status, 201);

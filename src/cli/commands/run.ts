@@ -33,6 +33,8 @@ export const createFlags: FlagSpec[] = [
   { long: 'cpu-shares', short: 'c', kind: 'int', help: 'CPU shares (relative weight)' },
   { long: 'cpus', kind: 'string', type: 'decimal', help: 'Number of CPUs' },
   { long: 'dns', kind: 'list', help: 'Set custom DNS servers' },
+  { long: 'dns-option', kind: 'list', help: 'Set DNS options' },
+  { long: 'dns-search', kind: 'list', help: 'Set custom DNS search domains' },
   { long: 'domainname', kind: 'string', help: 'Container NIS domain name' },
   { long: 'entrypoint', kind: 'string', help: 'Overwrite the default ENTRYPOINT of the image' },
   { long: 'env', short: 'e', kind: 'list', help: 'Set environment variables' },
@@ -47,6 +49,10 @@ export const createFlags: FlagSpec[] = [
   { long: 'hostname', short: 'h', kind: 'string', help: 'Container host name' },
   { long: 'init', kind: 'bool', help: 'Run an init inside the container that forwards signals and reaps processes' },
   { long: 'interactive', short: 'i', kind: 'bool', help: 'Keep STDIN open even if not attached' },
+  { long: 'ip', kind: 'string', help: 'IPv4 address (e.g., 172.30.100.104)' },
+  { long: 'link', kind: 'list', help: 'Add link to another container' },
+  { long: 'mac-address', kind: 'string', help: 'Container MAC address (e.g., 92:d0:c6:0a:29:33)' },
+  { long: 'network-alias', kind: 'list', help: 'Add network-scoped alias for the container' },
   { long: 'label', short: 'l', kind: 'list', help: 'Set meta data on a container' },
   { long: 'memory', short: 'm', kind: 'string', type: 'bytes', help: 'Memory limit' },
   { long: 'mount', kind: 'list', type: 'mount', help: 'Attach a filesystem mount to the container' },
@@ -144,6 +150,16 @@ function parsePorts(specs: string[], exposed: Record<string, object>, bindings: 
       (bindings[key] ??= []).push({ HostIp: ip, HostPort: hp });
     }
   }
+}
+
+/** --ip, --network-alias and --mac-address go to the endpoint of the --network, as in docker. */
+function endpointsConfig(p: Parsed): Record<string, Record<string, unknown>> {
+  const ip = p.str('ip');
+  const aliases = p.list('network-alias');
+  const mac = p.str('mac-address');
+  if (!ip && !aliases.length && !mac) return {};
+  const net = p.str('network') ?? p.str('net') ?? 'default';
+  return { [net]: { ...(ip ? { IPAMConfig: { IPv4Address: ip } } : {}), ...(aliases.length ? { Aliases: aliases } : {}), ...(mac ? { MacAddress: mac } : {}) } };
 }
 
 function parseRestart(s: string): { Name: string; MaximumRetryCount: number } {
@@ -278,7 +294,10 @@ export function buildCreate(p: Parsed, detach: boolean, env: NodeJS.ProcessEnv =
     CapAdd: p.list('cap-add').length ? p.list('cap-add') : null,
     CapDrop: p.list('cap-drop').length ? p.list('cap-drop') : null,
     Dns: p.list('dns'),
+    DnsSearch: p.list('dns-search'),
+    DnsOptions: p.list('dns-option'),
     ExtraHosts: p.list('add-host').length ? p.list('add-host') : null,
+    Links: p.list('link').length ? p.list('link') : null,
   };
   if (p.has('init')) host.Init = p.bool('init');
   applyIsolationFlags(p, host);
@@ -339,7 +358,7 @@ export function buildCreate(p: Parsed, detach: boolean, env: NodeJS.ProcessEnv =
     StopSignal: p.str('stop-signal'),
     StopTimeout: p.int('stop-timeout'),
     HostConfig: host,
-    NetworkingConfig: { EndpointsConfig: {} },
+    NetworkingConfig: { EndpointsConfig: endpointsConfig(p) },
   };
   const healthcheck = healthcheckOf(p);
   if (healthcheck) body.Healthcheck = healthcheck;

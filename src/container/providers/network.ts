@@ -1,36 +1,89 @@
 /**
  * Networking at start: the network namespace the container joins and the /etc/hostname, /etc/hosts
  * and /etc/resolv.conf that go with it, written into the container's own dir (never shared) and
- * bind-mounted. Today: "host" shares the host's stack; every other mode gets a new namespace with
- * loopback only. Bridge networks will plug in here.
+ * bind-mounted. "host" shares the host's stack; "none" gets a new namespace with loopback only;
+ * "container:<id>" joins the other container's namespace and files; every other mode is a bridge
+ * network of the network service, which builds the netns (veths, addresses, ports) and the files'
+ * text, and undoes it all at teardown.
  */
 import fsp from 'node:fs/promises';
+import { Conflict, NotFound } from '../../errors.js';
 import type { OciMount } from '../../runtime/index.js';
+import type { Container } from '../types.js';
+import { LOCAL_HOSTS, hostsFile, resolvConf } from '../../network/files.js';
+import { isRunning } from '../state.js';
 import type { Provider } from './index.js';
 
-const LOCAL_HOSTS = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n';
+/** The network service as the start seam uses it (src/network/service.ts). */
+export interface NetworkBackend {
+  /** False for host, none and container:<id> (no stack of the service's). */
+  bridged(c: Container): boolean;
+  setup(c: Container): Promise<{ netns: string; hosts: string; resolv: string }>;
+  teardown(c: Container): Promise<void>;
+  sandboxOf(containerId: string): { netns: string } | undefined;
+  /** At create: checks the networks asked for (unknown network, bad --ip …); record() stores them once the container exists. */
+  prepare(c: Container, networkingConfig: unknown): { record(): void; warnings: string[] };
+  /** The default bridge's gateway, what --add-host NAME:host-gateway means. */
+  hostGateway(): string;
+  /** At remove: the container's memberships go. */
+  forget(containerId: string): void;
+}
 
 function bind(destination: string, source: string): OciMount {
   return { destination, source, type: 'bind', options: ['rbind', 'rprivate'] };
 }
 
-export function networkProvider(): Provider {
+function files(c: Container): OciMount[] {
+  return [bind('/etc/hostname', c.hostnamePath), bind('/etc/hosts', c.hostsPath), bind('/etc/resolv.conf', c.resolvConfPath)];
+}
+
+/** The host's resolv.conf without its loopback resolvers, which the container's own netns cannot reach. */
+async function isolatedResolv(): Promise<string> {
+  const hostResolv = await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => '');
+  return hostResolv.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1)/.test(l)).join('\n');
+}
+
+export function networkProvider(backend?: NetworkBackend, find?: (idOrName: string) => Container | undefined): Provider {
   return {
     name: 'network',
     async setup({ container: c }) {
-      const host = c.hostConfig.NetworkMode === 'host';
-      const hosts = host ? await fsp.readFile('/etc/hosts', 'utf8').catch(() => '127.0.0.1\tlocalhost\n') : LOCAL_HOSTS;
-      const hostResolv = await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => '');
-      // A loopback resolver of the host is unreachable from the container's own netns.
-      const resolv = host ? hostResolv : hostResolv.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1)/.test(l)).join('\n');
+      const mode = c.hostConfig.NetworkMode;
       await fsp.writeFile(c.hostnamePath, c.config.Hostname + '\n');
+      if (mode.startsWith('container:')) {
+        const ref = mode.slice('container:'.length);
+        const other = find?.(ref);
+        if (!other) throw new NotFound(`No such container: ${ref}`);
+        if (!isRunning(other.state) || other.state.Status === 'restarting') throw new Conflict(`cannot join network namespace of a non running container: container ${other.id} is ${other.state.Status}`);
+        const netns = backend?.sandboxOf(other.id)?.netns ?? `/proc/${other.state.Pid}/ns/net`;
+        return {
+          network: { mode: 'netns', path: netns },
+          mounts: [bind('/etc/hostname', c.hostnamePath), bind('/etc/hosts', other.hostsPath), bind('/etc/resolv.conf', other.resolvConfPath)],
+        };
+      }
+      if (backend && backend.bridged(c)) {
+        const stack = await backend.setup(c);
+        try {
+          await fsp.writeFile(c.hostsPath, stack.hosts);
+          await fsp.writeFile(c.resolvConfPath, stack.resolv);
+        } catch (err) {
+          await backend.teardown(c);
+          throw err;
+        }
+        return { network: { mode: 'netns', path: stack.netns }, mounts: files(c) };
+      }
+      const host = mode === 'host';
+      const h = c.hostConfig;
+      let hosts = host ? await fsp.readFile('/etc/hosts', 'utf8').catch(() => '127.0.0.1\tlocalhost\n') : LOCAL_HOSTS;
+      if (h.ExtraHosts?.length) hosts = hostsFile({ extraHosts: h.ExtraHosts, hostGateway: backend?.hostGateway() ?? '', entries: [], base: hosts });
       await fsp.writeFile(c.hostsPath, hosts);
+      const custom = h.Dns?.length || h.DnsSearch?.length || h.DnsOptions?.length;
+      const resolv = custom ? resolvConf({ embedded: null, dns: h.Dns ?? [], search: h.DnsSearch ?? [], options: h.DnsOptions ?? [] })
+        : host ? await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => '') : await isolatedResolv();
       await fsp.writeFile(c.resolvConfPath, resolv);
-      return {
-        network: { mode: host ? 'host' : 'none' },
-        mounts: [bind('/etc/hostname', c.hostnamePath), bind('/etc/hosts', c.hostsPath), bind('/etc/resolv.conf', c.resolvConfPath)],
-      };
+      return { network: { mode: host ? 'host' : 'none' }, mounts: files(c) };
     },
-    async teardown() {},
+    async teardown({ container: c }) {
+      if (backend && backend.bridged(c)) await backend.teardown(c);
+    },
   };
 }

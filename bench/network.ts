@@ -1,0 +1,190 @@
+/**
+ * Benchmark: what networking costs, berthd against dockerd side by side in one run.
+ *
+ *   node --import tsx bench/network.ts [--with-dockerd] [-n 30] [--warmup 3]
+ *
+ * For each engine (berthd always; dockerd when Debian's docker.io is installed, or installed under
+ * --with-dockerd), on its own dirs and its own bridge:
+ *   1. `docker run --rm busybox true` on the default bridge and with `--network none`, taking
+ *      turns, N each: min/median/max, and the bridge's extra cost (median bridge − median none);
+ *   2. `docker network create` + `docker network rm` of a user network, N times;
+ *   3. `docker run -d -p 127.0.0.1::8080 busybox httpd` until `curl` of the published port
+ *      answers, then `rm -f` (not timed), N times.
+ * Traffic only between the host's loopback and the engine's own bridge. Prints a table and a JSON line.
+ */
+import { execFile, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { testBip, testImages } from '../test/harness.js';
+import os from 'node:os';
+import path from 'node:path';
+import { createSandbox, deleteLink, destroySandbox, ensureBridge } from '../src/network/link.js';
+import { benchArgs, ensureDockerd, formatTable, loadBusybox, mustRun, must, onExitSync, startBerth, startDockerd, type Engine } from './common.js';
+
+interface Stats { min: number; median: number; max: number }
+interface Result {
+  engine: string;
+  /** berthd's own mechanism, without the CLI and runc: netns + veth + addresses + route, then teardown. */
+  stack?: Stats;
+  version?: string;
+  bridge?: Stats;
+  none?: Stats;
+  overheadMs?: number;
+  netCreateRm?: Stats;
+  publishCurl?: Stats;
+  error?: string;
+}
+
+function stats(xs: number[]): Stats {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  return { min: s[0]!, median: mid, max: s[s.length - 1]! };
+}
+
+async function time(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+function curlOk(url: string): Promise<boolean> {
+  return new Promise((resolve) => execFile('curl', ['-sf', '--max-time', '2', url], (err) => resolve(!err)));
+}
+
+const HTTPD = ['busybox', 'sh', '-c', 'mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www'];
+
+async function measure(engine: Engine, n: number, warmup: number): Promise<Result> {
+  const res: Result = { engine: engine.name, version: await engine.version() };
+  const docker = (args: string[]) => engine.docker(args).then((r) => must(r, `${engine.name}: docker ${args.join(' ')}`));
+  await loadBusybox(engine);
+  const bridgeRun = ['run', '--rm', 'busybox', 'true'];
+  const noneRun = ['run', '--rm', '--network', 'none', 'busybox', 'true'];
+  for (let i = 0; i < warmup; i++) {
+    await docker(bridgeRun);
+    await docker(noneRun);
+  }
+  const bridge: number[] = [];
+  const none: number[] = [];
+  for (let i = 0; i < n; i++) {
+    bridge.push(await time(() => docker(bridgeRun)));
+    none.push(await time(() => docker(noneRun)));
+  }
+  res.bridge = stats(bridge);
+  res.none = stats(none);
+  res.overheadMs = (res.bridge.median - res.none.median) * 1000;
+
+  const nets: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const name = `bench-${randomBytes(3).toString('hex')}`;
+    nets.push(await time(async () => {
+      await docker(['network', 'create', name]);
+      await docker(['network', 'rm', name]);
+    }));
+  }
+  res.netCreateRm = stats(nets);
+
+  const pub: number[] = [];
+  for (let i = 0; i < n; i++) {
+    let id = '';
+    pub.push(await time(async () => {
+      id = (await docker(['run', '-d', '-p', '127.0.0.1::8080', ...HTTPD])).stdout.trim();
+      const port = (await docker(['port', id, '8080'])).stdout.trim().split('\n')[0]!.split(':')[1];
+      const deadline = Date.now() + 10_000;
+      while (!(await curlOk(`http://127.0.0.1:${port}/`))) {
+        if (Date.now() > deadline) throw new Error(`${engine.name}: published port ${port} never answered`);
+      }
+    }));
+    await docker(['rm', '-f', id]);
+  }
+  res.publishCurl = stats(pub);
+  if (engine.name === 'berthd') res.stack = await stackCost(n);
+  return res;
+}
+
+/** What berthd does per bridged container, timed alone: createSandbox then destroySandbox on a bridge of its own. */
+async function stackCost(n: number): Promise<Stats> {
+  const br = `bns${randomBytes(4).toString('hex')}`;
+  const bip = testBip();
+  const base = bip.replace(/1\/24$/, '');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-netns-'));
+  const unhook = onExitSync(() => void spawnSync('ip', ['link', 'del', br]));
+  try {
+    await ensureBridge(br, bip, 1500);
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const file = path.join(dir, `ns${i}`);
+      const veth = `vbn${randomBytes(4).toString('hex')}`;
+      out.push(await time(async () => {
+        await createSandbox(file, [{ ifname: 'eth0', veth, bridge: br, mac: '02:42:0a:00:00:02', ip: `${base}2`, prefixLen: 24, gateway: `${base}1`, mtu: 1500 }]);
+        await destroySandbox(file);
+      }));
+    }
+    return stats(out);
+  } finally {
+    await deleteLink(br);
+    unhook();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** dockerd 20.10 names only docker0 itself; another default bridge must exist first. */
+async function dockerdBridge(): Promise<{ flags: string[]; remove: () => void }> {
+  const name = `bnd${randomBytes(4).toString('hex')}`;
+  const bip = testBip();
+  await mustRun('ip', ['link', 'add', name, 'type', 'bridge']);
+  const remove = () => void spawnSync('ip', ['link', 'del', name]);
+  const unhook = onExitSync(remove);
+  await mustRun('ip', ['addr', 'add', bip, 'dev', name]);
+  await mustRun('ip', ['link', 'set', name, 'up']);
+  // No iptables for dockerd: its DOCKER chains are global and it never removes them; docker-proxy
+  // still carries the loopback traffic the bench sends, so dockerd's figures are, if anything, flattered.
+  return { flags: ['--bridge', name, '--iptables=false', '--ip-masq=false'], remove: () => { unhook(); remove(); } };
+}
+
+const ms = (s: number | undefined) => (s === undefined ? '-' : `${(s * 1000).toFixed(1)}`);
+const triple = (x: Stats | undefined) => (x ? `${ms(x.min)} / ${ms(x.median)} / ${ms(x.max)}` : '-');
+
+async function main(): Promise<void> {
+  const o = benchArgs('usage: bench/network.ts [--with-dockerd] [-n 30] [--warmup 3]', ['with-dockerd'], {
+    n: { default: 30, min: 1, max: 500, short: 'n' },
+    warmup: { default: 3, min: 0, max: 20 },
+  });
+  const dockerd = await ensureDockerd(o.withDockerd);
+  if (!dockerd) process.stderr.write('bench: dockerd not installed; measuring berthd only (--with-dockerd installs docker.io)\n');
+  await testImages();
+  const results: Result[] = [];
+  for (const which of dockerd ? ['berthd', 'dockerd'] : ['berthd']) {
+    let engine: Engine | undefined;
+    let bridge: { flags: string[]; remove: () => void } | undefined;
+    const res: Result = { engine: which };
+    try {
+      if (which === 'dockerd') {
+        bridge = await dockerdBridge();
+        engine = await startDockerd(dockerd!, {}, bridge.flags);
+      } else engine = await startBerth();
+      process.stderr.write(`bench: measuring ${which}...\n`);
+      Object.assign(res, await measure(engine, o.n, o.warmup));
+    } catch (e) {
+      res.error = (e as Error).message;
+      process.stderr.write(`bench: ${which} failed: ${res.error}\n${engine ? engine.log() : ''}\n`);
+    } finally {
+      if (engine) await engine.stop();
+      bridge?.remove();
+    }
+    results.push(res);
+  }
+  const head = ['engine', 'version', 'run --rm (bridge) ms', 'run --rm (none) ms', 'bridge cost ms', 'stack setup+teardown ms', 'network create+rm ms', 'run -d -p + curl ms'];
+  const rows = results.map((r) => r.error ? [r.engine, r.version ?? '-', 'error', '-', '-', '-', '-', '-']
+    : [r.engine, r.version ?? '-', triple(r.bridge), triple(r.none), (r.overheadMs ?? 0).toFixed(1), triple(r.stack), triple(r.netCreateRm), triple(r.publishCurl)]);
+  process.stdout.write(`docker CLI wall times, N=${o.n} each after ${o.warmup} warm-ups; min / median / max\n${formatTable(head, rows, (i) => i < 2)}\n`);
+  const b = results.find((r) => r.engine === 'berthd');
+  const d = results.find((r) => r.engine === 'dockerd');
+  if (b?.bridge && d?.bridge) process.stdout.write(`berthd/dockerd median on the bridge: ${(b.bridge.median / d.bridge.median).toFixed(2)}x\n`);
+  process.stdout.write(JSON.stringify({ bench: 'network', n: o.n, results }) + '\n');
+  if (results.some((r) => r.error)) process.exitCode = 1;
+}
+
+main().catch((e: Error) => {
+  process.stderr.write(`bench: ${e.message}\n`);
+  process.exit(1);
+});
