@@ -15,6 +15,7 @@ import * as r from './commands/run.js';
 import * as x from './commands/exec.js';
 import * as reg from './commands/registry.js';
 import * as s from './commands/system.js';
+import * as b from './commands/build.js';
 import type { FlagSpec } from './flags.js';
 import { FlagError, flagUsages, parseFlags } from './flags.js';
 import { ApiClient, ApiError, ConnectError, resolveHost } from './http.js';
@@ -35,6 +36,9 @@ const groups: Record<string, { description: string; commands: Command[] }> = {
   system: { description: 'Manage berth', commands: [s.info, s.version] },
   registry: { description: 'Run an OCI image registry', commands: [reg.serve, reg.gc] },
 };
+
+topLevel.push(b.commit);
+groups.container!.commands.push(b.commit);
 
 const globalFlags: FlagSpec[] = [
   { long: 'config', kind: 'string', help: 'Location of client config files' },

@@ -27,6 +27,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { CommandNotRunnable, NotFound, NotModified, SystemError, BerthError, errorMessage } from '../errors.js';
+import { Conflict as CommitConflict } from '../errors.js';
 import type { EventBus } from '../events/index.js';
 import { log } from '../log.js';
 import { safeJoin } from '../archive/index.js';
@@ -393,6 +394,24 @@ export class ContainerService {
   /** dockerd's attach event: a client attached to the container's streams. */
   attached(c: Container): void {
     this.publish('attach', c);
+  }
+
+  /**
+   * Runs fn under the container's lock with its processes frozen meanwhile (when `pause` and it runs
+   * and is not paused already): commit reads a consistent rw layer. The state stays as it was.
+   */
+  frozen<T>(idOrName: string, pause: boolean, fn: (c: Container) => Promise<T>): Promise<T> {
+    return this.locked(idOrName, async (c) => {
+      if (c.state.Status === 'removing') throw new CommitConflict(`You cannot commit container ${c.id} which is being removed`);
+      if (c.state.Status === 'dead') throw new CommitConflict(`You cannot commit container ${c.id} which is dead`);
+      const freeze = pause && c.state.Status === 'running';
+      if (freeze) await this.deps.runtime.pause(c.id);
+      try {
+        return await fn(c);
+      } finally {
+        if (freeze) await this.deps.runtime.resume(c.id).catch((err) => log.warn('resume after commit failed', { id: c.id, error: errorMessage(err) }));
+      }
+    });
   }
 
   // ---- remove ------------------------------------------------------------------------------------
