@@ -29,6 +29,8 @@ import { execRoutes } from '../api/exec.js';
 import { ExecService } from '../container/exec.js';
 import { imageRoutes } from '../api/images.js';
 import { commitRoutes } from '../api/commit.js';
+import { buildRoutes } from '../api/build.js';
+import { BuildCache } from '../build/cache.js';
 import { createRegistryClient } from '../registry/client/index.js';
 import { trimWhenQuiet, tuneMalloc } from './memory.js';
 
@@ -199,6 +201,10 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   imageRoutes(router, { images, content, storage, containers, registry, storageDriver: storage.driver, events });
   eventRoutes(router, events);
   commitRoutes(router, { images, content, storage, containers, events });
+  const buildRoot = path.join(config.dataRoot, 'build');
+  // Contexts of builds a crash interrupted are of no use to anyone.
+  fs.rmSync(path.join(buildRoot, 'contexts'), { recursive: true, force: true });
+  buildRoutes(router, { images, content, storage, containers, registry, events, cache: new BuildCache(path.join(buildRoot, 'cache')), workRoot: path.join(buildRoot, 'contexts') });
 
   const servers: http.Server[] = [];
   const sockets: string[] = [];
