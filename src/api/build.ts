@@ -89,6 +89,7 @@ export function buildRoutes(router: Router, d: BuildRouteDeps): void {
       if (!ctx.res.destroyed) ctx.res.write(JSON.stringify(m) + '\r\n');
     };
     let context: BuildContext | null = null;
+    let failure: unknown;
     try {
       let body: Readable = ctx.req;
       let dockerfileText: string | null = null;
@@ -115,9 +116,11 @@ export function buildRoutes(router: Router, d: BuildRouteDeps): void {
         }
         await fsp.rm(file, { force: true });
       }
-      context = await BuildContext.unpack(body, dir, dockerfileName);
-      if (dockerfileText === null) dockerfileText = await context.readDockerfile(dockerfileName);
+      const unpacked = await BuildContext.unpack(body, dir, dockerfileName);
+      context = unpacked.context;
+      if (dockerfileText === null) dockerfileText = unpacked.dockerfile;
       else dockerfileName = 'Dockerfile';
+      if (dockerfileText === null) throw new InvalidParameter(`Cannot locate specified Dockerfile: ${dockerfileName}`);
       const builder = new Builder(d, {
         dockerfile: dockerfileText,
         dockerfileName: path.posix.basename(dockerfileName),
@@ -139,13 +142,16 @@ export function buildRoutes(router: Router, d: BuildRouteDeps): void {
       const img = await builder.run();
       if (quiet) ctx.res.write(JSON.stringify({ stream: `${img.id}\n` }) + '\r\n');
     } catch (err) {
-      const message = errorMessage(err);
-      const code = err instanceof BuildError ? err.code : 1;
-      if (!ctx.res.destroyed) ctx.res.write(JSON.stringify({ errorDetail: { code, message }, error: message }) + '\r\n');
-    } finally {
-      if (context) await context.remove();
-      else await fsp.rm(dir, { recursive: true, force: true });
-      ctx.res.end();
+      failure = err;
     }
+    // Cleaned up before the last message: a client that exits on it finds nothing left behind.
+    if (context) await context.remove();
+    else await fsp.rm(dir, { recursive: true, force: true });
+    if (failure !== undefined) {
+      const message = errorMessage(failure);
+      const code = failure instanceof BuildError ? failure.code : 1;
+      if (!ctx.res.destroyed) ctx.res.write(JSON.stringify({ errorDetail: { code, message }, error: message }) + '\r\n');
+    }
+    ctx.res.end();
   });
 }

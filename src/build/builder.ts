@@ -67,7 +67,7 @@ export type BuildMessage = JSONMessage & { stream?: string; errorDetail?: { mess
 
 /** A build step failed: the message names it; code is the exit code docker's CLI passes on. */
 export class BuildError extends BerthError {
-  constructor(message: string, readonly code = 1) {
+  constructor(message: string, readonly code = 1, readonly located = false) {
     super(message);
   }
 }
@@ -75,6 +75,7 @@ export class BuildError extends BerthError {
 /** Build args every Dockerfile may use without declaring them (not in the image). */
 const PREDEFINED_ARGS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
 const DEFAULT_SHELL = ['/bin/sh', '-c'];
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 const shortId = (id: string) => id.replace(/^sha256:/, '').slice(0, 12);
 
@@ -226,16 +227,16 @@ export class Builder {
     if (baseName.toLowerCase() !== 'scratch') {
       const prev = stages.findIndex((s, i) => i < stage.index && s.name === baseName.toLowerCase());
       if (prev >= 0) image = this.done.get(prev)?.image ?? null;
-      else image = await this.imageFor(baseName, this.o.pull);
+      else image = await this.imageFor(baseName, this.o.pull).catch((err: unknown) => this.fail(stage.from, err));
     }
     const st: StageState = { stage, image, config: structuredClone(image?.config.config ?? {}), args: new Map(), cmdSet: false };
     this.say(image ? ` ---> ${shortId(image.id)}\n` : ' ---> \n');
-    if (!st.config.Env && image) st.config.Env = [];
-    if (!image) st.config.Env = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'];
+    // Like dockerd, every stage gets the default PATH unless its base sets one.
+    if (!(st.config.Env ?? []).some((e) => e.startsWith('PATH='))) st.config.Env = [...(st.config.Env ?? []), `PATH=${DEFAULT_PATH}`];
 
     const triggers = st.config.OnBuild ?? [];
     if (triggers.length) {
-      delete st.config.OnBuild;
+      st.config.OnBuild = null;
       this.say(`# Executing ${triggers.length} build ${triggers.length === 1 ? 'trigger' : 'triggers'}\n`);
       for (const t of triggers) {
         const ins = parse(`FROM scratch\n${t}\n`).instructions[1]!;
@@ -311,9 +312,12 @@ export class Builder {
 
   // ---- steps ------------------------------------------------------------------------------------
 
+  /** The error of a step, named by the Dockerfile's line and the instruction as written. */
   private fail(ins: Instruction, err: unknown): never {
-    if (err instanceof BuildError || err instanceof DockerfileError) throw err;
-    throw new BuildError(`${this.o.dockerfileName}:${ins.line} ${ins.cmd.toUpperCase()}: ${errorMessage(err)}`);
+    if (err instanceof DockerfileError || (err instanceof BuildError && err.located)) throw err;
+    const code = err instanceof BuildError ? err.code : 1;
+    const where = `${this.o.dockerfileName}:${ins.line} ${ins.original.trim().split('\n')[0]}`;
+    throw new BuildError(`${where}: ${errorMessage(err)}`, code, true);
   }
 
   private async dispatch(st: StageState, ins: Instruction): Promise<void> {

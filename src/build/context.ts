@@ -43,36 +43,23 @@ export class BuildContext {
 
   constructor(readonly root: string) {}
 
-  /** Unpack the client's tar (plain or gzip) into `dir`, then drop what `.dockerignore` excludes. */
-  static async unpack(tar: Readable, dir: string, dockerfile: string): Promise<BuildContext> {
+  /**
+   * Unpack the client's tar (plain or gzip) into `dir` and read the Dockerfile (null when absent).
+   * The Dockerfile and .dockerignore are sent whatever the ignore rules say; when the rules exclude
+   * them they are removed once read, so COPY cannot see them (as dockerd does).
+   */
+  static async unpack(tar: Readable, dir: string, dockerfile: string): Promise<{ context: BuildContext; dockerfile: string | null }> {
     await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
     await applyLayer(tar, dir, 'delete');
     const ctx = new BuildContext(dir);
+    const rel = ctx.checkInside(dockerfile);
+    const text = await fsp.readFile(safeJoin(dir, rel), 'utf8').catch(() => null);
     const ignore = await fsp.readFile(path.join(dir, '.dockerignore'), 'utf8').catch(() => null);
     if (ignore !== null) {
-      // The client sent the Dockerfile and .dockerignore whatever the rules say; COPY must not see them if excluded.
       const rules = IgnoreRules.parse(ignore);
-      for (const f of ['.dockerignore', dockerfile]) {
-        const rel = path.posix.normalize(f).replace(/^\/+/, '');
-        if (rules.excludes(rel)) ctx.ignoredControlFiles.add(rel);
-      }
+      for (const f of ['.dockerignore', rel]) if (rules.excludes(f)) await fsp.rm(safeJoin(dir, f), { force: true });
     }
-    return ctx;
-  }
-
-  /** Dockerfile and .dockerignore when the ignore rules exclude them: readable, but not copied. */
-  readonly ignoredControlFiles = new Set<string>();
-
-  async readDockerfile(name: string): Promise<string> {
-    const rel = this.checkInside(name);
-    try {
-      return await fsp.readFile(safeJoin(this.root, rel), 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'EISDIR') {
-        throw new InvalidParameter(`Cannot locate specified Dockerfile: ${name}`);
-      }
-      throw err;
-    }
+    return { context: ctx, dockerfile: text };
   }
 
   /** A context-relative path; `..` that climbs out is refused, like docker. */
@@ -100,7 +87,6 @@ export class BuildContext {
         for (const n of names) {
           if (!matchPath(parts[i]!, n)) continue;
           const relN = prefix ? `${prefix}/${n}` : n;
-          if (this.ignoredControlFiles.has(relN)) continue;
           const abs = path.join(dir, n);
           if (i === parts.length - 1) out.push({ rel: relN, abs, stat: fs.lstatSync(abs) });
           else walk(abs, i + 1, relN);
@@ -117,7 +103,6 @@ export class BuildContext {
     } catch {
       throw new NotFound(`COPY failed: file not found in build context or excluded by .dockerignore: stat ${src}: file does not exist`);
     }
-    if (this.ignoredControlFiles.has(rel)) throw new NotFound(`COPY failed: file not found in build context or excluded by .dockerignore: stat ${src}: file does not exist`);
     return [{ rel, abs, stat }];
   }
 
@@ -127,7 +112,6 @@ export class BuildContext {
     if (hit) return hit;
     const h = createHash('sha256');
     const visit = async (abs: string, rel: string, st: fs.Stats): Promise<void> => {
-      if (this.ignoredControlFiles.has(path.relative(this.root, abs))) return;
       h.update(`${rel}\0${st.mode}\0`);
       if (st.isSymbolicLink()) h.update(`l${await fsp.readlink(abs)}\0`);
       else if (st.isFile()) {

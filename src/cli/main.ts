@@ -37,8 +37,9 @@ const groups: Record<string, { description: string; commands: Command[] }> = {
   registry: { description: 'Run an OCI image registry', commands: [reg.serve, reg.gc] },
 };
 
-topLevel.push(b.commit);
+topLevel.push(b.build, b.commit);
 groups.container!.commands.push(b.commit);
+groups.image!.commands.push(b.build);
 
 const globalFlags: FlagSpec[] = [
   { long: 'config', kind: 'string', help: 'Location of client config files' },
