@@ -11,7 +11,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { startDaemon, loadTestImages, printLogTail, type Daemon, type RunResult } from '../harness.js';
+import { startDaemon, loadTestImages, leftovers, printLogTail, type Daemon, type RunResult } from '../harness.js';
 
 let d: Daemon;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-build-test-'));
@@ -365,8 +365,10 @@ test('the API: POST /build streams docker JSON messages, refuses unsupported opt
   const r = await d.api('POST', '/build?squash=1');
   assert.equal(r.status, 400);
   assert.match(JSON.stringify(r.body), /squash is not supported/);
-  const leftovers = fs.readdirSync(path.join(d.dataRoot, 'build', 'contexts')).length;
-  assert.equal(leftovers, 0, 'no context left behind after the builds');
+  const contexts = fs.readdirSync(path.join(d.dataRoot, 'build', 'contexts')).length;
+  assert.equal(contexts, 0, 'no context left behind after the builds');
+  const left = leftovers(d);
+  assert.deepEqual([left.mounts, left.processes], [[], []], 'no step snapshot mounted, no RUN container running');
   // docker images hides the intermediate images builds leave; -a shows them.
   const plain = (await ok(docker(['images', '-q']))).stdout.trim().split('\n').length;
   const all = (await ok(docker(['images', '-aq']))).stdout.trim().split('\n').length;
