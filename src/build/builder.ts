@@ -139,6 +139,7 @@ export class Builder {
     this.escape = df.escape;
     const { globalArgs, stages } = splitStages(df);
     for (const a of globalArgs) {
+
       for (const w of a.args) {
         const [name, def] = this.argPair(w, new Map([...this.globalArgs].filter((e): e is [string, string] => e[1] !== undefined)));
         const given = this.o.buildArgs[name];
@@ -159,8 +160,13 @@ export class Builder {
       target.instructions.push({ ...extra, line: target.instructions.at(-1)?.endLine ?? target.from.line });
     }
     const needed = this.neededStages(stages, targetIndex);
-    this.total = stages.filter((s) => needed.has(s.index)).reduce((n, s) => n + 1 + s.instructions.length, 0);
+    this.total = globalArgs.length + stages.filter((s) => needed.has(s.index)).reduce((n, s) => n + 1 + s.instructions.length, 0);
 
+    // Global ARGs are counted and shown as steps, as dockerd does; they make no image.
+    for (const a of globalArgs) {
+      this.step++;
+      this.say(`Step ${this.step}/${this.total} : ${a.original.trim()}\n`);
+    }
     for (const stage of stages) {
       if (!needed.has(stage.index)) continue;
       this.o.signal.throwIfAborted();
