@@ -620,7 +620,11 @@ export class Builder {
     try {
       const c = svc.get(Id);
       const abort = new AbortController();
-      const stop = () => abort.abort();
+      // A client that goes away ends the build: its RUN is killed, not left to finish.
+      const stop = () => {
+        abort.abort();
+        void svc.kill(Id, 'SIGKILL').catch(() => {});
+      };
       this.o.signal.addEventListener('abort', stop, { once: true });
       const output = svc.streams.attachOutput(c, abort.signal);
       const pumping = (async () => {

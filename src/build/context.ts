@@ -8,10 +8,39 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
-import { applyLayer, safeJoin } from '../archive/index.js';
+import { Readable } from 'node:stream';
+import { applyLayer, applyLayerOffThread, safeJoin } from '../archive/index.js';
 import { InvalidParameter, NotFound } from '../errors.js';
 import { IgnoreRules } from './dockerignore.js';
+
+const BIG_CONTEXT = 4 << 20;
+
+/** Reads up to `limit` bytes ahead: is the stream longer? The returned stream yields every byte. */
+async function peekSize(src: Readable, limit: number): Promise<{ big: boolean; stream: Readable }> {
+  const it = src[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const head: Buffer[] = [];
+  let n = 0;
+  let ended = false;
+  while (n < limit) {
+    const r = await it.next();
+    if (r.done) {
+      ended = true;
+      break;
+    }
+    head.push(r.value);
+    n += r.value.length;
+  }
+  const stream = Readable.from((async function* () {
+    yield* head;
+    if (ended) return;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      yield r.value;
+    }
+  })(), { objectMode: false });
+  return { big: !ended, stream };
+}
 
 export function hasWildcard(s: string): boolean {
   return /[*?[]/.test(s);
@@ -50,7 +79,10 @@ export class BuildContext {
    */
   static async unpack(tar: Readable, dir: string, dockerfile: string): Promise<{ context: BuildContext; dockerfile: string | null }> {
     await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-    await applyLayer(tar, dir, 'delete');
+    // A big context unpacks on a worker thread, in parallel with receiving it; a small one is not
+    // worth the worker's start-up (a fully cached rebuild takes a few tens of milliseconds).
+    const { big, stream } = await peekSize(tar, BIG_CONTEXT);
+    await (big ? applyLayerOffThread : applyLayer)(stream, dir, 'delete');
     const ctx = new BuildContext(dir);
     const rel = ctx.checkInside(dockerfile);
     const text = await fsp.readFile(safeJoin(dir, rel), 'utf8').catch(() => null);

@@ -361,6 +361,20 @@ test('berth build: -f -, -f outside the context, --build-arg, --label, --iidfile
   assert.match(fail.stderr, /returned a non-zero code: 4/);
 });
 
+test('a remote Dockerfile served on 127.0.0.1 builds (remote=), other hosts are refused', { timeout: 120_000 }, async () => {
+  const server = http.createServer((_req, res) => res.end('FROM busybox\nRUN echo remote > /remote.txt\n'));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const port = (server.address() as { port: number }).port;
+    await ok(docker(['build', '-t', 'remote', `http://127.0.0.1:${port}/Dockerfile`]), 'remote build');
+    assert.equal(await runIn('remote', 'cat /remote.txt'), 'remote\n');
+    const far = await d.api('POST', `/build?remote=${encodeURIComponent('http://192.0.2.1/Dockerfile')}`);
+    assert.match(JSON.stringify(far.body), /remote contexts other than http\(s\) on the loopback address are not supported/);
+  } finally {
+    server.close();
+  }
+});
+
 test('the API: POST /build streams docker JSON messages, refuses unsupported options, removes its context', { timeout: 120_000 }, async () => {
   const r = await d.api('POST', '/build?squash=1');
   assert.equal(r.status, 400);
