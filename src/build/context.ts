@@ -30,14 +30,23 @@ async function peekSize(src: Readable, limit: number): Promise<{ big: boolean; s
     head.push(r.value);
     n += r.value.length;
   }
+  const gzip = head[0] !== undefined && head[0][0] === 0x1f && head[0][1] === 0x8b;
   const stream = Readable.from((async function* () {
-    yield* head;
-    if (ended) return;
+    let total = 0;
+    for (const b of head) {
+      total += b.length;
+      yield b;
+    }
     for (;;) {
+      if (ended) break;
       const r = await it.next();
-      if (r.done) return;
+      if (r.done) break;
+      total += r.value.length;
       yield r.value;
     }
+    // The docker CLI's `-f -` context ends right after the last entry's data, without its padding
+    // and the end-of-archive blocks (dockerd's reader accepts that): complete them.
+    if (!gzip) yield Buffer.alloc((512 - (total % 512)) % 512 + 1024);
   })(), { objectMode: false });
   return { big: !ended, stream };
 }

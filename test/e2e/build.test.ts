@@ -257,6 +257,35 @@ test('multi-stage: --target, only the needed stages run, COPY --from a stage nam
   assert.match(missing.stderr, /failed to reach build target nosuch in Dockerfile/);
 });
 
+test('ARG scoping: a global ARG is seen by FROM and by a stage only when redeclared; stage ARGs end with their stage', { timeout: 180_000 }, async () => {
+  const dir = context({
+    Dockerfile: [
+      'ARG IMG=busybox',
+      'ARG GLOBAL=g',
+      'FROM $IMG AS one',
+      'ARG STAGE=s1',
+      'RUN echo "one:[$GLOBAL][$STAGE]" > /one.txt',
+      'FROM $IMG',
+      'ARG GLOBAL',
+      'COPY --from=one /one.txt /one.txt',
+      'RUN echo "two:[$GLOBAL][$STAGE]" > /two.txt',
+    ].join('\n') + '\n',
+  });
+  await build(dir, '--build-arg', 'GLOBAL=from-cli', '-t', 'argscope');
+  assert.equal(await runIn('argscope', 'cat /one.txt /two.txt'), 'one:[][s1]\ntwo:[from-cli][]\n');
+});
+
+test('docker build -f - (Dockerfile on stdin) and docker build - (a tar context on stdin)', { timeout: 180_000 }, async () => {
+  const dir = context({ 'in.txt': 'ctx\n' });
+  await ok(docker(['build', '-f', '-', '-t', 'stdin-df', dir], 'FROM busybox\nCOPY in.txt /in.txt\n'), 'docker build -f -');
+  assert.equal(await runIn('stdin-df', 'cat /in.txt'), 'ctx\n');
+  fs.writeFileSync(path.join(dir, 'Dockerfile'), 'FROM busybox\nCOPY in.txt /again.txt\n');
+  const tarball = execFileSync('tar', ['-c', '-C', dir, '.']);
+  const r = await d.docker(['build', '-t', 'stdin-tar', '-'], { env: LEGACY, input: tarball, timeoutMs: 180_000 });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(await runIn('stdin-tar', 'cat /again.txt'), 'ctx\n');
+});
+
 test('cache: an unchanged rebuild is all cache hits, a changed file rebuilds from its step, and the cache survives a restart', { timeout: 240_000 }, async () => {
   const dir = context({
     'one.txt': '1\n', 'two.txt': '2\n',
