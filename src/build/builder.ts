@@ -638,6 +638,9 @@ export class Builder {
         throw err;
       }
       const { StatusCode } = await svc.wait(Id, 'not-running');
+      // The follower re-checks for the exit only when the log changes or every 250 ms: a touch
+      // wakes it at once to read what is left and end (a RUN step is often shorter than that).
+      await fsp.utimes(c.logPath, new Date(), new Date()).catch(() => {});
       await pumping.catch(() => {});
       this.o.signal.removeEventListener('abort', stop);
       this.o.signal.throwIfAborted();

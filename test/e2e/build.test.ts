@@ -286,7 +286,7 @@ test('docker build -f - (Dockerfile on stdin) and docker build - (a tar context 
   assert.equal(await runIn('stdin-tar', 'cat /again.txt'), 'ctx\n');
 });
 
-test('cache: an unchanged rebuild is all cache hits, a changed file rebuilds from its step, and the cache survives a restart', { timeout: 240_000 }, async () => {
+test('cache: an unchanged rebuild is all cache hits, a changed file rebuilds from its step, and the cache survives a kill -9 of the daemon', { timeout: 240_000 }, async () => {
   const dir = context({
     'one.txt': '1\n', 'two.txt': '2\n',
     Dockerfile: 'FROM busybox\nENV X=1\nRUN echo step > /s\nCOPY one.txt /one\nRUN cat /one\nCOPY two.txt /two\nCMD ["cat", "/two"]\n',
