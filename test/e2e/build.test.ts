@@ -305,7 +305,7 @@ test('cache: an unchanged rebuild is all cache hits, a changed file rebuilds fro
   assert.match(third.stdout, /Step 6\/7 : COPY two.txt \/two\n ---> [a-f0-9]{12}\n/);
   assert.equal((await ok(docker(['run', '--rm', 'cached']))).stdout, '2\nchanged\n');
 
-  await d.restart();
+  await d.restart(); // kill -9, then a new berthd on the same roots
   const fourth = await build(dir, '-t', 'cached');
   assert.equal(fourth.stdout.match(/Using cache/g)?.length, 6, fourth.stdout);
   const nocache = await build(dir, '--no-cache', '-t', 'cached');
