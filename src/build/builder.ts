@@ -139,7 +139,6 @@ export class Builder {
     this.escape = df.escape;
     const { globalArgs, stages } = splitStages(df);
     for (const a of globalArgs) {
-
       for (const w of a.args) {
         const [name, def] = this.argPair(w, new Map([...this.globalArgs].filter((e): e is [string, string] => e[1] !== undefined)));
         const given = this.o.buildArgs[name];

@@ -166,6 +166,26 @@ test('RUN: shell and exec form, SHELL honoured, build args in the environment bu
   assert.match(hist, /\|3 FROMCLI=cli GREETING=hi HTTP_PROXY=http:\/\/proxy:1 \/bin\/sh -c echo "\$GREETING/);
 });
 
+test('RUN honours the build\'s --memory and --network and RUN --network', { timeout: 180_000 }, async () => {
+  const dir = context({
+    Dockerfile: [
+      'FROM busybox',
+      'RUN (cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max) > /mem.txt',
+      'RUN --network=none ls /sys/class/net > /net-none.txt',
+      'RUN ls /sys/class/net > /net-build.txt',
+    ].join('\n') + '\n',
+  });
+  await build(dir, '--memory', '64m', '--network', 'host', '-t', 'runopts');
+  const [mem, none, ...ifaces] = (await runIn('runopts', 'cat /mem.txt /net-none.txt /net-build.txt')).trim().split('\n');
+  assert.equal(mem, String(64 * 1024 * 1024));
+  assert.equal(none, 'lo');
+  // The host's default-route interface (other tests add and remove veths meanwhile; this one stays).
+  const route = fs.readFileSync('/proc/net/route', 'utf8').split('\n').find((l) => l.split('\t')[1] === '00000000');
+  const uplink = route?.split('\t')[0];
+  assert.ok(uplink, 'the host has a default route');
+  assert.ok(ifaces.includes(uplink), `RUN saw the host's ${uplink} under --network host: ${ifaces.join(" ")}`);
+});
+
 test('COPY and ADD: wildcards, file vs directory destinations, --chown by name and id, --chmod, archives, URLs', { timeout: 180_000 }, async () => {
   const tarDir = fs.mkdtempSync(path.join(tmp, 'tarsrc-'));
   fs.mkdirSync(path.join(tarDir, 'pkg'));
