@@ -21,7 +21,7 @@ import type { ContentStore, Lease } from '../content/index.js';
 import type { ContainerService } from '../container/service.js';
 import { BerthError, InvalidParameter, NotFound, errorMessage } from '../errors.js';
 import type { EventBus } from '../events/index.js';
-import { type ContainerConfig, type HealthConfig, type Image, type ImageStore, createChildImage, familiarString, parseReference } from '../image/index.js';
+import { type ContainerConfig, type HealthConfig, type Image, type ImageStore, createChildImage, familiarString, parsePlatform, parseReference } from '../image/index.js';
 import { log } from '../log.js';
 import type { JSONMessage, RegistryClient } from '../registry/client/index.js';
 import { resolveUserSync } from '../runtime/user.js';
@@ -232,7 +232,7 @@ export class Builder {
     if (baseName.toLowerCase() !== 'scratch') {
       const prev = stages.findIndex((s, i) => i < stage.index && s.name === baseName.toLowerCase());
       if (prev >= 0) image = this.done.get(prev)?.image ?? null;
-      else image = await this.imageFor(baseName, this.o.pull).catch((err: unknown) => this.fail(stage.from, err));
+      else image = await this.imageFor(baseName, this.o.pull, stage.platform ? this.expandFrom(stage.platform) : undefined).catch((err: unknown) => this.fail(stage.from, err));
     }
     const st: StageState = { stage, image, config: structuredClone(image?.config.config ?? {}), args: new Map(), cmdSet: false };
     this.say(image ? ` ---> ${shortId(image.id)}\n` : ' ---> \n');
@@ -257,18 +257,22 @@ export class Builder {
   }
 
   /** A local image, pulled when missing (or always with --pull). */
-  private async imageFor(ref: string, pull: boolean): Promise<Image> {
+  private async imageFor(ref: string, pull: boolean, platform?: string): Promise<Image> {
+    const want = platform ?? this.o.platform;
     if (!pull) {
+      let local: Image | null = null;
       try {
-        return this.d.images.resolve(ref);
+        local = this.d.images.resolve(ref);
       } catch (err) {
         if (!(err instanceof NotFound)) throw err;
       }
+      // A local image of another platform is not the one asked for: pull the right one.
+      if (local && (!want || matchesPlatform(local, want))) return local;
     }
     try {
-      return await this.d.registry.pull(ref, { platform: this.o.platform, progress: (m) => this.o.out(m), signal: this.o.signal });
+      return await this.d.registry.pull(ref, { platform: want, progress: (m) => this.o.out(m), signal: this.o.signal });
     } catch (err) {
-      throw new BuildError(`pull access denied or repository does not exist for ${ref}: ${errorMessage(err)}`);
+      throw new BuildError(`pull access denied or repository does not exist for ${ref}${want ? ` (platform ${want})` : ''}: ${errorMessage(err)}`);
     }
   }
 
@@ -754,6 +758,13 @@ export class Builder {
 function expandHeredoc(content: string, env: Env, escape: string): string {
   const protectedText = content.replace(/["']/g, (q) => escape + q);
   return expandWord(protectedText, env, escape);
+}
+
+/** Does the image match "os/arch[/variant]"? */
+function matchesPlatform(img: Image, platform: string): boolean {
+  const p = parsePlatform(platform);
+  const c = img.config;
+  return c.os === p.os && c.architecture === p.architecture && (!p.variant || c.variant === p.variant);
 }
 
 /** --chown=user[:group], names looked up in the image's /etc/passwd and /etc/group; gid defaults to uid. */

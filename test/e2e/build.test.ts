@@ -199,6 +199,7 @@ test('COPY and ADD: wildcards, file vs directory destinations, --chown by name a
   execFileSync('tar', ['-czf', path.join(dir, 'arch.tar.gz'), '-C', tarDir, 'pkg']);
   execFileSync('tar', ['-cjf', path.join(dir, 'arch.tar.bz2'), '-C', tarDir, 'pkg']);
   execFileSync('tar', ['-cJf', path.join(dir, 'arch.tar.xz'), '-C', tarDir, 'pkg']);
+  execFileSync('sh', ['-c', `tar -cf - -C ${tarDir} pkg | zstd -q -o ${path.join(dir, 'arch.tar.zst')}`]);
   const server = http.createServer((req, res) => {
     res.writeHead(200, { 'Last-Modified': new Date('2020-01-02T03:04:05Z').toUTCString() });
     res.end(`served ${req.url}\n`);
@@ -222,6 +223,7 @@ test('COPY and ADD: wildcards, file vs directory destinations, --chown by name a
       'ADD arch.tar.gz /gz/',
       'ADD arch.tar.bz2 /bz2',
       'ADD arch.tar.xz /xz',
+      'ADD arch.tar.zst /zst',
       'COPY arch.tar.gz /not-extracted/',
       `ADD http://127.0.0.1:${port}/file.txt /downloaded/`,
     ].join('\n') + '\n');
@@ -229,13 +231,13 @@ test('COPY and ADD: wildcards, file vs directory destinations, --chown by name a
     const out = await runIn('copies', [
       'cd /', 'ls multi', 'cat renamed.txt existing/a.txt', 'ls -a tree tree/sub', 'readlink tree/link',
       'stat -c "%n %u:%g %a" owned-by-name owned-by-id chmod.sh keep.sh multi/a.txt', 'cat /rel/here.md',
-      'cat gz/pkg/inside.txt bz2/pkg/inside.txt xz/pkg/inside.txt', 'ls not-extracted',
+      'cat gz/pkg/inside.txt bz2/pkg/inside.txt xz/pkg/inside.txt zst/pkg/inside.txt', 'ls not-extracted',
       'cat downloaded/file.txt', 'stat -c "%a %Y" downloaded/file.txt',
     ].join(' && '));
     assert.equal(out, [
       'a.txt', 'b.txt', 'A', 'A', 'tree:', '.', '..', 'link', 'one', 'sub', '', 'tree/sub:', '.', '..', 'two', 'one',
       'owned-by-name 1234:2345 644', 'owned-by-id 77:77 644', 'chmod.sh 0:0 600', 'keep.sh 0:0 750', 'multi/a.txt 0:0 644',
-      'C', 'from the archive', 'from the archive', 'from the archive', 'arch.tar.gz', 'served /file.txt',
+      'C', 'from the archive', 'from the archive', 'from the archive', 'from the archive', 'arch.tar.gz', 'served /file.txt',
       `600 ${Date.parse('2020-01-02T03:04:05Z') / 1000}`,
     ].join('\n') + '\n');
   } finally {
@@ -272,6 +274,15 @@ test('multi-stage: --target, only the needed stages run, COPY --from a stage nam
   assert.equal((await ok(docker(['run', '--rm', 'multi']))).stdout, 'built\nbase\n');
   const img = await inspect('multi');
   assert.equal(img.RootFS.Layers.length, 3, 'scratch + three COPY layers');
+  // FROM --platform: the local image serves when it is of that platform; another platform needs a pull.
+  const arch = process.arch === 'arm64' ? 'arm64' : 'amd64';
+  const other = arch === 'amd64' ? 'arm64' : 'amd64';
+  // (Named after a registry on a closed loopback port: the pull it needs stays on this machine.)
+  await ok(docker(['tag', 'busybox', '127.0.0.1:9/busybox']));
+  await build(context({ Dockerfile: `FROM --platform=linux/${arch} 127.0.0.1:9/busybox\nRUN true\n` }));
+  const foreign = await docker(['build', context({ Dockerfile: `FROM --platform=linux/${other} 127.0.0.1:9/busybox\nRUN true\n` })]);
+  assert.equal(foreign.code, 1);
+  assert.match(foreign.stderr, new RegExp(`Dockerfile:1 FROM --platform=linux/${other} 127.0.0.1:9/busybox: pull access denied or repository does not exist for 127.0.0.1:9/busybox \\(platform linux/${other}\\)`));
   const missing = await docker(['build', '--target', 'nosuch', dir]);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /failed to reach build target nosuch in Dockerfile/);
