@@ -13,6 +13,8 @@ start=1
 say() { printf 'install: %s\n' "$*" >&2; }
 
 scripts/apt-install.sh runc conmon iptables iproute2 busybox-static gcc libc6-dev ca-certificates
+# --init: Debian's tini (its static build is bound into the container at /sbin/docker-init).
+scripts/apt-install.sh tini
 
 # npm ci only when the lock file changed since the last install.
 stamp=node_modules/.berth-lock-stamp

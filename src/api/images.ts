@@ -71,7 +71,10 @@ export function imageRoutes(router: Router, d: ImageDeps): void {
     const refs = filters.get('reference');
     if (refs) list = list.filter((i) => i.repoTags.some((t) => refs.some((r) => globMatch(hasTag(r) ? r : `${r}:*`, t))));
     list = list.filter((i) => matchLabels(i.config.config?.Labels ?? undefined, filters.get('label') ?? []));
-    return list.sort((a, b) => (a.created < b.created ? 1 : -1)).map((i) => summary(i, d.containers));
+    const rows = list.sort((a, b) => (a.created < b.created ? 1 : -1)).map((i) => summary(i, d.containers));
+    // As dockerd: with a reference filter an image lists only its tags (and digests) that match.
+    if (refs) for (const r of rows) { r.RepoTags = r.RepoTags.filter((t) => refMatches(refs, t)); r.RepoDigests = r.RepoDigests.filter((t) => refMatches(refs, t)); }
+    return rows;
   });
 
   router.post('/images/create', async (ctx) => {
@@ -135,6 +138,14 @@ export function imageRoutes(router: Router, d: ImageDeps): void {
 }
 
 /** A tag follows the last ':' after the last '/' (a registry port does not count). */
+/** docker's FamiliarMatch: the pattern against the whole reference, or against its name alone. */
+function refMatches(patterns: string[], ref: string): boolean {
+  const at = ref.indexOf('@');
+  const colon = ref.lastIndexOf(':');
+  const name = at >= 0 ? ref.slice(0, at) : colon > ref.lastIndexOf('/') ? ref.slice(0, colon) : ref;
+  return patterns.some((p) => globMatch(p, ref) || globMatch(p, name));
+}
+
 function hasTag(ref: string): boolean {
   return ref.slice(ref.lastIndexOf('/') + 1).includes(':');
 }

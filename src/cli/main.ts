@@ -15,6 +15,7 @@ import * as r from './commands/run.js';
 import * as x from './commands/exec.js';
 import * as reg from './commands/registry.js';
 import * as s from './commands/system.js';
+import * as o from './commands/observe.js';
 import * as b from './commands/build.js';
 import type { FlagSpec } from './flags.js';
 import { FlagError, flagUsages, parseFlags } from './flags.js';
@@ -22,12 +23,12 @@ import { ApiClient, ApiError, ConnectError, resolveHost } from './http.js';
 import { StreamError } from './progress.js';
 import { TemplateError } from './template.js';
 
-const topLevel: Command[] = [r.run, r.create, r.start, x.exec, c.stop, c.kill, c.restart, c.rm, c.ps, c.logs, c.wait, c.inspect, i.images, i.rmi, i.tag, i.importCmd, i.history, r.pull, i.push, i.login, i.logout, s.info, s.version];
+const topLevel: Command[] = [r.run, r.create, r.start, x.exec, c.stop, c.kill, c.restart, c.rm, c.ps, c.logs, c.wait, c.inspect, o.pause, o.unpause, o.top, o.stats, o.rename, o.update, i.images, i.rmi, i.tag, i.importCmd, i.history, r.pull, i.push, i.login, i.logout, s.info, s.version];
 
 const groups: Record<string, { description: string; commands: Command[] }> = {
   container: {
     description: 'Manage containers',
-    commands: [r.run, r.create, r.start, x.exec, c.stop, c.kill, c.restart, c.rm, c.ps, c.logs, c.wait, c.containerInspect, c.containerPrune],
+    commands: [r.run, r.create, r.start, x.exec, c.stop, c.kill, c.restart, c.rm, c.ps, c.logs, c.wait, c.containerInspect, c.containerPrune, o.pause, o.unpause, o.top, o.stats, o.rename, o.update],
   },
   image: {
     description: 'Manage images',

@@ -10,7 +10,9 @@ import { Conflict, InvalidParameter, NotFound } from '../errors.js';
 import type { Image, ImageStore } from '../image/index.js';
 import { familiarString, parseReference } from '../image/reference.js';
 import { type Snapshotter, prepareOnBase } from '../storage/index.js';
+import { checkHealthcheck, mergeHealthcheck } from './health.js';
 import { checkConfig, normalizeHostConfig } from './hostconfig.js';
+import { checkIsolationConfig } from './isolation.js';
 import { randomName } from './names.js';
 import { INITIAL_STATE } from './state.js';
 import type { ContainerStore } from './store.js';
@@ -52,12 +54,13 @@ export async function newContainer(body: CreateBody, name: string, images: Image
   if (typeof body.Image !== 'string' || body.Image === '') throw new InvalidParameter('No image specified');
   const image = resolveImage(images, body.Image);
   checkConfig(body as Record<string, unknown>);
+  checkIsolationConfig(body);
   const hostConfig = normalizeHostConfig(body.HostConfig ?? {});
   const config = mergeConfig(body, image);
   const argv = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])];
   if (argv.length === 0) throw new InvalidParameter('no command specified');
   const id = crypto.randomBytes(32).toString('hex');
-  if (!config.Hostname) config.Hostname = hostConfig.NetworkMode === 'host' ? (await fsp.readFile('/etc/hostname', 'utf8').catch(() => 'localhost')).trim() : id.slice(0, 12);
+  if (!config.Hostname) config.Hostname = hostConfig.NetworkMode === 'host' || hostConfig.UTSMode === 'host' ? (await fsp.readFile('/etc/hostname', 'utf8').catch(() => 'localhost')).trim() : id.slice(0, 12);
   const dir = path.join(root, id);
   return {
     id,
@@ -130,5 +133,6 @@ function mergeConfig(body: CreateBody, image: Image): ContainerConfig {
     StopSignal: body.StopSignal || ic.StopSignal || undefined,
     ExposedPorts: body.ExposedPorts ?? ic.ExposedPorts,
     Volumes: body.Volumes ?? ic.Volumes ?? null,
+    Healthcheck: mergeHealthcheck(checkHealthcheck(body.Healthcheck), ic.Healthcheck),
   };
 }

@@ -6,6 +6,7 @@
  */
 import { InvalidParameter, NotFound } from '../errors.js';
 import type { HostConfig } from './types.js';
+import { ISOLATION_FIELDS, normalizeIsolation } from './isolation.js';
 
 /** Fields berth does not implement yet, and the docker option a user sets them with. */
 const NOT_YET: Record<string, string> = {
@@ -21,25 +22,13 @@ const NOT_YET: Record<string, string> = {
   DnsOptions: '--dns-option',
   DnsSearch: '--dns-search',
   ExtraHosts: '--add-host',
-  GroupAdd: '--group-add',
   CgroupnsMode: '--cgroupns',
   Cgroup: '--cgroup',
   CgroupParent: '--cgroup-parent',
-  IpcMode: '--ipc',
-  PidMode: '--pid',
-  UTSMode: '--uts',
-  UsernsMode: '--userns',
-  OomScoreAdj: '--oom-score-adj',
-  OomKillDisable: '--oom-kill-disable',
-  SecurityOpt: '--security-opt',
   StorageOpt: '--storage-opt',
   Sysctls: '--sysctl',
-  Ulimits: '--ulimit',
-  Init: '--init',
   Runtime: '--runtime',
   Annotations: '--annotation',
-  Devices: '--device',
-  DeviceCgroupRules: '--device-cgroup-rule',
   DeviceRequests: '--gpus',
   BlkioWeight: '--blkio-weight',
   BlkioWeightDevice: '--blkio-weight-device',
@@ -49,9 +38,6 @@ const NOT_YET: Record<string, string> = {
   BlkioDeviceWriteIOps: '--device-write-iops',
   CpuRealtimePeriod: '--cpu-rt-period',
   CpuRealtimeRuntime: '--cpu-rt-runtime',
-  CpusetCpus: '--cpuset-cpus',
-  CpusetMems: '--cpuset-mems',
-  MemoryReservation: '--memory-reservation',
   MemorySwappiness: '--memory-swappiness',
   KernelMemory: '--kernel-memory',
   KernelMemoryTCP: 'KernelMemoryTCP',
@@ -59,8 +45,6 @@ const NOT_YET: Record<string, string> = {
   CpuPercent: '--cpu-percent',
   IOMaximumIOps: '--io-maxiops',
   IOMaximumBandwidth: '--io-maxbandwidth',
-  MaskedPaths: '--security-opt systempaths=unconfined',
-  ReadonlyPaths: '--security-opt systempaths=unconfined',
 };
 
 /** Fields that carry no behaviour of the container's (the CLI's own bookkeeping). */
@@ -68,7 +52,6 @@ const INERT = new Set(['ContainerIDFile', 'Isolation']);
 
 /** Config (not HostConfig) fields berth does not implement yet. */
 const CONFIG_NOT_YET: Record<string, string> = {
-  Healthcheck: '--health-cmd',
   Volumes: '-v, --volume',
   MacAddress: '--mac-address',
 };
@@ -95,9 +78,17 @@ function notYet(what: string): never {
 }
 
 const RESTART_POLICIES = ['no', 'always', 'unless-stopped', 'on-failure'];
-const MIN_MEMORY = 6 * 1024 * 1024;
+export const MIN_MEMORY = 6 * 1024 * 1024;
 
-function num(h: Record<string, unknown>, key: string): number {
+/** A restart policy's name and retry count, as create and update check them. */
+export function checkRestartPolicy(restart: { Name?: string; MaximumRetryCount?: number }): void {
+  if (restart.Name && !RESTART_POLICIES.includes(restart.Name)) {
+    throw new InvalidParameter(`invalid restart policy: unknown policy '${restart.Name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'`);
+  }
+  if (restart.MaximumRetryCount && restart.Name !== 'on-failure') throw new InvalidParameter(`invalid restart policy: maximum retry count can only be used with 'on-failure'`);
+}
+
+export function num(h: Record<string, unknown>, key: string): number {
   const v = h[key];
   if (v === undefined || v === null) return 0;
   if (typeof v !== 'number' || !Number.isFinite(v)) throw new InvalidParameter(`invalid HostConfig.${key}: ${JSON.stringify(v)}`);
@@ -129,14 +120,11 @@ export function normalizeHostConfig(raw: Record<string, unknown>): HostConfig {
   const cpuQuota = num(raw, 'CpuQuota');
   const cpuPeriod = num(raw, 'CpuPeriod');
   if (nano && (cpuQuota || cpuPeriod)) throw new InvalidParameter('Conflicting options: Nano CPUs and CPU Period cannot both be set');
-  if (memory > 0 && memory < MIN_MEMORY) throw new InvalidParameter('Minimum memory limit allowed is 6MB');
+  if (memory !== 0 && memory < MIN_MEMORY) throw new InvalidParameter('Minimum memory limit allowed is 6MB');
   const shm = num(raw, 'ShmSize');
   if (shm < 0) throw new InvalidParameter('SHM size can not be less than 0');
   const restart = (raw.RestartPolicy ?? {}) as { Name?: string; MaximumRetryCount?: number };
-  if (restart.Name && !RESTART_POLICIES.includes(restart.Name)) {
-    throw new InvalidParameter(`invalid restart policy: unknown policy '${restart.Name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'`);
-  }
-  if (restart.MaximumRetryCount && restart.Name !== 'on-failure') throw new InvalidParameter(`invalid restart policy: maximum retry count can only be used with 'on-failure'`);
+  checkRestartPolicy(restart);
   const autoRemove = raw.AutoRemove === true;
   if (restart.Name && restart.Name !== 'no' && autoRemove) throw new InvalidParameter('can\'t create \'AutoRemove\' container with restart policy');
   const pids = raw.PidsLimit;
@@ -164,6 +152,7 @@ export function normalizeHostConfig(raw: Record<string, unknown>): HostConfig {
     CapDrop: strings(raw, 'CapDrop'),
     RestartPolicy: { Name: restart.Name || 'no', MaximumRetryCount: restart.MaximumRetryCount ?? 0 },
     LogConfig: { Type: 'json-file', Config: {} },
+    ...normalizeIsolation(raw),
   };
 }
 
@@ -171,14 +160,13 @@ export function normalizeHostConfig(raw: Record<string, unknown>): HostConfig {
 const KNOWN = new Set([
   'AutoRemove', 'NetworkMode', 'Memory', 'MemorySwap', 'NanoCpus', 'CpuShares', 'CpuQuota', 'CpuPeriod', 'PidsLimit',
   'ShmSize', 'ConsoleSize', 'Privileged', 'ReadonlyRootfs', 'CapAdd', 'CapDrop', 'RestartPolicy', 'LogConfig',
+  ...ISOLATION_FIELDS,
 ]);
 
 /** The Config fields of a create body that berth does not implement yet. */
 export function checkConfig(body: Record<string, unknown>): void {
   for (const [key, what] of Object.entries(CONFIG_NOT_YET)) {
     const v = body[key];
-    // --no-healthcheck asks for what berth does anyway.
-    if (key === 'Healthcheck' && Array.isArray((v as { Test?: unknown })?.Test) && (v as { Test: string[] }).Test[0] === 'NONE') continue;
     if (!unset(v)) notYet(what);
   }
   const endpoints = (body.NetworkingConfig as { EndpointsConfig?: Record<string, unknown> } | undefined)?.EndpointsConfig ?? {};

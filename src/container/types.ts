@@ -23,7 +23,36 @@ export interface ContainerConfig {
   StopTimeout?: number;
   ExposedPorts?: Record<string, object>;
   Volumes?: Record<string, object> | null;
+  Healthcheck?: HealthConfig;
   [extra: string]: unknown;
+}
+
+/** Docker's HealthConfig: durations in nanoseconds, 0 = the default (or the image's). */
+export interface HealthConfig {
+  /** [] inherit the image's; ["NONE"]; ["CMD", arg...]; ["CMD-SHELL", command]. */
+  Test?: string[] | null;
+  Interval?: number;
+  Timeout?: number;
+  StartPeriod?: number;
+  StartInterval?: number;
+  Retries?: number;
+}
+
+export type HealthStatus = 'starting' | 'healthy' | 'unhealthy';
+
+/** One probe run, as inspect shows it in State.Health.Log. */
+export interface HealthLogEntry {
+  Start: string;
+  End: string;
+  ExitCode: number;
+  Output: string;
+}
+
+/** Docker's State.Health. */
+export interface Health {
+  Status: HealthStatus;
+  FailingStreak: number;
+  Log: HealthLogEntry[];
 }
 
 /** Docker's HostConfig, only the fields berth implements (hostconfig.ts refuses the others). */
@@ -47,6 +76,24 @@ export interface HostConfig {
   CapDrop: string[] | null;
   RestartPolicy: { Name: string; MaximumRetryCount: number };
   LogConfig: { Type: string; Config: Record<string, string> };
+  // Isolation and resources (container/isolation.ts); optional because older records lack them.
+  SecurityOpt?: string[] | null;
+  MaskedPaths?: string[] | null;
+  ReadonlyPaths?: string[] | null;
+  GroupAdd?: string[] | null;
+  PidMode?: string;
+  IpcMode?: string;
+  UTSMode?: string;
+  UsernsMode?: string;
+  Ulimits?: Array<{ Name: string; Soft: number; Hard: number }>;
+  Init?: boolean | null;
+  OomScoreAdj?: number;
+  OomKillDisable?: boolean;
+  MemoryReservation?: number;
+  CpusetCpus?: string;
+  CpusetMems?: string;
+  Devices?: Array<{ PathOnHost: string; PathInContainer: string; CgroupPermissions: string }>;
+  DeviceCgroupRules?: string[] | null;
 }
 
 export interface State {
@@ -57,6 +104,8 @@ export interface State {
   OOMKilled: boolean;
   StartedAt: string;
   FinishedAt: string;
+  /** Present once a container with a health check has started (health.ts). */
+  Health?: Health;
 }
 
 export interface Container {

@@ -28,6 +28,12 @@ export interface DaemonConfig {
   debug: boolean;
   registryMirrors: string[];
   insecureRegistries: string[];
+  /** default-ulimits: Docker's {"nofile": {"Name": "nofile", "Soft": n, "Hard": n}}. */
+  defaultUlimits: Record<string, { Name: string; Soft: number; Hard: number }>;
+  /** seccomp-profile: a file in Docker's format, "unconfined", or "" / "builtin" for berth's default. */
+  seccompProfile: string;
+  /** userns-remap: "default" (user berth-remap… as dockerd's dockremap) or user[:group] with /etc/subuid and /etc/subgid ranges. */
+  usernsRemap: string;
 }
 
 export const defaults: DaemonConfig = {
@@ -49,9 +55,12 @@ export const defaults: DaemonConfig = {
   debug: false,
   registryMirrors: [],
   insecureRegistries: [],
+  defaultUlimits: {},
+  seccompProfile: '',
+  usernsRemap: '',
 };
 
-type Kind = 'string' | 'bool' | 'strings' | 'map' | 'runtimes';
+type Kind = 'string' | 'bool' | 'strings' | 'map' | 'runtimes' | 'ulimits';
 /** daemon.json key → config field and type. */
 const fileKeys: Record<string, [keyof DaemonConfig, Kind]> = {
   'data-root': ['dataRoot', 'string'],
@@ -71,6 +80,9 @@ const fileKeys: Record<string, [keyof DaemonConfig, Kind]> = {
   debug: ['debug', 'bool'],
   'registry-mirrors': ['registryMirrors', 'strings'],
   'insecure-registries': ['insecureRegistries', 'strings'],
+  'default-ulimits': ['defaultUlimits', 'ulimits'],
+  'seccomp-profile': ['seccompProfile', 'string'],
+  'userns-remap': ['usernsRemap', 'string'],
 };
 
 /** Command-line flag → daemon.json key (flags share the file's validation). */
@@ -96,7 +108,18 @@ const flagKeys: Record<string, string> = {
   '-D': 'debug',
   '--registry-mirror': 'registry-mirrors',
   '--insecure-registry': 'insecure-registries',
+  '--default-ulimit': 'default-ulimits',
+  '--seccomp-profile': 'seccomp-profile',
+  '--userns-remap': 'userns-remap',
 };
+
+/** dockerd's --default-ulimit name=soft[:hard]. */
+function parseUlimitFlag(v: string): Record<string, { Name: string; Soft: number; Hard: number }> {
+  const m = /^([a-z]+)=(-?\d+)(?::(-?\d+))?$/.exec(v);
+  if (!m) throw new InvalidParameter(`invalid ulimit argument: ${v}`);
+  const soft = Number(m[2]);
+  return { [m[1]]: { Name: m[1], Soft: soft, Hard: m[3] === undefined ? soft : Number(m[3]) } };
+}
 
 /** conmon writes every container log in k8s-file format; nothing else is implemented, so nothing else is accepted. */
 export const supportedLogDrivers = ['k8s-file'];
@@ -117,6 +140,15 @@ function checkValue(key: string, kind: Kind, value: unknown): unknown {
       if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad();
       for (const v of Object.values(value)) if (typeof v !== 'string') throw bad();
       return value;
+    case 'ulimits': {
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad();
+      for (const [name, u] of Object.entries(value as Record<string, unknown>)) {
+        const x = u as { Name?: unknown; Soft?: unknown; Hard?: unknown };
+        if (typeof x !== 'object' || x === null || typeof x.Soft !== 'number' || typeof x.Hard !== 'number') throw bad();
+        if (x.Name !== undefined && x.Name !== name) throw bad();
+      }
+      return Object.fromEntries(Object.entries(value as Record<string, { Soft: number; Hard: number }>).map(([n, u]) => [n, { Name: n, Soft: u.Soft, Hard: u.Hard }]));
+    }
     case 'runtimes': {
       if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad();
       for (const r of Object.values(value as Record<string, unknown>)) {
@@ -183,6 +215,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     if (value === undefined) value = argv[++i];
     if (value === undefined) throw new InvalidParameter(`flag needs an argument: ${arg}`);
     if (kind === 'strings') fromFlags[key] = [...((fromFlags[key] as string[]) ?? []), value];
+    else if (kind === 'ulimits') fromFlags[key] = { ...(fromFlags[key] as object), ...parseUlimitFlag(value) };
     else fromFlags[key] = value;
   }
 

@@ -21,12 +21,15 @@ import { EventBus } from '../events/index.js';
 import { createRuntime, createExecRuntime, cgroupVersion } from '../runtime/index.js';
 import { ContainerStore } from '../container/store.js';
 import { ContainerService } from '../container/service.js';
+import { daemonIsolation } from '../container/isolation.js';
 import { Router, createApiServer } from '../api/server.js';
 import { systemRoutes, BERTH_VERSION } from '../api/system.js';
 import { eventRoutes } from '../api/events.js';
 import { containerRoutes } from '../api/containers.js';
+import { statsRoutes } from '../api/stats.js';
 import { execRoutes } from '../api/exec.js';
 import { ExecService } from '../container/exec.js';
+import { HealthMonitor } from '../container/health.js';
 import { imageRoutes } from '../api/images.js';
 import { commitRoutes } from '../api/commit.js';
 import { buildRoutes } from '../api/build.js';
@@ -130,6 +133,8 @@ async function listen(server: http.Server, host: string, group: string): Promise
 
 export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promise<void> }> {
   if (config.debug) setLevel('debug');
+  // Checked before anything is created: default-ulimits, seccomp-profile, userns-remap.
+  const isolation = daemonIsolation(config);
   for (const dir of [config.dataRoot, config.execRoot]) fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
   takePidfile(config.pidfile);
 
@@ -165,11 +170,15 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
     root: containersRoot,
     cgroupParent: config.cgroupParent,
     events,
+    isolation,
   });
 
   await content.recover();
   await storage.recover();
   await removeExtracts(storage);
+  const execs = new ExecService(containers, createExecRuntime({ runtimePath, conmonPath, runtimeRoot: path.join(config.execRoot, 'runc'), bundlesDir: path.join(config.execRoot, 'c') }));
+  const health = new HealthMonitor(containers, execs);
+  containers.useHealth(health);
   await containers.recover();
 
   const router = new Router();
@@ -183,7 +192,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
     cgroupVersion: cgroupVersion() === 2 ? '2' : '1',
     runtimePath,
   });
-  const execs = new ExecService(containers, createExecRuntime({ runtimePath, conmonPath, runtimeRoot: path.join(config.execRoot, 'runc'), bundlesDir: path.join(config.execRoot, 'c') }));
+  statsRoutes(router, containers);
   execRoutes(router, execs);
   containerRoutes(router, containers, {
     storageDriver: storage.driver,
@@ -222,6 +231,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
       await Promise.all(servers.map((s) => new Promise<void>((r) => { s.close(() => r()); s.closeAllConnections(); })));
       for (const s of sockets) fs.rmSync(s, { force: true });
       fs.rmSync(config.pidfile, { force: true });
+      health.shutdown();
       db.close();
     },
   };

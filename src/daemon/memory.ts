@@ -18,6 +18,12 @@ const QUIET_MS = 1000;
  */
 const MAX_INTERVAL_MS = 30_000;
 
+type GcOptions = { type: 'major'; execution: 'sync'; flavor: 'last-resort' };
+
+function collectAll(): void {
+  (globalThis as { gc?: (o: GcOptions) => void }).gc?.({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+}
+
 export function tuneMalloc(): void {
   setMmapThreshold(MMAP_THRESHOLD);
 }
@@ -26,12 +32,17 @@ export function tuneMalloc(): void {
 export function trimWhenQuiet(servers: http.Server[]): void {
   let timer: NodeJS.Timeout | null = null;
   let lastTrim = Date.now();
+  let lastDone = Date.now();
   const trim = (): void => {
     timer = null;
     lastTrim = Date.now();
+    // Really quiet: V8's own last-resort collection first (bin/berthd passes --expose-gc), which
+    // compacts and unmaps what the work left (a plain gc() frees it but keeps the pages).
+    if (Date.now() - lastDone >= QUIET_MS) collectAll();
     mallocTrim();
   };
   const requestDone = (): void => {
+    lastDone = Date.now();
     if (timer) clearTimeout(timer);
     timer = setTimeout(trim, Math.min(QUIET_MS, Math.max(0, lastTrim + MAX_INTERVAL_MS - Date.now()))).unref();
   };

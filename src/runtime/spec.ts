@@ -10,6 +10,7 @@ import path from 'node:path';
 import { InvalidParameter } from '../errors.js';
 import { cgroupVersion, hasMemsw } from './cgroups.js';
 import { lookupHomeSync } from './user.js';
+import { type OciSeccomp, defaultSeccomp, parseSeccompProfile } from './seccomp.js';
 
 export interface OciMount { destination: string; source: string; type: string; options: string[] }
 export interface OciNamespace { type: 'pid' | 'network' | 'mount' | 'ipc' | 'uts' | 'user' | 'cgroup'; path?: string }
@@ -24,19 +25,23 @@ export interface OciProcess {
   capabilities: OciCapabilities;
   rlimits: OciRlimit[];
   noNewPrivileges: boolean;
+  oomScoreAdj?: number;
 }
 export interface OciDeviceRule { allow: boolean; type?: 'a' | 'c' | 'b'; major?: number; minor?: number; access: string }
+export interface OciDevice { path: string; type: 'c' | 'b' | 'p'; major: number; minor: number; fileMode?: number; uid?: number; gid?: number }
+export interface OciIdMapping { containerID: number; hostID: number; size: number }
 export interface OciResources {
   devices: OciDeviceRule[];
-  memory?: { limit?: number; swap?: number };
-  cpu?: { shares?: number; quota?: number; period?: number };
+  memory?: { limit?: number; swap?: number; reservation?: number; disableOOMKiller?: boolean };
+  cpu?: { shares?: number; quota?: number; period?: number; cpus?: string; mems?: string };
   pids?: { limit: number };
 }
 export interface OciSpec {
   ociVersion: string;
   process: OciProcess;
   root: { path: string; readonly: boolean };
-  hostname: string;
+  /** Absent when the container shares the host's UTS namespace (runc refuses to set it there). */
+  hostname?: string;
   mounts: OciMount[];
   annotations?: Record<string, string>;
   linux: {
@@ -46,6 +51,10 @@ export interface OciSpec {
     maskedPaths: string[];
     readonlyPaths: string[];
     sysctl?: Record<string, string>;
+    seccomp?: OciSeccomp;
+    devices?: OciDevice[];
+    uidMappings?: OciIdMapping[];
+    gidMappings?: OciIdMapping[];
   };
 }
 
@@ -59,10 +68,27 @@ export interface SpecOptions {
   ipcHost?: boolean; pidHost?: boolean; utsHost?: boolean;
   /** cgroupfs-style path, e.g. "berth/<id>"; made absolute so it never depends on the daemon's own cgroup. */
   cgroupsPath: string;
-  resources: { memory?: number; memorySwap?: number; cpuShares?: number; cpuQuota?: number; cpuPeriod?: number; pidsLimit?: number };
+  resources: {
+    memory?: number; memorySwap?: number; cpuShares?: number; cpuQuota?: number; cpuPeriod?: number; pidsLimit?: number;
+    memoryReservation?: number; oomKillDisable?: boolean; cpusetCpus?: string; cpusetMems?: string;
+  };
   mounts: OciMount[];
   privileged?: boolean; capAdd?: string[]; capDrop?: string[]; readonlyRootfs?: boolean;
   labels?: Record<string, string>;
+  /** default = berth's profile (seccomp.ts); a string is a profile in Docker's JSON format. Privileged containers get none. */
+  seccomp?: 'default' | 'unconfined' | { profile: string };
+  noNewPrivileges?: boolean;
+  /** null/undefined = Docker's lists; [] = none (systempaths=unconfined). */
+  maskedPaths?: string[] | null; readonlyPaths?: string[] | null;
+  /** Join another container's namespace (container:<id>) instead of a new one. */
+  namespacePaths?: Partial<Record<'pid' | 'ipc' | 'uts', string>>;
+  /** Replace Docker's default nofile limit; each at most the daemon's own hard limit (checked by the caller). */
+  rlimits?: OciRlimit[];
+  oomScoreAdj?: number;
+  /** Extra device nodes (--device) and the cgroup rules that allow them (--device, --device-cgroup-rule). */
+  devices?: OciDevice[]; deviceRules?: OciDeviceRule[];
+  /** A user namespace with these mappings (userns-remap). */
+  idMappings?: { uid: OciIdMapping[]; gid: OciIdMapping[] };
 }
 
 export type ResourceLimits = SpecOptions['resources'];
@@ -85,6 +111,10 @@ export function cgroupLimits(r: ResourceLimits): Omit<OciResources, 'devices'> {
     if (r.cpuPeriod) out.cpu.period = r.cpuPeriod;
   }
   if (r.pidsLimit && r.pidsLimit > 0) out.pids = { limit: r.pidsLimit };
+  if (r.memoryReservation && r.memoryReservation > 0) out.memory = { ...out.memory, reservation: r.memoryReservation };
+  if (r.oomKillDisable) out.memory = { ...out.memory, disableOOMKiller: true };
+  if (r.cpusetCpus) out.cpu = { ...out.cpu, cpus: r.cpusetCpus };
+  if (r.cpusetMems) out.cpu = { ...out.cpu, mems: r.cpusetMems };
   return out;
 }
 
@@ -123,16 +153,37 @@ export function hostCapabilities(): string[] {
   return hostBounding;
 }
 
-let nofile: { soft: number; hard: number } | undefined;
-/** RLIMIT_NOFILE of the daemon itself: asking runc for more than our hard limit fails ("error setting rlimit"). */
-function ownNofile(): { soft: number; hard: number } {
-  if (!nofile) {
-    const limits = fs.readFileSync('/proc/self/limits', 'utf8');
-    const m = /^Max open files\s+(\S+)\s+(\S+)/m.exec(limits);
-    const num = (s: string | undefined) => (s === undefined || s === 'unlimited' ? 1048576 : Number(s));
-    nofile = { soft: num(m?.[1]), hard: num(m?.[2]) };
+/** Docker's ulimit names and the line of /proc/self/limits that holds each. */
+export const RLIMIT_LINES: Record<string, string> = {
+  cpu: 'Max cpu time', fsize: 'Max file size', data: 'Max data size', stack: 'Max stack size', core: 'Max core file size',
+  rss: 'Max resident set', nproc: 'Max processes', nofile: 'Max open files', memlock: 'Max locked memory', as: 'Max address space',
+  locks: 'Max file locks', sigpending: 'Max pending signals', msgqueue: 'Max msgqueue size', nice: 'Max nice priority',
+  rtprio: 'Max realtime priority', rttime: 'Max realtime timeout',
+};
+
+let ownLimits: Record<string, { soft: number; hard: number }> | undefined;
+/**
+ * The daemon's own rlimits by Docker name (-1 = unlimited). A container cannot get a hard limit above
+ * the daemon's: runc fails with "error setting rlimit" (raising one is refused even to root on some hosts).
+ */
+export function hostRlimits(): Record<string, { soft: number; hard: number }> {
+  if (!ownLimits) {
+    const text = fs.readFileSync('/proc/self/limits', 'utf8');
+    const num = (s: string | undefined) => (s === undefined || s === 'unlimited' ? -1 : Number(s));
+    ownLimits = {};
+    for (const [name, line] of Object.entries(RLIMIT_LINES)) {
+      const m = new RegExp(`^${line}\\s+(\\S+)\\s+(\\S+)`, 'm').exec(text);
+      if (m) ownLimits[name] = { soft: num(m[1]), hard: num(m[2]) };
+    }
   }
-  return nofile;
+  return ownLimits;
+}
+
+/** RLIMIT_NOFILE of the daemon itself: Docker's default for a container, within our hard limit. */
+function ownNofile(): { soft: number; hard: number } {
+  const n = hostRlimits().nofile ?? { soft: -1, hard: -1 };
+  const cap = (v: number) => (v < 0 ? 1048576 : v);
+  return { soft: cap(n.soft), hard: cap(n.hard) };
 }
 
 function normalizeCap(name: string): string {
@@ -159,7 +210,7 @@ export function computeCapabilities(o: Pick<SpecOptions, 'privileged' | 'capAdd'
   return caps.filter((c) => host.includes(c));
 }
 
-function deviceRules(privileged: boolean): OciDeviceRule[] {
+function deviceRules(privileged: boolean, extra: OciDeviceRule[] = []): OciDeviceRule[] {
   if (privileged) return [{ allow: true, access: 'rwm' }];
   const c = (major: number, minor: number | undefined): OciDeviceRule => ({ allow: true, type: 'c', major, minor, access: 'rwm' });
   const rules: OciDeviceRule[] = [
@@ -170,6 +221,7 @@ function deviceRules(privileged: boolean): OciDeviceRule[] {
     c(5, 0), c(5, 1), c(5, 2),                   // tty console ptmx
     c(136, undefined),                           // /dev/pts/*
     c(10, 200),                                  // tun
+    ...extra,
   ];
   return rules.map((r) => {
     const out: OciDeviceRule = { allow: r.allow, access: r.access };
@@ -210,21 +262,23 @@ export function buildSpec(o: SpecOptions): OciSpec {
   const { soft, hard } = ownNofile();
 
   const namespaces: OciNamespace[] = [{ type: 'mount' }];
-  if (!o.pidHost) namespaces.push({ type: 'pid' });
-  if (!o.ipcHost) namespaces.push({ type: 'ipc' });
-  if (!o.utsHost) namespaces.push({ type: 'uts' });
+  const joined = (type: 'pid' | 'ipc' | 'uts'): OciNamespace => (o.namespacePaths?.[type] ? { type, path: o.namespacePaths[type] } : { type });
+  if (!o.pidHost) namespaces.push(joined('pid'));
+  if (!o.ipcHost) namespaces.push(joined('ipc'));
+  if (!o.utsHost) namespaces.push(joined('uts'));
   if (o.network.mode === 'none') namespaces.push({ type: 'network' });
   else if (o.network.mode === 'netns') {
     if (!o.network.path) throw new InvalidParameter('network mode netns needs a namespace path');
     namespaces.push({ type: 'network', path: o.network.path });
   }
   if (v2) namespaces.push({ type: 'cgroup' });
+  if (o.idMappings) namespaces.push({ type: 'user' });
 
   // A caller-supplied mount at a default destination (e.g. a bigger /dev/shm) replaces the default.
   const extra = o.mounts.map((m) => ({ ...m, destination: path.posix.normalize(m.destination) }));
   const mounts = [...defaultMounts(privileged).filter((d) => !extra.some((m) => m.destination === d.destination)), ...extra];
 
-  const resources: OciResources = { devices: deviceRules(privileged), ...cgroupLimits(o.resources) };
+  const resources: OciResources = { devices: deviceRules(privileged, o.deviceRules), ...cgroupLimits(o.resources) };
 
   const cgroupsPath = o.cgroupsPath.startsWith('/') ? o.cgroupsPath : `/${o.cgroupsPath}`;
 
@@ -237,8 +291,9 @@ export function buildSpec(o: SpecOptions): OciSpec {
       env: withDefaultEnv(o),
       cwd: o.cwd || '/',
       capabilities: { bounding: caps, effective: caps, permitted: caps },
-      rlimits: [{ type: 'RLIMIT_NOFILE', soft: Math.min(soft, hard), hard }],
-      noNewPrivileges: false,
+      rlimits: withDefaultNofile(o.rlimits ?? [], Math.min(soft, hard), hard),
+      noNewPrivileges: o.noNewPrivileges ?? false,
+      ...(o.oomScoreAdj ? { oomScoreAdj: o.oomScoreAdj } : {}),
     },
     root: { path: o.rootfs, readonly: o.readonlyRootfs ?? false },
     hostname: o.hostname,
@@ -247,14 +302,38 @@ export function buildSpec(o: SpecOptions): OciSpec {
       namespaces,
       cgroupsPath,
       resources,
-      maskedPaths: privileged ? [] : MASKED_PATHS,
-      readonlyPaths: privileged ? [] : READONLY_PATHS,
+      maskedPaths: privileged ? [] : o.maskedPaths ?? MASKED_PATHS,
+      readonlyPaths: privileged ? [] : o.readonlyPaths ?? READONLY_PATHS,
     },
   };
+  if (o.utsHost) delete spec.hostname;
+  const seccomp = seccompFor(o, caps);
+  if (seccomp) spec.linux.seccomp = seccomp;
+  if (o.devices?.length) spec.linux.devices = o.devices;
+  if (o.idMappings) {
+    spec.linux.uidMappings = o.idMappings.uid;
+    spec.linux.gidMappings = o.idMappings.gid;
+  }
   if (o.network.mode !== 'host') {
     // Docker ≥20.10 lets unprivileged users bind low ports and ping inside their own netns.
     spec.linux.sysctl = { 'net.ipv4.ip_unprivileged_port_start': '0', 'net.ipv4.ping_group_range': '0 2147483647' };
   }
+  // In a user namespace only mapped gids may be named, so dockerd leaves ping_group_range alone there.
+  if (o.idMappings && spec.linux.sysctl) delete spec.linux.sysctl['net.ipv4.ping_group_range'];
   if (o.labels && Object.keys(o.labels).length) spec.annotations = { ...o.labels };
   return spec;
+}
+
+/** Docker's default nofile limit unless the caller set one. */
+function withDefaultNofile(rlimits: OciRlimit[], soft: number, hard: number): OciRlimit[] {
+  if (rlimits.some((r) => r.type === 'RLIMIT_NOFILE')) return rlimits;
+  return [{ type: 'RLIMIT_NOFILE', soft, hard }, ...rlimits];
+}
+
+/** Privileged containers and seccomp=unconfined run without a filter, as in Docker. */
+function seccompFor(o: SpecOptions, caps: string[]): OciSeccomp | undefined {
+  const mode = o.seccomp ?? 'default';
+  if (o.privileged || mode === 'unconfined') return undefined;
+  if (mode === 'default') return defaultSeccomp(caps);
+  return parseSeccompProfile(mode.profile, caps);
 }

@@ -60,7 +60,12 @@ export function lookupHomeSync(rootfs: string, uid: number): string {
   return parsePasswd(rootfs).find((e) => e.uid === uid)?.home ?? '/';
 }
 
-export function resolveUserSync(rootfs: string, spec: string): { uid: number; gid: number; additionalGids: number[]; home: string } {
+/**
+ * `spec` (user[:group]) as dockerd resolves it: the supplementary groups are the primary group, the
+ * groups whose member list names the user (when no group was given), then each of `groupAdd` (a
+ * name from the image's group file, or a number).
+ */
+export function resolveUserSync(rootfs: string, spec: string, groupAdd: readonly string[] = []): { uid: number; gid: number; additionalGids: number[]; home: string } {
   const [userPart, groupPart] = spec.includes(':') ? [spec.slice(0, spec.indexOf(':')), spec.slice(spec.indexOf(':') + 1)] : [spec, ''];
   const passwd = parsePasswd(rootfs);
   let uid = 0;
@@ -85,12 +90,18 @@ export function resolveUserSync(rootfs: string, spec: string): { uid: number; gi
     else throw new InvalidParameter(`unable to find group ${groupPart}: no matching entries in group file`);
   } else if (name !== undefined) {
     // Supplementary groups come from the group file only when the group was not given explicitly.
-    additionalGids = groups.filter((g) => g.members.includes(name as string) && g.gid !== gid).map((g) => g.gid);
+    additionalGids = groups.filter((g) => g.members.includes(name as string)).map((g) => g.gid);
+  }
+  for (const ag of groupAdd) {
+    const g = groups.find((e) => e.name === ag);
+    if (g) additionalGids.push(g.gid);
+    else if (isId(ag) && Number(ag) <= 0xfffffffe) additionalGids.push(Number(ag));
+    else throw new InvalidParameter(`Unable to find group ${ag}: no matching entries in group file`);
   }
   if (uid > 0xffffffff - 1 || gid > 0xffffffff - 1) throw new InvalidParameter(`uid/gid out of range: ${spec}`);
-  return { uid, gid, additionalGids: [...new Set(additionalGids)], home };
+  return { uid, gid, additionalGids: [...new Set([gid, ...additionalGids])], home };
 }
 
-export async function resolveUser(rootfs: string, user: string): Promise<{ uid: number; gid: number; additionalGids: number[]; home: string }> {
-  return resolveUserSync(rootfs, user);
+export async function resolveUser(rootfs: string, user: string, groupAdd: readonly string[] = []): Promise<{ uid: number; gid: number; additionalGids: number[]; home: string }> {
+  return resolveUserSync(rootfs, user, groupAdd);
 }

@@ -18,6 +18,7 @@ const c = {
   statfs: libc.func('int statfs(const char *path, _Out_ uint8_t *buf)'),
   lchown: libc.func('int lchown(const char *path, uint32 owner, uint32 group)'),
   ioctl: libc.func('int ioctl(int fd, unsigned long request, ...)'),
+  syscall: libc.func('long syscall(long number, ...)'),
 };
 
 export class SysError extends Error {
@@ -196,4 +197,40 @@ export function setMmapThreshold(bytes: number): void {
 /** malloc_trim(0): gives the free pages of every arena back to the kernel. */
 export function mallocTrim(): void {
   malloc.trim(0);
+}
+
+// open_tree, mount_setattr and move_mount have the same numbers on every architecture Linux added them to.
+const SYS_OPEN_TREE = 428;
+const SYS_MOVE_MOUNT = 429;
+const SYS_MOUNT_SETATTR = 442;
+const AT_FDCWD = -100;
+const OPEN_TREE_CLONE = 1;
+const OPEN_TREE_CLOEXEC = 0o2000000;
+const AT_RECURSIVE = 0x8000;
+const AT_EMPTY_PATH = 0x1000;
+const MOVE_MOUNT_F_EMPTY_PATH = 0x4;
+const MOUNT_ATTR_IDMAP = 0x100000;
+
+/**
+ * Mount `source` again on `target` as an idmapped mount: files appear owned through the uid/gid
+ * maps of the user namespace `usernsFd` (Linux ≥ 5.12, on filesystems that allow it, e.g. ext4, xfs, btrfs, tmpfs).
+ */
+export function idmappedBind(source: string, target: string, usernsFd: number): void {
+  const fd = check(c.syscall(SYS_OPEN_TREE, 'int', AT_FDCWD, 'const char *', source, 'unsigned int', OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE), 'open_tree', source);
+  try {
+    const attr = Buffer.alloc(32);
+    attr.writeBigUInt64LE(BigInt(MOUNT_ATTR_IDMAP), 0);
+    attr.writeBigUInt64LE(BigInt(usernsFd), 24);
+    check(c.syscall(SYS_MOUNT_SETATTR, 'int', fd, 'const char *', '', 'unsigned int', AT_EMPTY_PATH | AT_RECURSIVE, 'uint8_t *', attr, 'size_t', 32), 'mount_setattr', source);
+    check(c.syscall(SYS_MOVE_MOUNT, 'int', fd, 'const char *', '', 'int', AT_FDCWD, 'const char *', target, 'unsigned int', MOVE_MOUNT_F_EMPTY_PATH), 'move_mount', target);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+let x32: boolean | undefined;
+/** Whether this x86_64 kernel runs x32-ABI syscalls (getpid with __X32_SYSCALL_BIT; ENOSYS when it does not). */
+export function x32Supported(): boolean {
+  if (x32 === undefined) x32 = os.arch() === 'x64' && Number(c.syscall(0x40000000 + 39)) > 0;
+  return x32;
 }

@@ -20,30 +20,16 @@ after(async () => {
 /** docker run options berth does not implement yet, and the words its refusal must contain. */
 const REFUSED: [string[], RegExp][] = [
   [['--tmpfs', '/t'], /--tmpfs is not supported yet/],
-  [['--ulimit', 'nofile=512:1024'], /--ulimit is not supported yet/],
   [['--dns', '127.0.0.9'], /--dns is not supported yet/],
   [['--dns-search', 'example.test'], /--dns-search is not supported yet/],
   [['--dns-option', 'ndots:2'], /--dns-option is not supported yet/],
   [['--mount', 'type=tmpfs,destination=/t'], /--mount is not supported yet/],
-  [['--security-opt', 'no-new-privileges'], /--security-opt is not supported yet/],
   [['--add-host', 'h:127.0.0.9'], /--add-host is not supported yet/],
   [['-v', '/tmp:/x'], /-v, --volume is not supported yet/],
   [['-v', '/data'], /-v, --volume is not supported yet/],
-  [['--group-add', '10'], /--group-add is not supported yet/],
-  [['--pid', 'host'], /--pid is not supported yet/],
-  [['--ipc', 'host'], /--ipc is not supported yet/],
-  [['--uts', 'host'], /--uts is not supported yet/],
-  [['--userns', 'host'], /--userns is not supported yet/],
-  [['--init'], /--init is not supported yet/],
   [['--sysctl', 'net.ipv4.ip_forward=1'], /--sysctl is not supported yet/],
-  [['--device', '/dev/null:/dev/x'], /--device is not supported yet/],
-  [['--cpuset-cpus', '0'], /--cpuset-cpus is not supported yet/],
-  [['--memory-reservation', '64m'], /--memory-reservation is not supported yet/],
-  [['--oom-kill-disable'], /--oom-kill-disable is not supported yet/],
-  [['--oom-score-adj', '100'], /--oom-score-adj is not supported yet/],
   [['--cgroup-parent', 'other'], /--cgroup-parent is not supported yet/],
   [['--log-opt', 'max-size=1m'], /--log-opt is not supported yet/],
-  [['--health-cmd', 'true'], /--health-cmd is not supported yet/],
   [['--volumes-from', 'x'], /--volumes-from is not supported yet/],
   [['--link', 'x:y'], /--link is not supported yet/],
   [['-p', '127.0.0.1:8080:80'], /publishing ports \(-p, -P\) is not supported yet/],
@@ -91,7 +77,9 @@ const FIELDS: Record<string, unknown> = {
 };
 /** Implemented: the value shows in inspect. */
 const WORKS = ['RestartPolicy', 'AutoRemove', 'ConsoleSize', 'CapAdd', 'CapDrop', 'Privileged', 'ReadonlyRootfs', 'ShmSize', 'CpuShares', 'Memory',
-  'NanoCpus', 'PidsLimit', 'MemorySwap', 'CpuPeriod', 'CpuQuota'];
+  'NanoCpus', 'PidsLimit', 'MemorySwap', 'CpuPeriod', 'CpuQuota',
+  'GroupAdd', 'IpcMode', 'OomScoreAdj', 'PidMode', 'SecurityOpt', 'UTSMode', 'UsernsMode', 'CpusetCpus', 'CpusetMems', 'Devices',
+  'DeviceCgroupRules', 'MemoryReservation', 'OomKillDisable', 'Ulimits', 'MaskedPaths', 'ReadonlyPaths', 'Init'];
 /** Accepted because they change nothing on Linux. */
 const INERT = ['Isolation'];
 

@@ -69,7 +69,9 @@ test('HostConfig: implemented fields are kept typed, others refused by name, def
   assert.equal('Dns' in h, false);
   const refused = (raw: Record<string, unknown>, re: RegExp) => assert.throws(() => normalizeHostConfig(raw), (e) => e instanceof InvalidParameter && re.test(e.message));
   refused({ Tmpfs: { '/t': '' } }, /^--tmpfs is not supported yet$/);
-  refused({ MaskedPaths: [] }, /systempaths=unconfined/);
+  assert.deepEqual(normalizeHostConfig({ MaskedPaths: [] }).MaskedPaths, []); // systempaths=unconfined
+  refused({ Ulimits: [{ Name: 'nofiles', Soft: 1, Hard: 1 }] }, /^invalid ulimit type: nofiles$/);
+  refused({ SecurityOpt: ['seccomp={'] }, /^Decoding seccomp profile failed/);
   refused({ MemorySwappiness: 0 }, /--memory-swappiness/);
   refused({ LogConfig: { Type: 'json-file', Config: { 'max-size': '1m' } } }, /--log-opt/);
   refused({ NewFieldFromTheFuture: true }, /HostConfig\.NewFieldFromTheFuture is not supported yet/);
@@ -77,6 +79,6 @@ test('HostConfig: implemented fields are kept typed, others refused by name, def
   refused({ AutoRemove: true, RestartPolicy: { Name: 'always' } }, /AutoRemove/);
   assert.throws(() => normalizeHostConfig({ NetworkMode: 'nosuch' }), (e) => e instanceof NotFound && /network nosuch not found/.test(e.message));
   checkConfig({ Healthcheck: { Test: ['NONE'] }, Volumes: {}, NetworkingConfig: { EndpointsConfig: { default: { IPAMConfig: null, Aliases: null, IPAddress: '' } } } });
-  assert.throws(() => checkConfig({ Healthcheck: { Test: ['CMD', 'true'] } }), /--health-cmd is not supported yet/);
+  checkConfig({ Healthcheck: { Test: ['CMD', 'true'] } });
   assert.throws(() => checkConfig({ NetworkingConfig: { EndpointsConfig: { default: { Aliases: ['web'] } } } }), /network endpoint settings/);
 });

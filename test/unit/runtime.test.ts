@@ -157,14 +157,17 @@ describe('buildSpec', () => {
 
 describe('resolveUser', () => {
   it('resolves names, ids and groups like docker', async () => {
-    assert.deepEqual(await resolveUser(rootfs, ''), { uid: 0, gid: 0, additionalGids: [], home: '/root' });
-    assert.deepEqual(await resolveUser(rootfs, 'alice'), { uid: 1000, gid: 1000, additionalGids: [10, 29], home: '/home/alice' });
-    assert.deepEqual(await resolveUser(rootfs, '1000'), { uid: 1000, gid: 1000, additionalGids: [10, 29], home: '/home/alice' });
-    assert.deepEqual(await resolveUser(rootfs, '4242'), { uid: 4242, gid: 0, additionalGids: [], home: '/' });
-    assert.deepEqual(await resolveUser(rootfs, 'nobody:wheel'), { uid: 65534, gid: 10, additionalGids: [], home: '/home/nobody' });
-    assert.deepEqual(await resolveUser(rootfs, '5:7'), { uid: 5, gid: 7, additionalGids: [], home: '/' });
+    assert.deepEqual(await resolveUser(rootfs, ''), { uid: 0, gid: 0, additionalGids: [0], home: '/root' });
+    assert.deepEqual(await resolveUser(rootfs, 'alice'), { uid: 1000, gid: 1000, additionalGids: [1000, 10, 29], home: '/home/alice' });
+    assert.deepEqual(await resolveUser(rootfs, '1000'), { uid: 1000, gid: 1000, additionalGids: [1000, 10, 29], home: '/home/alice' });
+    assert.deepEqual(await resolveUser(rootfs, '4242'), { uid: 4242, gid: 0, additionalGids: [0], home: '/' });
+    assert.deepEqual(await resolveUser(rootfs, 'nobody:wheel'), { uid: 65534, gid: 10, additionalGids: [10], home: '/home/nobody' });
+    assert.deepEqual(await resolveUser(rootfs, '5:7'), { uid: 5, gid: 7, additionalGids: [7], home: '/' });
     await assert.rejects(resolveUser(rootfs, 'nope'), (e: Error) => e instanceof InvalidParameter && /unable to find user nope: no matching entries in passwd file/.test(e.message));
     await assert.rejects(resolveUser(rootfs, 'root:nogrp'), /unable to find group nogrp/);
+    // --group-add: names from the image's group file or numbers, after the primary group (dockerd's order)
+    assert.deepEqual((await resolveUser(rootfs, '5:7', ['wheel', '4321'])).additionalGids, [7, 10, 4321]);
+    await assert.rejects(resolveUser(rootfs, '', ['nogrp']), /Unable to find group nogrp: no matching entries in group file/);
   });
 });
 
