@@ -613,6 +613,8 @@ export class Builder {
       User: config.User ?? '',
       WorkingDir: config.WorkingDir ?? '',
       Labels: {},
+      // A build step is not a service: the image's HEALTHCHECK does not probe it.
+      Healthcheck: { Test: ['NONE'] },
       HostConfig: {
         NetworkMode: network && network !== 'default' ? network : this.o.networkMode,
         ...(this.o.memory > 0 ? { Memory: this.o.memory } : {}),
