@@ -60,8 +60,12 @@ export function imageRoutes(router: Router, d: ImageDeps): void {
   router.get('/images/json', (ctx) => {
     const filters = parseFilters(ctx.query.get('filters'), ['dangling', 'label', 'reference', 'before', 'since']);
     const all = ctx.query.get('all') === '1' || ctx.query.get('all') === 'true';
-    void all;
     let list = d.images.list();
+    // Without all: no intermediate images (untagged parents of other images, as builds leave them).
+    if (!all) {
+      const parents = new Set(list.map((i) => i.parent).filter(Boolean));
+      list = list.filter((i) => i.repoTags.length > 0 || !parents.has(i.id));
+    }
     const dangling = filters.get('dangling')?.[0];
     if (dangling !== undefined) list = list.filter((i) => (i.repoTags.length === 0) === (dangling === 'true' || dangling === '1'));
     const refs = filters.get('reference');

@@ -18,6 +18,7 @@ import * as s from './commands/system.js';
 import * as o from './commands/observe.js';
 import * as vol from './commands/volume.js';
 import * as n from './commands/network.js';
+import * as b from './commands/build.js';
 import type { FlagSpec } from './flags.js';
 import { FlagError, flagUsages, parseFlags } from './flags.js';
 import { ApiClient, ApiError, ConnectError, resolveHost } from './http.js';
@@ -40,6 +41,10 @@ const groups: Record<string, { description: string; commands: Command[] }> = {
   registry: { description: 'Run an OCI image registry', commands: [reg.serve, reg.gc] },
   volume: { description: 'Manage volumes', commands: vol.volumeCommands },
 };
+
+topLevel.push(b.build, b.commit);
+groups.container!.commands.push(b.commit);
+groups.image!.commands.push(b.build);
 
 const globalFlags: FlagSpec[] = [
   { long: 'config', kind: 'string', help: 'Location of client config files' },

@@ -27,6 +27,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { CommandNotRunnable, InvalidParameter, NotFound, NotModified, SystemError, BerthError, errorMessage } from '../errors.js';
+import { Conflict as CommitConflict } from '../errors.js';
 import type { EventBus } from '../events/index.js';
 import { log } from '../log.js';
 import { safeJoin } from '../archive/index.js';
@@ -517,6 +518,24 @@ export class ContainerService {
   /** The container's cgroup, for top and stats (undefined when it has no run). */
   cgroupsPath(c: Container): string | undefined {
     return isRunning(c.state) ? this.deps.runtime.cgroupsPath(c.id) : undefined;
+  }
+
+  /**
+   * Runs fn under the container's lock with its processes frozen meanwhile (when `pause` and it runs
+   * and is not paused already): commit reads a consistent rw layer. The state stays as it was.
+   */
+  frozen<T>(idOrName: string, pause: boolean, fn: (c: Container) => Promise<T>): Promise<T> {
+    return this.locked(idOrName, async (c) => {
+      if (c.state.Status === 'removing') throw new CommitConflict(`You cannot commit container ${c.id} which is being removed`);
+      if (c.state.Status === 'dead') throw new CommitConflict(`You cannot commit container ${c.id} which is dead`);
+      const freeze = pause && c.state.Status === 'running';
+      if (freeze) await this.deps.runtime.pause(c.id);
+      try {
+        return await fn(c);
+      } finally {
+        if (freeze) await this.deps.runtime.resume(c.id).catch((err) => log.warn('resume after commit failed', { id: c.id, error: errorMessage(err) }));
+      }
+    });
   }
 
   // ---- remove ------------------------------------------------------------------------------------

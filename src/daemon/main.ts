@@ -32,6 +32,9 @@ import { execRoutes } from '../api/exec.js';
 import { ExecService } from '../container/exec.js';
 import { HealthMonitor } from '../container/health.js';
 import { imageRoutes } from '../api/images.js';
+import { commitRoutes } from '../api/commit.js';
+import { buildRoutes } from '../api/build.js';
+import { BuildCache } from '../build/cache.js';
 import { createRegistryClient } from '../registry/client/index.js';
 import { trimWhenQuiet, tuneMalloc } from './memory.js';
 import { VolumeService } from '../volume/index.js';
@@ -241,6 +244,11 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   eventRoutes(router, events);
   volumeRoutes(router, volumes);
   networkRoutes(router, networks, containers);
+  commitRoutes(router, { images, content, storage, containers, events });
+  const buildRoot = path.join(config.dataRoot, 'build');
+  // Contexts of builds a crash interrupted are of no use to anyone.
+  fs.rmSync(path.join(buildRoot, 'contexts'), { recursive: true, force: true });
+  buildRoutes(router, { images, content, storage, containers, registry, events, cache: new BuildCache(path.join(buildRoot, 'cache')), workRoot: path.join(buildRoot, 'contexts') });
 
   const servers: http.Server[] = [];
   const sockets: string[] = [];
