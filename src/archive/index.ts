@@ -14,5 +14,7 @@
 export { applyLayer, type ApplyResult, type WhiteoutMode } from './apply.js';
 export { applyToMounts } from './mounts.js';
 export { applyLayerOffThread } from './offthread.js';
-export { diffLayer, packDir } from './pack.js';
+export { diffLayer, packDir, packPath } from './pack.js';
 export { safeJoin } from './safejoin.js';
+export { extractTar, type ExtractOptions } from './apply.js';
+export { checkTarMembers, climbsOut } from './scan.js';

@@ -112,67 +112,70 @@ interface WalkOptions {
 /** Depth-first, names sorted, so the same tree always gives the same tar (and diffId). */
 async function* walk(root: string, opts: WalkOptions): AsyncGenerator<Buffer> {
   const seen = new Map<string, string>(); // "dev:ino" -> first name, for hard links
-  const marker = (name: string, st: fs.Stats): Member => ({
-    name, type: TYPE.file, mode: 0o644, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000),
-  });
-
-  async function* visit(rel: string): AsyncGenerator<Buffer> {
-    const entries = fs.readdirSync(path.join(root, rel)).sort();
-    for (const entry of entries) {
-      const name = rel ? `${rel}/${entry}` : entry;
-      const full = path.join(root, name);
-      const st = fs.lstatSync(full);
-      const type = st.mode & S_IFMT;
-      if (opts.overlay && type === sys.S_IFCHR && st.rdev === 0) {
-        yield* headerBlocks(marker(rel ? `${rel}/.wh.${entry}` : `.wh.${entry}`, st));
-        continue;
-      }
-      const m: Member = {
-        name, type: TYPE.file, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0,
-        mtime: Math.floor(st.mtimeMs / 1000), records: xattrRecords(full),
-      };
-      if (st.isDirectory()) {
-        yield* headerBlocks({ ...m, name: `${name}/`, type: TYPE.dir });
-        if (opts.overlay && sys.getxattr(full, 'trusted.overlay.opaque')?.toString() === 'y') {
-          yield* headerBlocks(marker(`${name}/.wh..wh..opq`, st));
-        }
-        yield* visit(name);
-      } else if (st.isSymbolicLink()) {
-        yield* headerBlocks({ ...m, type: TYPE.symlink, linkname: fs.readlinkSync(full) });
-      } else if (st.isFile()) {
-        const id = `${st.dev}:${st.ino}`;
-        const first = st.nlink > 1 ? seen.get(id) : undefined;
-        if (first !== undefined) {
-          yield* headerBlocks({ ...m, type: TYPE.link, linkname: first });
-          continue;
-        }
-        if (st.nlink > 1) seen.set(id, name);
-        yield* headerBlocks({ ...m, size: st.size });
-        // Exactly st.size bytes: a file that changes while we read must not corrupt the framing.
-        let left = st.size;
-        if (left > 0) {
-          for await (const chunk of fs.createReadStream(full, { start: 0, end: st.size - 1 })) {
-            const b = chunk as Buffer;
-            left -= b.length;
-            yield b;
-          }
-        }
-        if (left > 0) yield Buffer.alloc(left);
-        yield padding(st.size);
-      } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-        const rdev = st.rdev;
-        const devmajor = ((rdev >> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);
-        const devminor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
-        yield* headerBlocks({ ...m, type: st.isCharacterDevice() ? TYPE.char : TYPE.block, devmajor, devminor });
-      } else if (st.isFIFO()) {
-        yield* headerBlocks({ ...m, type: TYPE.fifo });
-      }
-      // sockets are not archived (tar has no type for them; Docker skips them too)
-    }
-  }
-
-  yield* visit('');
+  yield* visit(root, '', opts, seen);
   yield Buffer.alloc(2 * BLOCK); // end of archive
+}
+
+/** The members below directory `dir`, named `${prefix}/<entry>` (just `<entry>` for an empty prefix). */
+async function* visit(dir: string, prefix: string, opts: WalkOptions, seen: Map<string, string>): AsyncGenerator<Buffer> {
+  for (const entry of fs.readdirSync(dir).sort()) {
+    yield* member(path.join(dir, entry), prefix ? `${prefix}/${entry}` : entry, opts, seen);
+  }
+}
+
+/** One path (never followed) as member `name`, and everything below it if it is a directory. */
+async function* member(full: string, name: string, opts: WalkOptions, seen: Map<string, string>): AsyncGenerator<Buffer> {
+  const marker = (n: string, st: fs.Stats): Member => ({
+    name: n, type: TYPE.file, mode: 0o644, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000),
+  });
+  const st = fs.lstatSync(full);
+  const type = st.mode & S_IFMT;
+  if (opts.overlay && type === sys.S_IFCHR && st.rdev === 0) {
+    const slash = name.lastIndexOf('/');
+    yield* headerBlocks(marker(`${name.slice(0, slash + 1)}.wh.${name.slice(slash + 1)}`, st));
+    return;
+  }
+  const m: Member = {
+    name, type: TYPE.file, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0,
+    mtime: Math.floor(st.mtimeMs / 1000), records: xattrRecords(full),
+  };
+  if (st.isDirectory()) {
+    yield* headerBlocks({ ...m, name: `${name}/`, type: TYPE.dir });
+    if (opts.overlay && sys.getxattr(full, 'trusted.overlay.opaque')?.toString() === 'y') {
+      yield* headerBlocks(marker(`${name}/.wh..wh..opq`, st));
+    }
+    yield* visit(full, name, opts, seen);
+  } else if (st.isSymbolicLink()) {
+    yield* headerBlocks({ ...m, type: TYPE.symlink, linkname: fs.readlinkSync(full) });
+  } else if (st.isFile()) {
+    const id = `${st.dev}:${st.ino}`;
+    const first = st.nlink > 1 ? seen.get(id) : undefined;
+    if (first !== undefined) {
+      yield* headerBlocks({ ...m, type: TYPE.link, linkname: first });
+      return;
+    }
+    if (st.nlink > 1) seen.set(id, name);
+    yield* headerBlocks({ ...m, size: st.size });
+    // Exactly st.size bytes: a file that changes while we read must not corrupt the framing.
+    let left = st.size;
+    if (left > 0) {
+      for await (const chunk of fs.createReadStream(full, { start: 0, end: st.size - 1 })) {
+        const b = chunk as Buffer;
+        left -= b.length;
+        yield b;
+      }
+    }
+    if (left > 0) yield Buffer.alloc(left);
+    yield padding(st.size);
+  } else if (st.isCharacterDevice() || st.isBlockDevice()) {
+    const rdev = st.rdev;
+    const devmajor = ((rdev >> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);
+    const devminor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
+    yield* headerBlocks({ ...m, type: st.isCharacterDevice() ? TYPE.char : TYPE.block, devmajor, devminor });
+  } else if (st.isFIFO()) {
+    yield* headerBlocks({ ...m, type: TYPE.fifo });
+  }
+  // sockets are not archived (tar has no type for them; Docker skips them too)
 }
 
 /** Tar of the changes recorded in an overlay upper dir, whiteouts in OCI form. */
@@ -183,4 +186,26 @@ export function diffLayer(upperDir: string): Readable {
 /** Tar of a directory tree as-is. */
 export function packDir(dir: string): Readable {
   return Readable.from(walk(dir, { overlay: false }), { objectMode: false });
+}
+
+/**
+ * Tar of one path as member `name` (a directory with everything below it, as `name/...`): what
+ * `docker cp` sends and receives. The path itself is not followed; name "." gives a directory's
+ * contents as "./<entry>".
+ */
+export function packPath(full: string, name: string): Readable {
+  async function* all(): AsyncGenerator<Buffer> {
+    const seen = new Map<string, string>();
+    if (name === '.' && fs.lstatSync(full).isDirectory()) {
+      yield* headerBlocks(dirMember(full, './'));
+      yield* visit(full, '.', { overlay: false }, seen);
+    } else yield* member(full, name, { overlay: false }, seen);
+    yield Buffer.alloc(2 * BLOCK);
+  }
+  return Readable.from(all(), { objectMode: false });
+}
+
+function dirMember(full: string, name: string): Member {
+  const st = fs.lstatSync(full);
+  return { name, type: TYPE.dir, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000), records: xattrRecords(full) };
 }

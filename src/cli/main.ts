@@ -15,6 +15,7 @@ import * as r from './commands/run.js';
 import * as x from './commands/exec.js';
 import * as reg from './commands/registry.js';
 import * as s from './commands/system.js';
+import * as fsc from './commands/fs.js';
 import type { FlagSpec } from './flags.js';
 import { FlagError, flagUsages, parseFlags } from './flags.js';
 import { ApiClient, ApiError, ConnectError, resolveHost } from './http.js';
@@ -22,11 +23,12 @@ import { StreamError } from './progress.js';
 import { TemplateError } from './template.js';
 
 const topLevel: Command[] = [r.run, r.create, r.start, x.exec, c.stop, c.kill, c.restart, c.rm, c.ps, c.logs, c.wait, c.inspect, i.images, i.rmi, i.tag, i.importCmd, i.history, r.pull, i.push, i.login, i.logout, s.info, s.version];
+topLevel.push(fsc.cp, fsc.diff, fsc.exportCmd);
 
 const groups: Record<string, { description: string; commands: Command[] }> = {
   container: {
     description: 'Manage containers',
-    commands: [r.run, r.create, r.start, x.exec, c.stop, c.kill, c.restart, c.rm, c.ps, c.logs, c.wait, c.containerInspect, c.containerPrune],
+    commands: [r.run, r.create, r.start, x.exec, c.stop, c.kill, c.restart, c.rm, c.ps, c.logs, c.wait, c.containerInspect, c.containerPrune, fsc.cp, fsc.diff, fsc.exportCmd],
   },
   image: {
     description: 'Manage images',

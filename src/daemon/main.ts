@@ -28,6 +28,8 @@ import { containerRoutes } from '../api/containers.js';
 import { execRoutes } from '../api/exec.js';
 import { ExecService } from '../container/exec.js';
 import { imageRoutes } from '../api/images.js';
+import { archiveRoutes } from '../api/archive.js';
+import { ContainerFiles } from '../container/archive.js';
 import { createRegistryClient } from '../registry/client/index.js';
 import { trimWhenQuiet, tuneMalloc } from './memory.js';
 
@@ -197,6 +199,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   const registry = createRegistryClient({ content, storage, images, options: { mirrors: config.registryMirrors, insecure: config.insecureRegistries }, events });
   imageRoutes(router, { images, content, storage, containers, registry, storageDriver: storage.driver, events });
   eventRoutes(router, events);
+  archiveRoutes(router, new ContainerFiles(containers, storage));
 
   const servers: http.Server[] = [];
   const sockets: string[] = [];

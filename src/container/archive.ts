@@ -1,0 +1,255 @@
+/**
+ * A container's files from outside: the archive API and `cp` (stat, tar out, tar in), `export`
+ * and `diff`. Every path is resolved inside the container's root: `..` stops at its `/`, and
+ * symlinks met on the way (absolute or relative) are followed within the root, never on the host.
+ *
+ * Each operation runs under the container's lock. A running container's root is its mounted rootfs;
+ * any other has its snapshot mounted on a private dir for the call.
+ *
+ * TODO(volumes): paths inside a volume or bind mounted into the container still resolve in the
+ * container's own layer. Once the volumes part lands, resolvePath should first look the path up in
+ * the container's mounts table and resolve it inside that mount's source instead.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import tar from 'tar-stream';
+import { checkTarMembers, extractTar, packDir, packPath, safeJoin } from '../archive/index.js';
+import { Forbidden, InvalidParameter, NotFound } from '../errors.js';
+import { type Snapshotter, snapshotDiff, withMounts } from '../storage/index.js';
+import type { ContainerService } from './service.js';
+import { isRunning } from './state.js';
+import type { Container } from './types.js';
+
+/** Docker's container path stat (types.ContainerPathStat), sent base64-encoded in X-Docker-Container-Path-Stat. */
+export interface PathStat {
+  name: string;
+  size: number;
+  /** Go's os.FileMode: permission bits plus type bits at the top. */
+  mode: number;
+  mtime: string;
+  linkTarget: string;
+}
+
+/** Go's os.FileMode type bits. */
+export const GO_MODE = {
+  dir: 2 ** 31, symlink: 2 ** 27, device: 2 ** 26, namedPipe: 2 ** 25, socket: 2 ** 24,
+  setuid: 2 ** 23, setgid: 2 ** 22, charDevice: 2 ** 21, sticky: 2 ** 20,
+} as const;
+
+export function goFileMode(st: fs.Stats): number {
+  let m = st.mode & 0o777;
+  if (st.isDirectory()) m += GO_MODE.dir;
+  else if (st.isSymbolicLink()) m += GO_MODE.symlink;
+  else if (st.isBlockDevice()) m += GO_MODE.device;
+  else if (st.isCharacterDevice()) m += GO_MODE.device + GO_MODE.charDevice;
+  else if (st.isFIFO()) m += GO_MODE.namedPipe;
+  else if (st.isSocket()) m += GO_MODE.socket;
+  if (st.mode & 0o4000) m += GO_MODE.setuid;
+  if (st.mode & 0o2000) m += GO_MODE.setgid;
+  if (st.mode & 0o1000) m += GO_MODE.sticky;
+  return m;
+}
+
+export interface ResolvedPath {
+  /** The path in the container, absolute, keeping a trailing "/" or "/." as given (docker's absPath). */
+  abs: string;
+  /** On the host, inside root. The last component is not followed unless abs ends in "/" or "/.". */
+  host: string;
+  /** abs ended in "/" or "/.": it names a directory, fully resolved. */
+  dirAsserted: boolean;
+  /** The tar member name its content gets: its base name, "." for a directory's contents or the root. */
+  member: string;
+}
+
+/**
+ * docker's ResolvePath, safely: the directory part resolved in the root (safeJoin), the base name
+ * joined as is, so a symlink there is looked at, not followed. A trailing "/" or "/." asks for the
+ * directory itself, so the whole path is resolved (still inside the root).
+ */
+export function resolvePath(root: string, p: string): ResolvedPath {
+  if (p === '') throw new InvalidParameter('path cannot be empty');
+  let abs = path.posix.join('/', p);
+  const dotted = p === '.' || p.endsWith('/.');
+  if (dotted && !abs.endsWith('/.')) abs = abs === '/' ? '/.' : `${abs}/.`;
+  else if (!dotted && p.endsWith('/') && !abs.endsWith('/')) abs += '/';
+  const dirAsserted = abs.endsWith('/') || abs.endsWith('/.');
+  const trimmed = abs.replace(/\/\.?$/, '');
+  const baseName = path.posix.basename(trimmed);
+  const member = dotted || baseName === '' ? '.' : baseName;
+  if (dirAsserted || baseName === '') return { abs, host: safeJoin(root, abs), dirAsserted: true, member };
+  const dir = safeJoin(root, path.posix.dirname(trimmed));
+  return { abs, host: path.join(dir, baseName), dirAsserted, member };
+}
+
+function notFound(abs: string, c: Container): NotFound {
+  return new NotFound(`Could not find the file ${abs.replace(/\/\.$/, '/.')} in container ${c.name}`);
+}
+
+/** lstat of a resolved path with docker's errors; a directory-asserting path must be one. */
+export function statResolved(root: string, r: ResolvedPath, c: Container): { st: fs.Stats; stat: PathStat } {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(r.host);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw notFound(r.abs, c);
+    throw err;
+  }
+  if (r.dirAsserted && !st.isDirectory()) throw new InvalidParameter(`lstat ${r.abs}: not a directory`);
+  let linkTarget = '';
+  if (st.isSymbolicLink()) linkTarget = '/' + path.relative(root, safeJoin(root, r.abs));
+  const name = r.abs === '/' || r.abs === '/.' ? (r.abs === '/' ? '/' : '.') : path.posix.basename(r.abs.replace(/\/$/, ''));
+  const stat = { name, size: st.size, mode: goFileMode(st), mtime: st.mtime.toISOString(), linkTarget };
+  return { st, stat };
+}
+
+export function encodeStat(stat: PathStat): string {
+  return Buffer.from(JSON.stringify(stat)).toString('base64');
+}
+
+/** A file name in the OS temp dir, unique per call (the PUT body is spooled there to be checked first). */
+function tempFile(prefix: string): string {
+  return path.join(os.tmpdir(), `${prefix}-${crypto.randomBytes(8).toString('hex')}`);
+}
+
+export interface ExtractOpts {
+  noOverwriteDirNonDir: boolean;
+  /** Keep the tar's uid/gid (cp -a); otherwise everything is owned by the container's root, 0:0. */
+  copyUIDGID: boolean;
+}
+
+/** One A/C/D row of `docker diff`: Kind 0 = changed, 1 = added, 2 = deleted. */
+export interface Change { Path: string; Kind: 0 | 1 | 2 }
+
+const WH = '.wh.';
+const OPQ = '.wh..wh..opq';
+
+export class ContainerFiles {
+  constructor(private readonly containers: ContainerService, private readonly storage: Snapshotter) {}
+
+  /** fn on the container's root, under its lock. */
+  private withRoot<T>(idOrName: string, fn: (root: string, c: Container) => Promise<T>): Promise<T> {
+    return this.containers.whileLocked(idOrName, (c) => {
+      if (isRunning(c.state)) return fn(this.containers.rootfs(c), c);
+      return withMounts(this.storage.mounts(c.id), (dir) => fn(dir, c));
+    });
+  }
+
+  /** HEAD /containers/{id}/archive. */
+  stat(idOrName: string, p: string): Promise<PathStat> {
+    return this.withRoot(idOrName, async (root, c) => statResolved(root, resolvePath(root, p), c).stat);
+  }
+
+  /**
+   * GET /containers/{id}/archive: `start(stat)` is called once the path is known to exist (the
+   * caller sends its headers then), and the tar goes to the writable it returns.
+   */
+  archive(idOrName: string, p: string, start: (stat: PathStat) => Writable): Promise<void> {
+    return this.withRoot(idOrName, async (root, c) => {
+      const r = resolvePath(root, p);
+      const { stat } = statResolved(root, r, c);
+      await pipeline(packPath(r.host, r.member), start(stat));
+    });
+  }
+
+  /**
+   * PUT /containers/{id}/archive: the tar is extracted into directory `p`. It is spooled and read
+   * through once first, so a tar with a member outside its root, or a broken one, changes nothing.
+   */
+  async extract(idOrName: string, p: string, body: Readable, opts: ExtractOpts): Promise<void> {
+    const spool = tempFile('berth-put');
+    try {
+      // The container must exist before the body is read.
+      this.containers.get(idOrName);
+      await pipeline(body, fs.createWriteStream(spool, { mode: 0o600 }));
+      await checkTarMembers(fs.createReadStream(spool));
+      await this.withRoot(idOrName, async (root, c) => {
+        // Unlike a stat, the last component is followed too (in the root): one can extract into a symlink to a directory.
+        const r = resolvePath(root, p);
+        const full = { ...r, host: safeJoin(root, r.abs) };
+        const { st } = statResolved(root, full, c);
+        if (!st.isDirectory()) throw new InvalidParameter('extraction point is not a directory');
+        if (c.hostConfig.ReadonlyRootfs) throw new Forbidden('container rootfs is marked read-only');
+        const base = path.relative(root, full.host);
+        await extractTar(fs.createReadStream(spool), root, {
+          base,
+          owner: opts.copyUIDGID ? undefined : { uid: 0, gid: 0 },
+          noOverwriteDirNonDir: opts.noOverwriteDirNonDir,
+        });
+      });
+    } finally {
+      fs.rmSync(spool, { force: true });
+    }
+  }
+
+  /** GET /containers/{id}/export: the whole filesystem as a tar. */
+  export(idOrName: string, start: () => Writable): Promise<void> {
+    return this.withRoot(idOrName, async (root) => {
+      await pipeline(packDir(root), start());
+    });
+  }
+
+  /**
+   * GET /containers/{id}/changes, read from the rw layer's diff (snapshotDiff): `.wh.x` is x deleted,
+   * an opaque directory lost whatever its parent layers had in it, and any other member is added or
+   * changed depending on whether the layers below have it (looked up in a read-only view of them).
+   */
+  changes(idOrName: string): Promise<Change[]> {
+    return this.containers.whileLocked(idOrName, async (c) => {
+      const deleted = new Set<string>();
+      const present = new Set<string>();
+      const opaque: string[] = [];
+      const extract = tar.extract();
+      extract.on('entry', (h, stream, next) => {
+        stream.resume();
+        const name = '/' + h.name.replace(/^\.?\/+/, '').replace(/\/+$/, '');
+        const dir = path.posix.dirname(name);
+        const base = path.posix.basename(name);
+        if (base === OPQ) opaque.push(dir);
+        else if (base.startsWith(WH)) deleted.add(path.posix.join(dir, base.slice(WH.length)));
+        else if (name !== '/') present.add(name);
+        next();
+      });
+      await pipeline(snapshotDiff(this.storage, c.id), extract as unknown as NodeJS.WritableStream);
+
+      const parent = this.storage.stat(c.id)?.parent ?? null;
+      const out: Change[] = [];
+      const look = async (below: string | null): Promise<void> => {
+        for (const p of present) out.push({ Path: p, Kind: below !== null && existsBelow(below, p) ? 0 : 1 });
+        for (const p of deleted) out.push({ Path: p, Kind: 2 });
+        if (below === null) return;
+        for (const dir of opaque) {
+          const old = safeJoin(below, dir);
+          let names: string[] = [];
+          try {
+            names = fs.readdirSync(old);
+          } catch {}
+          for (const n of names) {
+            const p = path.posix.join(dir, n);
+            if (!present.has(p) && !deleted.has(p)) out.push({ Path: p, Kind: 2 });
+          }
+        }
+      };
+      if (parent === null || (present.size === 0 && opaque.length === 0)) await look(null);
+      else {
+        const key = `${c.id}-diff-${crypto.randomBytes(6).toString('hex')}`;
+        try {
+          await withMounts(await this.storage.view(key, parent), (dir) => look(dir));
+        } finally {
+          await this.storage.remove(key).catch(() => {});
+        }
+      }
+      return out.sort((a, b) => (a.Path < b.Path ? -1 : a.Path > b.Path ? 1 : 0));
+    });
+  }
+}
+
+/** Whether the layers below have path p (its directories followed inside the root, the last component looked at, not followed). */
+function existsBelow(root: string, p: string): boolean {
+  const full = path.join(safeJoin(root, path.posix.dirname(p)), path.posix.basename(p));
+  return fs.lstatSync(full, { throwIfNoEntry: false }) !== undefined;
+}
