@@ -9,7 +9,7 @@ import { InvalidParameter } from '../errors.js';
 import { log } from '../log.js';
 import * as sys from '../sys/index.js';
 import { PaxTap, type PaxRecords } from './pax.js';
-import { cleanName, safeJoin, safeJoinParent } from './safejoin.js';
+import { cleanName, climbsOut, safeJoin, safeJoinParent } from './safejoin.js';
 
 /**
  * How a layer's `.wh.` entries land: 'overlay' writes overlayfs' own marks (a 0/0 char device, the opaque
@@ -28,6 +28,8 @@ export interface ExtractOptions {
   rename?: (name: string) => string;
   /** Refuse to replace a directory with a non-directory and the reverse (docker's NoOverwriteDirNonDir). */
   noOverwriteDirNonDir?: boolean;
+  /** A member (or hard link target) whose name climbs above the root is an error, not clamped at the root. */
+  strict?: boolean;
 }
 
 export interface ApplyResult {
@@ -134,6 +136,9 @@ class Applier {
 
   async entry(header: TarHeader, body: Body, pax: PaxRecords): Promise<void> {
     const { owner, rename, base: at } = this.opts;
+    if (this.opts.strict && (climbsOut(header.name) || (header.type === 'link' && climbsOut(header.linkname ?? '')))) {
+      throw new InvalidParameter(`invalid tar member "${header.name}": it points outside of the archive`);
+    }
     let h = header;
     if (owner || rename) {
       h = { ...h, ...owner };

@@ -17,4 +17,5 @@ export { applyLayerOffThread } from './offthread.js';
 export { diffLayer, packDir, packPath } from './pack.js';
 export { safeJoin } from './safejoin.js';
 export { extractTar, type ExtractOptions } from './apply.js';
-export { checkTarMembers, climbsOut } from './scan.js';
+export { checkTarMembers } from './scan.js';
+export { climbsOut } from './safejoin.js';

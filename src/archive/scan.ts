@@ -8,17 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { InvalidParameter } from '../errors.js';
 import { decompressed } from './apply.js';
-
-/** True when `name` climbs above its root with `..` (a leading `/` only anchors it at the root). */
-export function climbsOut(name: string): boolean {
-  let depth = 0;
-  for (const part of name.split('/')) {
-    if (part === '' || part === '.') continue;
-    if (part !== '..') depth++;
-    else if (depth-- === 0) return true;
-  }
-  return false;
-}
+import { climbsOut } from './safejoin.js';
 
 /** Reads the whole tar (plain or gzip); InvalidParameter naming the first member that points outside, or a broken tar. */
 export async function checkTarMembers(input: Readable): Promise<{ members: number }> {

@@ -16,6 +16,7 @@ import * as x from './commands/exec.js';
 import * as reg from './commands/registry.js';
 import * as s from './commands/system.js';
 import * as fsc from './commands/fs.js';
+import * as sl from './commands/saveload.js';
 import type { FlagSpec } from './flags.js';
 import { FlagError, flagUsages, parseFlags } from './flags.js';
 import { ApiClient, ApiError, ConnectError, resolveHost } from './http.js';
@@ -23,7 +24,7 @@ import { StreamError } from './progress.js';
 import { TemplateError } from './template.js';
 
 const topLevel: Command[] = [r.run, r.create, r.start, x.exec, c.stop, c.kill, c.restart, c.rm, c.ps, c.logs, c.wait, c.inspect, i.images, i.rmi, i.tag, i.importCmd, i.history, r.pull, i.push, i.login, i.logout, s.info, s.version];
-topLevel.push(fsc.cp, fsc.diff, fsc.exportCmd);
+topLevel.push(fsc.cp, fsc.diff, fsc.exportCmd, sl.save, sl.load);
 
 const groups: Record<string, { description: string; commands: Command[] }> = {
   container: {
@@ -32,7 +33,7 @@ const groups: Record<string, { description: string; commands: Command[] }> = {
   },
   image: {
     description: 'Manage images',
-    commands: [i.images, i.rmi, i.tag, i.importCmd, i.history, i.imageInspect, i.imagePrune, r.pull, i.push],
+    commands: [i.images, i.rmi, i.tag, i.importCmd, i.history, i.imageInspect, i.imagePrune, r.pull, i.push, sl.save, sl.load],
   },
   system: { description: 'Manage berth', commands: [s.info, s.version] },
   registry: { description: 'Run an OCI image registry', commands: [reg.serve, reg.gc] },

@@ -29,6 +29,7 @@ import { execRoutes } from '../api/exec.js';
 import { ExecService } from '../container/exec.js';
 import { imageRoutes } from '../api/images.js';
 import { archiveRoutes } from '../api/archive.js';
+import { saveLoadRoutes } from '../api/saveload.js';
 import { ContainerFiles } from '../container/archive.js';
 import { createRegistryClient } from '../registry/client/index.js';
 import { trimWhenQuiet, tuneMalloc } from './memory.js';
@@ -200,6 +201,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   imageRoutes(router, { images, content, storage, containers, registry, storageDriver: storage.driver, events });
   eventRoutes(router, events);
   archiveRoutes(router, new ContainerFiles(containers, storage));
+  saveLoadRoutes(router, { images, content, storage, events });
 
   const servers: http.Server[] = [];
   const sockets: string[] = [];

@@ -233,7 +233,7 @@ export const diff: Command = {
 };
 
 /** A response body to -o FILE (a temp file renamed into place, as docker does) or to stdout, never a terminal. */
-export async function writeOutput(ctx: Ctx, body: Readable, file: string | undefined): Promise<void> {
+export async function writeOutput(ctx: Ctx, body: Readable, file: string | undefined, what: string): Promise<void> {
   if (!file) {
     if (ctx.out.isTTY) {
       body.destroy();
@@ -250,7 +250,7 @@ export async function writeOutput(ctx: Ctx, body: Readable, file: string | undef
     fs.renameSync(tmp, abs);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
-    if ((e as NodeJS.ErrnoException).code) throw new StatusError(`failed to export container: ${(e as Error).message}`, 1);
+    if ((e as NodeJS.ErrnoException).code) throw new StatusError(`failed to ${what}: ${(e as Error).message}`, 1);
     throw e;
   }
 }
@@ -265,7 +265,7 @@ export const exportCmd: Command = {
     const file = p.str('output');
     if (!file && ctx.out.isTTY) throw new StatusError('cowardly refusing to save to a terminal. Use the -o flag or redirect', 1);
     const res = await ctx.client.request('GET', `/containers/${enc(p.args[0]!)}/export`);
-    await writeOutput(ctx, res, file);
+    await writeOutput(ctx, res, file, 'export container');
     return 0;
   },
 };
