@@ -17,6 +17,7 @@ import * as reg from './commands/registry.js';
 import * as s from './commands/system.js';
 import * as fsc from './commands/fs.js';
 import * as sl from './commands/saveload.js';
+import * as hk from './commands/housekeeping.js';
 import type { FlagSpec } from './flags.js';
 import { FlagError, flagUsages, parseFlags } from './flags.js';
 import { ApiClient, ApiError, ConnectError, resolveHost } from './http.js';
@@ -35,7 +36,7 @@ const groups: Record<string, { description: string; commands: Command[] }> = {
     description: 'Manage images',
     commands: [i.images, i.rmi, i.tag, i.importCmd, i.history, i.imageInspect, i.imagePrune, r.pull, i.push, sl.save, sl.load],
   },
-  system: { description: 'Manage berth', commands: [s.info, s.version] },
+  system: { description: 'Manage berth', commands: [s.info, s.version, hk.systemDf, hk.systemPrune] },
   registry: { description: 'Run an OCI image registry', commands: [reg.serve, reg.gc] },
 };
 

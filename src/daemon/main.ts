@@ -30,6 +30,7 @@ import { ExecService } from '../container/exec.js';
 import { imageRoutes } from '../api/images.js';
 import { archiveRoutes } from '../api/archive.js';
 import { saveLoadRoutes } from '../api/saveload.js';
+import { dfRoutes } from '../api/df.js';
 import { ContainerFiles } from '../container/archive.js';
 import { createRegistryClient } from '../registry/client/index.js';
 import { trimWhenQuiet, tuneMalloc } from './memory.js';
@@ -202,6 +203,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   eventRoutes(router, events);
   archiveRoutes(router, new ContainerFiles(containers, storage));
   saveLoadRoutes(router, { images, content, storage, events });
+  dfRoutes(router, { images, containers });
 
   const servers: http.Server[] = [];
   const sockets: string[] = [];

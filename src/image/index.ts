@@ -4,3 +4,4 @@ export * from './store.js';
 export { applyChanges } from './changes.js';
 export { importImage, parsePlatform, MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_LAYER, MEDIA_TYPE_OCI_MANIFEST, type ImportOptions } from './import.js';
 export { publishImageEvents, imageAttributes } from './events.js';
+export { pruneImages, type PruneResult } from './prune.js';
