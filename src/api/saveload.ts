@@ -10,7 +10,7 @@ import type { LayerTarget } from '../storage/index.js';
 import type { Context, Router } from './server.js';
 import { progressBar } from '../registry/client/progress.js';
 
-export interface SaveLoadDeps { images: ImageStore; content: ContentStore; storage: LayerTarget; events: EventBus }
+export interface SaveLoadDeps { images: ImageStore; content: ContentStore; storage: LayerTarget; events: EventBus; tmp: string }
 
 async function save(ctx: Context, d: SaveLoadDeps, names: string[]): Promise<void> {
   const plan = planSave(d.images, names);

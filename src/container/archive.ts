@@ -12,7 +12,6 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -111,10 +110,6 @@ export function encodeStat(stat: PathStat): string {
   return Buffer.from(JSON.stringify(stat)).toString('base64');
 }
 
-/** A file name in the OS temp dir, unique per call (the PUT body is spooled there to be checked first). */
-function tempFile(prefix: string): string {
-  return path.join(os.tmpdir(), `${prefix}-${crypto.randomBytes(8).toString('hex')}`);
-}
 
 export interface ExtractOpts {
   noOverwriteDirNonDir: boolean;
@@ -129,7 +124,8 @@ const WH = '.wh.';
 const OPQ = '.wh..wh..opq';
 
 export class ContainerFiles {
-  constructor(private readonly containers: ContainerService, private readonly storage: Snapshotter) {}
+  /** tmp: the daemon's own scratch dir (emptied at start-up), where a PUT body is spooled to be checked first. */
+  constructor(private readonly containers: ContainerService, private readonly storage: Snapshotter, private readonly tmp: string) {}
 
   /** fn on the container's root, under its lock. */
   private withRoot<T>(idOrName: string, fn: (root: string, c: Container) => Promise<T>): Promise<T> {
@@ -161,7 +157,7 @@ export class ContainerFiles {
    * through once first, so a tar with a member outside its root, or a broken one, changes nothing.
    */
   async extract(idOrName: string, p: string, body: Readable, opts: ExtractOpts): Promise<void> {
-    const spool = tempFile('berth-put');
+    const spool = path.join(this.tmp, `put-${crypto.randomBytes(8).toString('hex')}.tar`);
     try {
       // The container must exist before the body is read.
       this.containers.get(idOrName);

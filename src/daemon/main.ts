@@ -201,8 +201,12 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   const registry = createRegistryClient({ content, storage, images, options: { mirrors: config.registryMirrors, insecure: config.insecureRegistries }, events });
   imageRoutes(router, { images, content, storage, containers, registry, storageDriver: storage.driver, events });
   eventRoutes(router, events);
-  archiveRoutes(router, new ContainerFiles(containers, storage));
-  saveLoadRoutes(router, { images, content, storage, events });
+  // Scratch space for cp and load spools; what a killed daemon left there is thrown away.
+  const tmp = path.join(config.dataRoot, 'tmp');
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp, { mode: 0o700 });
+  archiveRoutes(router, new ContainerFiles(containers, storage, tmp));
+  saveLoadRoutes(router, { images, content, storage, events, tmp });
   dfRoutes(router, { images, containers });
 
   const servers: http.Server[] = [];

@@ -11,7 +11,6 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { extractTar, safeJoin } from '../archive/index.js';
@@ -127,11 +126,12 @@ function compressionOf(file: string): 'none' | 'gzip' | 'zstd' {
 
 const LAYER_MEDIA = { none: 'application/vnd.oci.image.layer.v1.tar', gzip: 'application/vnd.oci.image.layer.v1.tar+gzip', zstd: 'application/vnd.oci.image.layer.v1.tar+zstd' };
 
-export interface LoadDeps { images: ImageStore; content: ContentStore; storage: LayerTarget; events?: EventBus; arch: string }
+/** tmp: the daemon's own scratch dir (emptied at start-up), where the tar is unpacked. */
+export interface LoadDeps { images: ImageStore; content: ContentStore; storage: LayerTarget; events?: EventBus; arch: string; tmp: string }
 
 /** Load every image of the tar; returns the image IDs, in archive order. */
 export async function loadImages(deps: LoadDeps, input: Readable, progress: LoadProgress): Promise<string[]> {
-  const root = path.join(os.tmpdir(), `berth-load-${crypto.randomBytes(8).toString('hex')}`);
+  const root = path.join(deps.tmp, `load-${crypto.randomBytes(8).toString('hex')}`);
   fs.mkdirSync(root, { mode: 0o700 });
   try {
     try {

@@ -211,10 +211,23 @@ test('export | import round-trips a filesystem, from a running container too', a
     if ((await d.berth(['cp', 'ex:/data/f', '-'])).code === 0) break;
     await new Promise((r) => setTimeout(r, 100));
   }
+  // cp into the running container: its process sees the file at once.
+  fs.writeFileSync(path.join(tmp, 'live.txt'), 'live\n');
+  await berth(['cp', path.join(tmp, 'live.txt'), 'ex:/data/']);
+  assert.equal(await berth(['exec', 'ex', 'cat', '/data/live.txt']), 'live\n');
+  const head = await d.api('HEAD', '/containers/ex/archive?path=/data/f');
+  assert.equal(head.status, 200);
+  const stat = JSON.parse(Buffer.from(String(head.headers['x-docker-container-path-stat']), 'base64').toString());
+  assert.deepEqual({ ...stat, mtime: typeof stat.mtime }, { name: 'f', size: 5, mode: 0o644, mtime: 'string', linkTarget: '' });
+  const dirStat = await d.api('HEAD', '/containers/ex/archive?path=/data');
+  const dirMode = JSON.parse(Buffer.from(String(dirStat.headers['x-docker-container-path-stat']), 'base64').toString()).mode;
+  assert.equal(dirMode, 2 ** 31 + 0o755, 'Go\'s os.ModeDir bit and the permissions');
+  assert.equal((await d.api('HEAD', '/containers/ex/archive?path=/nope')).status, 404);
   const file = path.join(tmp, 'ex.tar');
   await berth(['export', '-o', file, 'ex']);
   const names = (await run('tar', ['-tf', file])).stdout.split('\n');
   assert.ok(names.includes('data/f'));
+  assert.ok(names.includes('data/live.txt'));
   assert.ok(names.includes('bin/busybox'));
   assert.ok(!names.includes('bin/vi'));
   await berth(['import', '-c', 'CMD ["cat", "/data/f"]', '-m', 'from export', file, 'exported:1']);
