@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startDaemon, loadTestImages, paths, printLogTail, run, type Daemon } from '../harness.js';
 import { makeTar } from '../tar-fixtures.js';
+import { pushBusybox, startDistribution } from '../registry-fixtures.js';
 
 let d: Daemon;
 let tmp: string;
@@ -211,4 +212,28 @@ test('bad tars (cut short, ../ members, not an archive, a missing layer) are ref
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /No such image: no-such-image/);
   assert.ok(!fs.existsSync(path.join(tmp, 'none.tar')));
+});
+
+test('a pulled image (gzip and zstd layers) saves with its layers uncompressed, and loads back', async () => {
+  const reg = await startDistribution();
+  try {
+    await pushBusybox(reg.host, 'pulled:gz', { extra: 'gzip layer' });
+    await pushBusybox(reg.host, 'pulled:zst', { extra: 'zstd layer', compression: 'zstd' });
+    for (const tag of ['gz', 'zst']) await berth(['pull', '-q', `${reg.host}/pulled:${tag}`]);
+    const file = path.join(tmp, 'pulled.tar');
+    await berth(['save', '-o', file, `${reg.host}/pulled:gz`, `${reg.host}/pulled:zst`]);
+    const x = path.join(tmp, 'pulled');
+    await untar(file, x);
+    const manifest = JSON.parse(fs.readFileSync(path.join(x, 'manifest.json'), 'utf8'));
+    for (const m of manifest) {
+      const diffIds = JSON.parse(fs.readFileSync(path.join(x, m.Config), 'utf8')).rootfs.diff_ids;
+      assert.deepEqual(m.Layers.map((l: string) => sha256(fs.readFileSync(path.join(x, l)))), diffIds);
+    }
+    await berth(['rmi', `${reg.host}/pulled:gz`, `${reg.host}/pulled:zst`]);
+    assert.equal(await berth(['load', '-i', file]), `Loaded image: ${reg.host}/pulled:gz\nLoaded image: ${reg.host}/pulled:zst\n`);
+    assert.equal(await berth(['run', '--rm', `${reg.host}/pulled:zst`, 'cat', '/etc/berth-hello']), 'zstd layer\n');
+    await berth(['rmi', `${reg.host}/pulled:gz`, `${reg.host}/pulled:zst`]);
+  } finally {
+    await reg.stop();
+  }
 });
