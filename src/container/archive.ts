@@ -6,9 +6,9 @@
  * Each operation runs under the container's lock. A running container's root is its mounted rootfs;
  * any other has its snapshot mounted on a private dir for the call.
  *
- * TODO(volumes): paths inside a volume or bind mounted into the container still resolve in the
- * container's own layer. Once the volumes part lands, resolvePath should first look the path up in
- * the container's mounts table and resolve it inside that mount's source instead.
+ * A path inside a volume or bind mount (the mounts table the volume service gives, `mountsOf`) is
+ * resolved inside that mount's source on the host instead, as if the source were its own `/`.
+ * TODO(volumes): daemon/main.ts passes no mountsOf yet; wire the volume service's table there.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -89,19 +89,21 @@ function notFound(abs: string, c: Container): NotFound {
 }
 
 /** lstat of a resolved path with docker's errors; a directory-asserting path must be one. */
-export function statResolved(root: string, r: ResolvedPath, c: Container): { st: fs.Stats; stat: PathStat } {
+export function statResolved(root: string, r: ResolvedPath, c: Container, mountedAt = '/'): { st: fs.Stats; stat: PathStat } {
+  const shown = (p: string): string => (mountedAt === '/' ? p : path.posix.join(mountedAt, p) + (p.endsWith('/.') ? '/.' : ''));
   let st: fs.Stats;
   try {
     st = fs.lstatSync(r.host);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw notFound(r.abs, c);
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw notFound(shown(r.abs), c);
     throw err;
   }
-  if (r.dirAsserted && !st.isDirectory()) throw new InvalidParameter(`lstat ${r.abs}: not a directory`);
+  if (r.dirAsserted && !st.isDirectory()) throw new InvalidParameter(`lstat ${shown(r.abs)}: not a directory`);
   let linkTarget = '';
-  if (st.isSymbolicLink()) linkTarget = '/' + path.relative(root, safeJoin(root, r.abs));
-  const name = r.abs === '/' || r.abs === '/.' ? (r.abs === '/' ? '/' : '.') : path.posix.basename(r.abs.replace(/\/$/, ''));
+  if (st.isSymbolicLink()) linkTarget = shown('/' + path.relative(root, safeJoin(root, r.abs)));
+  const abs = shown(r.abs);
+  const name = abs === '/' || abs === '/.' ? abs.slice(-1) : path.posix.basename(abs.replace(/\/$/, ''));
   const stat = { name, size: st.size, mode: goFileMode(st), mtime: st.mtime.toISOString(), linkTarget };
   return { st, stat };
 }
@@ -117,6 +119,24 @@ export interface ExtractOpts {
   copyUIDGID: boolean;
 }
 
+/** A volume or bind in a container: its source on the host, mounted at destination. */
+export interface MountPoint { destination: string; source: string; readOnly: boolean }
+
+/** Where container path p lives: inside the deepest mount whose destination holds it, else in the container's root. */
+export function locate(mounts: readonly MountPoint[], p: string): { mount: MountPoint | null; path: string } {
+  const abs = path.posix.join('/', p);
+  let best: MountPoint | null = null;
+  for (const m of mounts) {
+    const d = path.posix.join('/', m.destination).replace(/\/+$/, '') || '/';
+    const inside = d === '/' || abs === d || abs === `${d}/` || abs.startsWith(`${d}/`);
+    if (inside && (!best || d.length > best.destination.length)) best = { ...m, destination: d };
+  }
+  if (!best) return { mount: null, path: p };
+  let inner = '/' + abs.slice(best.destination.length).replace(/^\/+/, '');
+  if (p === '.' || p.endsWith('/.')) inner = inner === '/' ? '/.' : `${inner.replace(/\/$/, '')}/.`;
+  return { mount: best, path: inner };
+}
+
 /** One A/C/D row of `docker diff`: Kind 0 = changed, 1 = added, 2 = deleted. */
 export interface Change { Path: string; Kind: 0 | 1 | 2 }
 
@@ -125,7 +145,8 @@ const OPQ = '.wh..wh..opq';
 
 export class ContainerFiles {
   /** tmp: the daemon's own scratch dir (emptied at start-up), where a PUT body is spooled to be checked first. */
-  constructor(private readonly containers: ContainerService, private readonly storage: Snapshotter, private readonly tmp: string) {}
+  constructor(private readonly containers: ContainerService, private readonly storage: Snapshotter, private readonly tmp: string,
+    private readonly mountsOf: (c: Container) => readonly MountPoint[] = () => []) {}
 
   /** fn on the container's root, under its lock. */
   private withRoot<T>(idOrName: string, fn: (root: string, c: Container) => Promise<T>): Promise<T> {
@@ -135,9 +156,18 @@ export class ContainerFiles {
     });
   }
 
+  /** fn on the tree that holds container path p (a mount's source, or the container's root) and p inside it. */
+  private withPath<T>(idOrName: string, p: string, fn: (root: string, inner: string, c: Container, mount: MountPoint | null) => Promise<T>): Promise<T> {
+    if (p === '') throw new InvalidParameter('path cannot be empty');
+    return this.withRoot(idOrName, (root, c) => {
+      const where = locate(this.mountsOf(c), p);
+      return where.mount ? fn(where.mount.source, where.path, c, where.mount) : fn(root, p, c, null);
+    });
+  }
+
   /** HEAD /containers/{id}/archive. */
   stat(idOrName: string, p: string): Promise<PathStat> {
-    return this.withRoot(idOrName, async (root, c) => statResolved(root, resolvePath(root, p), c).stat);
+    return this.withPath(idOrName, p, async (root, inner, c, m) => statResolved(root, resolvePath(root, inner), c, m?.destination).stat);
   }
 
   /**
@@ -145,9 +175,9 @@ export class ContainerFiles {
    * caller sends its headers then), and the tar goes to the writable it returns.
    */
   archive(idOrName: string, p: string, start: (stat: PathStat) => Writable): Promise<void> {
-    return this.withRoot(idOrName, async (root, c) => {
-      const r = resolvePath(root, p);
-      const { stat } = statResolved(root, r, c);
+    return this.withPath(idOrName, p, async (root, inner, c, m) => {
+      const r = resolvePath(root, inner);
+      const { stat } = statResolved(root, r, c, m?.destination);
       await pipeline(packPath(r.host, r.member), start(stat));
     });
   }
@@ -163,13 +193,13 @@ export class ContainerFiles {
       this.containers.get(idOrName);
       await pipeline(body, fs.createWriteStream(spool, { mode: 0o600 }));
       await checkTarMembers(fs.createReadStream(spool));
-      await this.withRoot(idOrName, async (root, c) => {
+      await this.withPath(idOrName, p, async (root, inner, c, m) => {
         // Unlike a stat, the last component is followed too (in the root): one can extract into a symlink to a directory.
-        const r = resolvePath(root, p);
+        const r = resolvePath(root, inner);
         const full = { ...r, host: safeJoin(root, r.abs) };
-        const { st } = statResolved(root, full, c);
+        const { st } = statResolved(root, full, c, m?.destination);
         if (!st.isDirectory()) throw new InvalidParameter('extraction point is not a directory');
-        if (c.hostConfig.ReadonlyRootfs) throw new Forbidden('container rootfs is marked read-only');
+        if (m ? m.readOnly : c.hostConfig.ReadonlyRootfs) throw new Forbidden(m ? 'mounted volume is marked read-only' : 'container rootfs is marked read-only');
         const base = path.relative(root, full.host);
         await extractTar(fs.createReadStream(spool), root, {
           base,

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { checkTarMembers, climbsOut, extractTar } from '../../src/archive/index.js';
-import { resolvePath, statResolved, goFileMode, GO_MODE } from '../../src/container/archive.js';
+import { locate, resolvePath, statResolved, goFileMode, GO_MODE } from '../../src/container/archive.js';
 import type { Container } from '../../src/container/types.js';
 import { makeTar } from '../tar-fixtures.js';
 
@@ -88,5 +88,29 @@ describe('incoming tars', () => {
     const clash = await makeTar([{ name: 'etc', body: 'file over a dir' }]);
     await assert.rejects(extractTar(Readable.from([clash]), root, { noOverwriteDirNonDir: true }), /cannot overwrite directory "\/etc" with non-directory/);
     assert.ok(fs.statSync(path.join(root, 'etc')).isDirectory());
+  });
+});
+
+describe('locate (paths inside volumes and binds)', () => {
+  const mounts = [
+    { destination: '/data', source: '/var/lib/berth/volumes/v1/_data', readOnly: false },
+    { destination: '/data/ro/', source: '/srv/ro', readOnly: true },
+  ];
+  it('picks the deepest mount holding the path, and the path inside it', () => {
+    assert.deepEqual(locate(mounts, '/data/x/y'), { mount: mounts[0], path: '/x/y' });
+    assert.equal(locate(mounts, '/data/ro/z').mount?.source, '/srv/ro');
+    assert.equal(locate(mounts, '/data/ro/z').path, '/z');
+    assert.deepEqual(locate(mounts, '/data'), { mount: mounts[0], path: '/' });
+    assert.equal(locate(mounts, '/data/.').path, '/.');
+    assert.equal(locate(mounts, '/data/x/').path, '/x/');
+  });
+  it('leaves other paths, and look-alike prefixes, in the container root', () => {
+    assert.deepEqual(locate(mounts, '/database/x'), { mount: null, path: '/database/x' });
+    assert.deepEqual(locate(mounts, 'etc/passwd'), { mount: null, path: 'etc/passwd' });
+    assert.equal(locate(mounts, '/x/../data/f').mount?.source, mounts[0]!.source);
+  });
+  it('stat names container paths, not paths inside the mount', () => {
+    assert.throws(() => statResolved(root, resolvePath(root, '/missing'), c, '/data'), /Could not find the file \/data\/missing in container box/);
+    assert.equal(statResolved(root, resolvePath(root, '/up'), c, '/data').stat.linkTarget, '/data/etc');
   });
 });
