@@ -16,6 +16,7 @@ import path from 'node:path';
 import { startDaemon, loadTestImages, paths, printLogTail, run, type Daemon } from '../harness.js';
 import { makeTar } from '../tar-fixtures.js';
 import { pushBusybox, startDistribution } from '../registry-fixtures.js';
+import { startDockerd, which } from '../../bench/common.js';
 
 let d: Daemon;
 let tmp: string;
@@ -235,5 +236,30 @@ test('a pulled image (gzip and zstd layers) saves with its layers uncompressed, 
     await berth(['rmi', `${reg.host}/pulled:gz`, `${reg.host}/pulled:zst`]);
   } finally {
     await reg.stop();
+  }
+});
+
+test('berth and dockerd load each other\'s saves and run them', async (t) => {
+  const bin = which('dockerd');
+  // dockerd is a peer installed for benchmarks only (Debian docker.io; bench/pull.ts --with-dockerd installs it).
+  if (!bin) return t.skip('dockerd is not installed on this machine: nothing to cross-load with');
+  const engine = await startDockerd(bin);
+  try {
+    const ours = path.join(tmp, 'for-dockerd.tar');
+    await berth(['save', '-o', ours, 'busybox']);
+    const loaded = await engine.docker(['load', '-i', ours]);
+    assert.equal(loaded.code, 0, loaded.stderr);
+    assert.match(loaded.stdout, /Loaded image: busybox:latest/);
+    const ran = await engine.docker(['run', '--rm', '--network', 'none', 'busybox', 'echo', 'in dockerd']);
+    assert.equal(ran.stdout, 'in dockerd\n', ran.stderr);
+    await engine.docker(['tag', 'busybox', 'from-dockerd:1']);
+    const theirs = path.join(tmp, 'from-dockerd.tar');
+    const saved = await engine.docker(['save', '-o', theirs, 'from-dockerd:1']);
+    assert.equal(saved.code, 0, saved.stderr);
+    assert.equal(await berth(['load', '-i', theirs]), 'Loaded image: from-dockerd:1\n');
+    assert.equal(await berth(['run', '--rm', 'from-dockerd:1', 'echo', 'in berth']), 'in berth\n');
+    await berth(['rmi', 'from-dockerd:1']);
+  } finally {
+    await engine.stop();
   }
 });
