@@ -178,6 +178,8 @@ export class ContainerFiles {
     return this.withPath(idOrName, p, async (root, inner, c, m) => {
       const r = resolvePath(root, inner);
       const { stat } = statResolved(root, r, c, m?.destination);
+      // dockerd's event, once the path is known to exist.
+      this.containers.publish('archive-path', c, { path: p });
       await pipeline(packPath(r.host, r.member), start(stat));
     });
   }
@@ -206,6 +208,7 @@ export class ContainerFiles {
           owner: opts.copyUIDGID ? undefined : { uid: 0, gid: 0 },
           noOverwriteDirNonDir: opts.noOverwriteDirNonDir,
         });
+        this.containers.publish('extract-to-dir', c, { path: p });
       });
     } finally {
       fs.rmSync(spool, { force: true });
@@ -214,7 +217,8 @@ export class ContainerFiles {
 
   /** GET /containers/{id}/export: the whole filesystem as a tar. */
   export(idOrName: string, start: () => Writable): Promise<void> {
-    return this.withRoot(idOrName, async (root) => {
+    return this.withRoot(idOrName, async (root, c) => {
+      this.containers.publish('export', c);
       await pipeline(packDir(root), start());
     });
   }

@@ -224,7 +224,10 @@ test('export | import round-trips a filesystem, from a running container too', a
   assert.equal(dirMode, 2 ** 31 + 0o755, 'Go\'s os.ModeDir bit and the permissions');
   assert.equal((await d.api('HEAD', '/containers/ex/archive?path=/nope')).status, 404);
   const file = path.join(tmp, 'ex.tar');
+  const since = Math.floor(Date.now() / 1000) - 1;
   await berth(['export', '-o', file, 'ex']);
+  const events = await docker(['events', '--since', String(since), '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', 'container=ex', '--format', '{{.Action}}']);
+  for (const a of ['extract-to-dir', 'archive-path', 'export']) assert.ok(events.split('\n').includes(a), `${a} in ${events}`);
   const names = (await run('tar', ['-tf', file])).stdout.split('\n');
   assert.ok(names.includes('data/f'));
   assert.ok(names.includes('data/live.txt'));
