@@ -190,7 +190,9 @@ async function loadOne(deps: LoadDeps, root: string, a: ArchiveImage, progress: 
       if (storage.stat(chains[i]!)) {
         // The layer is here already; its blob is still stored, so save can send it again.
         lease.snapshot(chains[i]!);
-        const info = await writeBlob(content, chunks, { lease });
+        const have = compression === 'none' ? content.info(diffIds[i]!) : null;
+        if (have) lease.blob(have.digest);
+        const info = have ?? (await writeBlob(content, chunks, { lease }));
         layerDescs.push({ mediaType: LAYER_MEDIA[compression], digest: info.digest, size: info.size });
         continue;
       }

@@ -52,7 +52,8 @@ export function planSave(images: ImageStore, names: string[]): SavePlan {
     } catch {
       ref = null;
     }
-    const nameOnly = ref !== null && ref.tag === undefined && ref.digest === undefined && !ID_RE.test(name);
+    // parseReference fills in ":latest", so "no tag given" is read off the text.
+    const nameOnly = ref !== null && !ID_RE.test(name) && !name.includes('@') && !name.slice(name.lastIndexOf('/') + 1).includes(':');
     if (nameOnly) {
       const repo = repositoryName(ref!);
       const tagged = images.list().flatMap((img) => img.repoTags.filter((t) => repositoryName(parseNormalizedNamed(t)) === repo).map((t) => ({ img, t })));

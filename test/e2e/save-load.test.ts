@@ -115,6 +115,24 @@ test('an image saved by ID loads untagged; a tag that moves says so', async () =
   await berth(['rmi', 'moved:1']);
 });
 
+test('save of a repository name takes all its tags; a tag or ID only itself', async () => {
+  await berth(['tag', 'busybox', 'multi:a']);
+  await berth(['tag', 'busybox', 'multi:b']);
+  await berth(['tag', 'hello-world', 'multi:c']);
+  const file = path.join(tmp, 'multi.tar');
+  await berth(['save', '-o', file, 'multi']);
+  const x = path.join(tmp, 'multi');
+  await untar(file, x);
+  const tagsOf = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')).map((m: { RepoTags: string[] | null }) => m.RepoTags);
+  assert.deepEqual(tagsOf(x).map((t: string[]) => [...t].sort()).sort(), [['multi:a', 'multi:b'], ['multi:c']]);
+  const one = path.join(tmp, 'multi-one.tar');
+  await berth(['save', '-o', one, 'multi:b']);
+  const y = path.join(tmp, 'multi-one');
+  await untar(one, y);
+  assert.deepEqual(tagsOf(y), [['multi:b']]);
+  await berth(['rmi', 'multi:a', 'multi:b', 'multi:c']);
+});
+
 test('the dockerd 20.10 layout loads: <id>/layer.tar, <id>.json, a shared layer as a symlink', async () => {
   const src = path.join(tmp, 'both');
   const manifest = JSON.parse(fs.readFileSync(path.join(src, 'manifest.json'), 'utf8'));
@@ -170,6 +188,8 @@ test('skopeo docker-archive and oci-archive tars load and run', async () => {
 test('load shows docker\'s progress unless quiet', async () => {
   const file = path.join(tmp, 'round.tar');
   const bd = d as Daemon & { apiUpload(p: string, file: string): Promise<{ status: number; body: unknown }> };
+  // Layers already here are not loaded again (and show no progress), as in dockerd.
+  await berth(['rmi', 'busybox', 'hello-world']);
   const loud = await bd.apiUpload('/v1.50/images/load', file);
   const lines = String(loud.body).trim().split('\n').map((l) => JSON.parse(l));
   assert.ok(lines.some((l) => l.status === 'Loading layer' && l.progressDetail.total > 0 && /\[=*>? *\]/.test(l.progress)), String(loud.body));
