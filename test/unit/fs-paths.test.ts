@@ -114,3 +114,25 @@ describe('locate (paths inside volumes and binds)', () => {
     assert.equal(statResolved(root, resolvePath(root, '/up'), c, '/data').stat.linkTarget, '/data/etc');
   });
 });
+
+describe('cp placement (the docker CLI\'s rules)', async () => {
+  const { placeCopy, splitCpArg, splitPathDirEntry } = await import('../../src/cli/commands/fs.js');
+  it('splitCpArg: container:path, but absolute and ./ paths are local', () => {
+    assert.deepEqual(splitCpArg('web:/etc/passwd'), { container: 'web', path: '/etc/passwd' });
+    assert.deepEqual(splitCpArg('/tmp/a:b'), { container: '', path: '/tmp/a:b' });
+    assert.deepEqual(splitCpArg('./a:b'), { container: '', path: './a:b' });
+    assert.deepEqual(splitCpArg('-'), { container: '', path: '-' });
+  });
+  it('splitPathDirEntry keeps "." for a trailing /.', () => {
+    assert.deepEqual(splitPathDirEntry('/etc/.'), { dir: '/etc', base: '.' });
+    assert.deepEqual(splitPathDirEntry('/etc/'), { dir: '/', base: 'etc' });
+    assert.deepEqual(splitPathDirEntry('/'), { dir: '/', base: '.' });
+  });
+  it('placeCopy: into an existing dir as is, else renamed to the destination, with docker\'s errors', () => {
+    assert.deepEqual(placeCopy('tree', true, { path: '/tmp', exists: true, isDir: true }), { dir: '/tmp', name: 'tree' });
+    assert.deepEqual(placeCopy('tree', true, { path: '/tmp/new', exists: false, isDir: false }), { dir: '/tmp', name: 'new' });
+    assert.deepEqual(placeCopy('f', false, { path: '/tmp/g', exists: true, isDir: false }), { dir: '/tmp', name: 'g' });
+    assert.throws(() => placeCopy('tree', true, { path: '/tmp/g', exists: true, isDir: false }), /cannot copy directory/);
+    assert.throws(() => placeCopy('f', false, { path: '/tmp/nodir/', exists: false, isDir: false }), /no such directory/);
+  });
+});
