@@ -106,6 +106,16 @@ test('cp without -a: into the container everything is owned by root, out of it b
   fs.chownSync(path.join(src, 'f'), 1000, 1000);
   await berth(['create', '--name', 'own', 'busybox', 'sh', '-c', 'stat -c "%u:%g" /tmp/owned/f; chown 1000:1000 /tmp/owned/f']);
   await berth(['cp', src, 'own:/tmp']);
+  // -L sends what a local symlink points at, under the link's name; without it, the link itself.
+  fs.symlinkSync(path.join(src, 'f'), path.join(tmp, 'f-link'));
+  await berth(['cp', '-L', path.join(tmp, 'f-link'), 'own:/tmp/followed']);
+  await berth(['cp', path.join(tmp, 'f-link'), 'own:/tmp/kept']);
+  const followed = await d.api('HEAD', '/containers/own/archive?path=/tmp/followed');
+  const kept = await d.api('HEAD', '/containers/own/archive?path=/tmp/kept');
+  const statOf = (r: { headers: Record<string, unknown> }) => JSON.parse(Buffer.from(String(r.headers['x-docker-container-path-stat']), 'base64').toString());
+  assert.equal(statOf(followed).size, 1);
+  assert.equal(statOf(followed).linkTarget, '');
+  assert.equal(statOf(kept).linkTarget, '/' + path.relative('/', path.join(src, 'f')), 'a link kept as a link, resolved inside the container');
   assert.equal(await berth(['start', '-a', 'own']), '0:0\n');
   const out = path.join(tmp, 'owned-out');
   await berth(['cp', 'own:/tmp/owned', out]);
