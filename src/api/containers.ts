@@ -5,6 +5,7 @@ import type { ContainerService, WaitCondition } from '../container/service.js';
 import type { Container } from '../container/types.js';
 import { ZERO_TIME } from '../container/types.js';
 import { isRunning } from '../container/state.js';
+import { HEALTH_FILTER_VALUES, healthFilterValue, healthSuffix } from '../container/health.js';
 import { type Context, type Router } from './server.js';
 import { parseFilters, matchLabels } from './filters.js';
 import { frame, writeChunk, MULTIPLEXED, RAW } from './streams.js';
@@ -27,7 +28,7 @@ export function statusString(c: Container): string {
   const s = c.state;
   switch (s.Status) {
     case 'running':
-      return `Up ${humanDuration(Date.now() - Date.parse(s.StartedAt))}`;
+      return `Up ${humanDuration(Date.now() - Date.parse(s.StartedAt))}${healthSuffix(c)}`;
     case 'paused':
       return `Up ${humanDuration(Date.now() - Date.parse(s.StartedAt))} (Paused)`;
     case 'restarting':
@@ -113,6 +114,7 @@ export function inspectJSON(svc: ContainerService, c: Container, storageDriver: 
       Error: s.Error,
       StartedAt: s.StartedAt,
       FinishedAt: s.FinishedAt,
+      ...(s.Health ? { Health: s.Health } : {}),
     },
     Image: c.imageId,
     ResolvConfPath: c.resolvConfPath,
@@ -156,7 +158,7 @@ export function listJSON(svc: ContainerService, c: Container, sizeRw?: number) {
   };
 }
 
-const listFilters = ['status', 'name', 'label', 'id', 'ancestor', 'exited', 'before', 'since'];
+const listFilters = ['status', 'name', 'label', 'id', 'ancestor', 'exited', 'before', 'since', 'health'];
 const statuses = ['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'];
 
 export function containerRoutes(router: Router, svc: ContainerService, opts: { storageDriver: string; graphData?: (containerId: string) => Record<string, string>; imageIdOf: (ref: string) => string | null; execIdsOf: (containerId: string) => string[] }): void {
@@ -165,6 +167,9 @@ export function containerRoutes(router: Router, svc: ContainerService, opts: { s
     const filters = parseFilters(q.get('filters'), listFilters);
     for (const st of filters.get('status') ?? []) {
       if (!statuses.includes(st)) throw new InvalidParameter(`invalid filter 'status=${st}'`);
+    }
+    for (const h of filters.get('health') ?? []) {
+      if (!HEALTH_FILTER_VALUES.includes(h)) throw new InvalidParameter(`Unrecognised filter value for health: ${h}`);
     }
     const all = bool(q, 'all');
     const limit = intParam(q, 'limit') ?? -1;
@@ -179,6 +184,7 @@ export function containerRoutes(router: Router, svc: ContainerService, opts: { s
         f('status', (v) => c.state.Status === v) &&
         f('name', (v) => new RegExp(v.replace(/^\//, '')).test(c.name)) &&
         f('id', (v) => c.id.startsWith(v)) &&
+        f('health', (v) => healthFilterValue(c) === v) &&
         f('exited', (v) => c.state.Status === 'exited' && c.state.ExitCode === Number(v)) &&
         (!filters.has('ancestor') || ancestors.includes(c.imageId)) &&
         beforeAt.every((t) => c.created < t) &&
@@ -274,6 +280,24 @@ export function containerRoutes(router: Router, svc: ContainerService, opts: { s
   });
 
   router.post('/containers/{id}/attach', async (ctx) => attach(ctx, svc));
+
+  router.post('/containers/{id}/pause', async (ctx) => {
+    await svc.pause(ctx.params.id);
+  });
+
+  router.post('/containers/{id}/unpause', async (ctx) => {
+    await svc.unpause(ctx.params.id);
+  });
+
+  router.post('/containers/{id}/rename', async (ctx) => {
+    await svc.rename(ctx.params.id, ctx.query.get('name') ?? '');
+  });
+
+  router.post('/containers/{id}/update', async (ctx) => {
+    const body = await ctx.json();
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidParameter('invalid JSON: update config must be an object');
+    return svc.update(ctx.params.id, body as Record<string, unknown>);
+  });
 }
 
 async function attach(ctx: Context, svc: ContainerService): Promise<void> {

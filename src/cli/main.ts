@@ -15,30 +15,35 @@ import * as r from './commands/run.js';
 import * as x from './commands/exec.js';
 import * as reg from './commands/registry.js';
 import * as s from './commands/system.js';
-import * as fsc from './commands/fs.js';
-import * as sl from './commands/saveload.js';
-import * as hk from './commands/housekeeping.js';
+import * as o from './commands/observe.js';
 import type { FlagSpec } from './flags.js';
 import { FlagError, flagUsages, parseFlags } from './flags.js';
 import { ApiClient, ApiError, ConnectError, resolveHost } from './http.js';
 import { StreamError } from './progress.js';
 import { TemplateError } from './template.js';
+import * as fsc from './commands/fs.js';
+import * as sl from './commands/saveload.js';
+import * as hk from './commands/housekeeping.js';
 
-const topLevel: Command[] = [r.run, r.create, r.start, x.exec, c.stop, c.kill, c.restart, c.rm, c.ps, c.logs, c.wait, c.inspect, i.images, i.rmi, i.tag, i.importCmd, i.history, r.pull, i.push, i.login, i.logout, s.info, s.version];
+const topLevel: Command[] = [r.run, r.create, r.start, x.exec, c.stop, c.kill, c.restart, c.rm, c.ps, c.logs, c.wait, c.inspect, o.pause, o.unpause, o.top, o.stats, o.rename, o.update, i.images, i.rmi, i.tag, i.importCmd, i.history, r.pull, i.push, i.login, i.logout, s.info, s.version];
+// Filesystem and image-archive commands, and housekeeping (kept as separate lines to merge easily).
 topLevel.push(fsc.cp, fsc.diff, fsc.exportCmd, sl.save, sl.load);
 
 const groups: Record<string, { description: string; commands: Command[] }> = {
   container: {
     description: 'Manage containers',
-    commands: [r.run, r.create, r.start, x.exec, c.stop, c.kill, c.restart, c.rm, c.ps, c.logs, c.wait, c.containerInspect, c.containerPrune, fsc.cp, fsc.diff, fsc.exportCmd],
+    commands: [r.run, r.create, r.start, x.exec, c.stop, c.kill, c.restart, c.rm, c.ps, c.logs, c.wait, c.containerInspect, c.containerPrune, o.pause, o.unpause, o.top, o.stats, o.rename, o.update],
   },
   image: {
     description: 'Manage images',
-    commands: [i.images, i.rmi, i.tag, i.importCmd, i.history, i.imageInspect, i.imagePrune, r.pull, i.push, sl.save, sl.load],
+    commands: [i.images, i.rmi, i.tag, i.importCmd, i.history, i.imageInspect, i.imagePrune, r.pull, i.push],
   },
-  system: { description: 'Manage berth', commands: [s.info, s.version, hk.systemDf, hk.systemPrune] },
+  system: { description: 'Manage berth', commands: [s.info, s.version] },
   registry: { description: 'Run an OCI image registry', commands: [reg.serve, reg.gc] },
 };
+groups.container!.commands.push(fsc.cp, fsc.diff, fsc.exportCmd);
+groups.image!.commands.push(sl.save, sl.load);
+groups.system!.commands.push(hk.systemDf, hk.systemPrune);
 
 const globalFlags: FlagSpec[] = [
   { long: 'config', kind: 'string', help: 'Location of client config files' },

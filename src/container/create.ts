@@ -10,6 +10,7 @@ import { Conflict, InvalidParameter, NotFound } from '../errors.js';
 import type { Image, ImageStore } from '../image/index.js';
 import { familiarString, parseReference } from '../image/reference.js';
 import { type Snapshotter, prepareOnBase } from '../storage/index.js';
+import { checkHealthcheck, mergeHealthcheck } from './health.js';
 import { checkConfig, normalizeHostConfig } from './hostconfig.js';
 import { randomName } from './names.js';
 import { INITIAL_STATE } from './state.js';
@@ -130,5 +131,6 @@ function mergeConfig(body: CreateBody, image: Image): ContainerConfig {
     StopSignal: body.StopSignal || ic.StopSignal || undefined,
     ExposedPorts: body.ExposedPorts ?? ic.ExposedPorts,
     Volumes: body.Volumes ?? ic.Volumes ?? null,
+    Healthcheck: mergeHealthcheck(checkHealthcheck(body.Healthcheck), ic.Healthcheck),
   };
 }

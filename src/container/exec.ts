@@ -65,6 +65,11 @@ function strings(v: unknown, what: string): string[] {
   return v as string[];
 }
 
+/** dockerd's event text for an exec: the entrypoint, a space, the arguments ("true " for a bare command). */
+function eventCommand(cmd: string[]): string {
+  return `${cmd[0]} ${cmd.slice(1).join(' ')}`;
+}
+
 /** KEY=value lists merged like docker's ReplaceOrAppendEnvValues: later keys replace earlier ones in place. */
 function mergeEnv(base: string[], extra: string[]): string[] {
   const out = [...base];
@@ -130,7 +135,7 @@ export class ExecService {
     let finish = () => {};
     const done = new Promise<void>((resolve) => (finish = resolve));
     this.sessions.set(id, { id, containerId: c.id, config, running: false, exitCode: null, pid: 0, started: false, process: null, done, finish });
-    this.containers.publish(`exec_create: ${cmd.join(' ')}`, c, { execID: id });
+    this.containers.publish(`exec_create: ${eventCommand(cmd)}`, c, { execID: id });
     return { Id: id };
   }
 
@@ -163,7 +168,7 @@ export class ExecService {
     s.process = proc;
     s.pid = proc.pid;
     s.running = true;
-    this.containers.publish(`exec_start: ${s.config.Cmd.join(' ')}`, c, { execID: s.id });
+    this.containers.publish(`exec_start: ${eventCommand(s.config.Cmd)}`, c, { execID: s.id });
     proc.exit.then(
       (code) => {
         s.exitCode = code;
@@ -224,9 +229,9 @@ export class ExecService {
     };
   }
 
-  /** Exec ids of a container (its inspect's ExecIDs). */
+  /** Exec ids of a container (its inspect's ExecIDs): like dockerd, those that have not exited (health probes come and go). */
   idsOf(containerId: string): string[] {
-    return [...this.sessions.values()].filter((s) => s.containerId === containerId).map((s) => s.id);
+    return [...this.sessions.values()].filter((s) => s.containerId === containerId && s.exitCode === null).map((s) => s.id);
   }
 
   private async processSpec(c: Container, cfg: ExecConfig, consoleSize: [number, number] | null): Promise<OciProcess & { consoleSize?: { height: number; width: number } }> {

@@ -68,7 +68,6 @@ const INERT = new Set(['ContainerIDFile', 'Isolation']);
 
 /** Config (not HostConfig) fields berth does not implement yet. */
 const CONFIG_NOT_YET: Record<string, string> = {
-  Healthcheck: '--health-cmd',
   Volumes: '-v, --volume',
   MacAddress: '--mac-address',
 };
@@ -95,9 +94,17 @@ function notYet(what: string): never {
 }
 
 const RESTART_POLICIES = ['no', 'always', 'unless-stopped', 'on-failure'];
-const MIN_MEMORY = 6 * 1024 * 1024;
+export const MIN_MEMORY = 6 * 1024 * 1024;
 
-function num(h: Record<string, unknown>, key: string): number {
+/** A restart policy's name and retry count, as create and update check them. */
+export function checkRestartPolicy(restart: { Name?: string; MaximumRetryCount?: number }): void {
+  if (restart.Name && !RESTART_POLICIES.includes(restart.Name)) {
+    throw new InvalidParameter(`invalid restart policy: unknown policy '${restart.Name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'`);
+  }
+  if (restart.MaximumRetryCount && restart.Name !== 'on-failure') throw new InvalidParameter(`invalid restart policy: maximum retry count can only be used with 'on-failure'`);
+}
+
+export function num(h: Record<string, unknown>, key: string): number {
   const v = h[key];
   if (v === undefined || v === null) return 0;
   if (typeof v !== 'number' || !Number.isFinite(v)) throw new InvalidParameter(`invalid HostConfig.${key}: ${JSON.stringify(v)}`);
@@ -133,10 +140,7 @@ export function normalizeHostConfig(raw: Record<string, unknown>): HostConfig {
   const shm = num(raw, 'ShmSize');
   if (shm < 0) throw new InvalidParameter('SHM size can not be less than 0');
   const restart = (raw.RestartPolicy ?? {}) as { Name?: string; MaximumRetryCount?: number };
-  if (restart.Name && !RESTART_POLICIES.includes(restart.Name)) {
-    throw new InvalidParameter(`invalid restart policy: unknown policy '${restart.Name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'`);
-  }
-  if (restart.MaximumRetryCount && restart.Name !== 'on-failure') throw new InvalidParameter(`invalid restart policy: maximum retry count can only be used with 'on-failure'`);
+  checkRestartPolicy(restart);
   const autoRemove = raw.AutoRemove === true;
   if (restart.Name && restart.Name !== 'no' && autoRemove) throw new InvalidParameter('can\'t create \'AutoRemove\' container with restart policy');
   const pids = raw.PidsLimit;
@@ -177,8 +181,6 @@ const KNOWN = new Set([
 export function checkConfig(body: Record<string, unknown>): void {
   for (const [key, what] of Object.entries(CONFIG_NOT_YET)) {
     const v = body[key];
-    // --no-healthcheck asks for what berth does anyway.
-    if (key === 'Healthcheck' && Array.isArray((v as { Test?: unknown })?.Test) && (v as { Test: string[] }).Test[0] === 'NONE') continue;
     if (!unset(v)) notYet(what);
   }
   const endpoints = (body.NetworkingConfig as { EndpointsConfig?: Record<string, unknown> } | undefined)?.EndpointsConfig ?? {};

@@ -26,14 +26,15 @@
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { CommandNotRunnable, NotFound, NotModified, SystemError, BerthError, errorMessage } from '../errors.js';
+import { CommandNotRunnable, InvalidParameter, NotFound, NotModified, SystemError, BerthError, errorMessage } from '../errors.js';
 import type { EventBus } from '../events/index.js';
 import { log } from '../log.js';
 import { safeJoin } from '../archive/index.js';
 import { type Snapshotter, removeOnBase } from '../storage/index.js';
 import type { Image, ImageStore } from '../image/index.js';
-import { type Runtime, type OciSpec, buildSpec, resolveUser } from '../runtime/index.js';
+import { type Runtime, type OciSpec, buildSpec, cgroupLimits, resolveUser } from '../runtime/index.js';
 import { type CreateBody, newContainer, pickName, prepareSnapshot } from './create.js';
+import type { HealthHooks } from './health.js';
 import { KeyedLock } from './lock.js';
 import { type Contributions, type Provider, type StartContext, setupAll, teardownAll } from './providers/index.js';
 import { networkProvider } from './providers/network.js';
@@ -41,10 +42,11 @@ import { rootfsProvider } from './providers/rootfs.js';
 import { shmProvider } from './providers/shm.js';
 import { recoverContainers } from './recovery.js';
 import { RestartManager, shouldRestart } from './restart.js';
-import { checkCanKill, checkCanRemove, checkCanStart, isRunning, toExited, toRemoving, toRestarting, toRunning, toStartFailed, toStoppedRestart } from './state.js';
+import { checkCanKill, checkCanPause, checkCanRemove, checkCanStart, checkCanUnpause, isRunning, toExited, toPaused, toRemoving, toRestarting, toRunning, toStartFailed, toStoppedRestart, toUnpaused } from './state.js';
+import { type UpdateBody, applyUpdate, resources } from './update.js';
 import { ContainerStore } from './store.js';
 import { ContainerStreams } from './streams.js';
-import type { Container, HostConfig, State } from './types.js';
+import type { Container, Health, State } from './types.js';
 
 export interface ContainerDeps {
   store: ContainerStore;
@@ -104,6 +106,8 @@ export class ContainerService {
   private readonly removedCodes = new Map<string, number>();
   private readonly restarts = new RestartManager((id) => void this.restartByPolicy(id));
   private readonly providers: readonly Provider[];
+  /** Health checks (health.ts): told of every start, stop, exit and removal once set. */
+  private health: HealthHooks | null = null;
 
   constructor(private readonly deps: ContainerDeps) {
     this.store = deps.store;
@@ -149,6 +153,17 @@ export class ContainerService {
   /** A container event on the bus, with dockerd's attributes (labels, image, name, then the action's own). */
   publish(action: string, c: Container, extra: Record<string, string> = {}): void {
     this.events.publish('container', action, c.id, { ...c.config.Labels, image: c.config.Image, name: c.name, ...extra });
+  }
+
+  /** Set before recover(), so that adopted containers get their monitors back. */
+  useHealth(hooks: HealthHooks): void {
+    this.health = hooks;
+  }
+
+  /** The health monitor's write: a probe's result in the record, between verbs (it runs in one go). */
+  saveHealth(c: Container, health: Health): void {
+    c.state = { ...c.state, Health: health };
+    this.store.save(c);
   }
 
   private save(c: Container, state: State): void {
@@ -219,6 +234,7 @@ export class ContainerService {
     }
     const [h, w] = c.hostConfig.ConsoleSize;
     if (c.config.Tty && h > 0 && w > 0) await runtime.resize(c.id, h, w).catch(() => {});
+    this.health?.started(c);
     this.publish('start', c);
   }
 
@@ -281,6 +297,7 @@ export class ContainerService {
     this.runs.delete(id);
     const c = this.store.find(id);
     if (!c) return;
+    this.health?.stop(c);
     const { runtime } = this.deps;
     const oom = runtime.oomKilled(id);
     await runtime.delete(id).catch((err) => log.warn('runtime delete failed', { id, error: errorMessage(err) }));
@@ -333,6 +350,20 @@ export class ContainerService {
 
   // ---- stop, kill, restart -----------------------------------------------------------------------
 
+  /**
+   * Send a signal. A frozen process gets it only once thawed, so a paused container is unpaused
+   * after a signal meant to end it (SIGKILL or its stop signal), as dockerd does.
+   */
+  private async signal(c: Container, sig: string, all = false): Promise<void> {
+    await this.deps.runtime.kill(c.id, signalName(sig), all);
+    const stopSignal = c.config.StopSignal;
+    const ends = isKill(sig) || !stopSignal || signalNumber(sig) === signalNumber(stopSignal);
+    if (c.state.Status === 'paused' && ends) {
+      await this.deps.runtime.resume(c.id).catch((err) => log.warn('thawing a paused container failed', { id: c.id, error: errorMessage(err) }));
+      this.save(c, toUnpaused(c.state));
+    }
+  }
+
   stop(idOrName: string, opts: { timeout?: number; signal?: string }): Promise<void> {
     return this.locked(idOrName, (c) => this.stopLocked(c, opts));
   }
@@ -342,12 +373,13 @@ export class ContainerService {
     this.markStopped(c);
     if (wasRestarting) return;
     if (!isRunning(c.state)) throw new NotModified('container already stopped');
+    this.health?.stop(c);
     const signal = opts.signal || c.config.StopSignal || 'SIGTERM';
     const timeout = opts.timeout ?? c.config.StopTimeout ?? DEFAULT_STOP_TIMEOUT;
-    await this.deps.runtime.kill(c.id, signalName(signal)).catch(() => {});
+    await this.signal(c, signal).catch(() => {});
     this.publish('kill', c, { signal: signalNumber(signal) });
     if (!(await this.awaitExit(c, timeout < 0 ? undefined : timeout * 1000))) {
-      await this.deps.runtime.kill(c.id, 'SIGKILL', true).catch(() => {});
+      await this.signal(c, 'SIGKILL', true).catch(() => {});
       this.publish('kill', c, { signal: signalNumber('SIGKILL') });
       await this.awaitExit(c);
     }
@@ -359,7 +391,7 @@ export class ContainerService {
       checkCanKill(c, idOrName);
       this.markStopped(c);
       const sig = signal || 'SIGKILL';
-      await this.deps.runtime.kill(c.id, signalName(sig));
+      await this.signal(c, sig);
       this.publish('kill', c, { signal: signalNumber(sig) });
       if (isKill(sig)) await this.awaitExit(c);
     });
@@ -367,7 +399,7 @@ export class ContainerService {
 
   restart(idOrName: string, opts: { timeout?: number; signal?: string }): Promise<void> {
     return this.locked(idOrName, async (c) => {
-      if (c.state.Status === 'running') await this.stopLocked(c, opts);
+      if (isRunning(c.state)) await this.stopLocked(c, opts);
       await this.startLocked(c);
       this.publish('restart', c);
     });
@@ -400,6 +432,63 @@ export class ContainerService {
     this.publish('attach', c);
   }
 
+  // ---- pause, rename, update ---------------------------------------------------------------------
+
+  pause(idOrName: string): Promise<void> {
+    return this.locked(idOrName, async (c) => {
+      checkCanPause(c);
+      await this.deps.runtime.pause(c.id);
+      this.save(c, toPaused(c.state));
+      this.health?.stop(c);
+      this.publish('pause', c);
+    });
+  }
+
+  unpause(idOrName: string): Promise<void> {
+    return this.locked(idOrName, async (c) => {
+      checkCanUnpause(c);
+      await this.deps.runtime.resume(c.id);
+      this.save(c, toUnpaused(c.state));
+      this.health?.resume(c);
+      this.publish('unpause', c);
+    });
+  }
+
+  rename(idOrName: string, newName: string): Promise<void> {
+    return this.locked(idOrName, async (c) => {
+      if (!newName) throw new InvalidParameter('Neither old nor new names may be empty');
+      const wanted = newName.replace(/^\//, '');
+      if (wanted === c.name) throw new InvalidParameter('Renaming a container with the same name as its current name');
+      const oldName = c.name;
+      c.name = pickName(this.store, wanted);
+      this.store.save(c);
+      this.publish('rename', c, { oldName: `/${oldName}` });
+    });
+  }
+
+  /** New limits and restart policy; a running container gets the limits at once. */
+  update(idOrName: string, body: UpdateBody): Promise<{ Warnings: string[] }> {
+    return this.locked(idOrName, async (c) => {
+      const next = applyUpdate(c, body);
+      if (isRunning(c.state)) {
+        const limits = cgroupLimits(resources(next));
+        if (next.PidsLimit === null && c.hostConfig.PidsLimit !== null) limits.pids = { limit: -1 }; // back to unlimited
+        await this.deps.runtime.update(c.id, limits).catch((err) => {
+          throw new SystemError(`Cannot update container ${c.id}: ${errorMessage(err)}`);
+        });
+      }
+      c.hostConfig = next;
+      this.store.save(c);
+      this.publish('update', c);
+      return { Warnings: [] };
+    });
+  }
+
+  /** The container's cgroup, for top and stats (undefined when it has no run). */
+  cgroupsPath(c: Container): string | undefined {
+    return isRunning(c.state) ? this.deps.runtime.cgroupsPath(c.id) : undefined;
+  }
+
   // ---- remove ------------------------------------------------------------------------------------
 
   remove(idOrName: string, opts: { force: boolean; volumes: boolean }): Promise<void> {
@@ -407,7 +496,7 @@ export class ContainerService {
       const first = checkCanRemove(c, opts.force);
       if (c.state.Status === 'restarting') this.markStopped(c);
       if (first === 'kill') {
-        await this.deps.runtime.kill(c.id, 'SIGKILL', true).catch(() => {});
+        await this.signal(c, 'SIGKILL', true).catch(() => {});
         await this.awaitExit(c);
       }
       // An AutoRemove exit may have removed it meanwhile.
@@ -416,6 +505,7 @@ export class ContainerService {
   }
 
   private async removeLocked(c: Container): Promise<void> {
+    this.health?.stop(c);
     this.save(c, toRemoving(c.state));
     this.restarts.forget(c.id);
     await teardownAll(this.providers, this.context(c));
@@ -451,10 +541,15 @@ export class ContainerService {
       runtime: this.deps.runtime,
       adopt: async (c) => {
         this.watchExit(c.id);
+        const status = (await this.deps.runtime.state(c.id).catch(() => null))?.status;
         // Killed between `runc create` and `runc start`: the record already says running, so finish the start.
-        if ((await this.deps.runtime.state(c.id).catch(() => null))?.status === 'created') {
+        if (status === 'created') {
           await this.deps.runtime.start(c.id).catch((err) => log.warn('finishing an interrupted start failed', { id: c.id, error: errorMessage(err) }));
         }
+        // Killed between the freeze (or thaw) and saving it: the runtime knows which it is.
+        if (status === 'paused' && c.state.Status === 'running') this.save(c, toPaused(c.state));
+        if (status === 'running' && c.state.Status === 'paused') this.save(c, toUnpaused(c.state));
+        this.health?.resume(c);
       },
       exited: (c, code) => {
         const run = Symbol(c.id);
@@ -472,20 +567,4 @@ export class ContainerService {
       }),
     });
   }
-}
-
-function resources(h: HostConfig) {
-  const out: { memory?: number; memorySwap?: number; cpuShares?: number; cpuQuota?: number; cpuPeriod?: number; pidsLimit?: number } = {};
-  if (h.Memory > 0) out.memory = h.Memory;
-  if (h.MemorySwap !== 0) out.memorySwap = h.MemorySwap;
-  if (h.CpuShares > 0) out.cpuShares = h.CpuShares;
-  if (h.NanoCpus > 0) {
-    out.cpuPeriod = 100000;
-    out.cpuQuota = Math.round((h.NanoCpus / 1e9) * 100000);
-  } else {
-    if (h.CpuQuota > 0) out.cpuQuota = h.CpuQuota;
-    if (h.CpuPeriod > 0) out.cpuPeriod = h.CpuPeriod;
-  }
-  if (h.PidsLimit !== null && h.PidsLimit > 0) out.pidsLimit = h.PidsLimit;
-  return out;
 }

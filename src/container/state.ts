@@ -52,6 +52,29 @@ export function checkCanExec(c: Container): void {
   }
 }
 
+/** Docker's pause preconditions and messages. */
+export function checkCanPause(c: Container): void {
+  switch (c.state.Status) {
+    case 'running':
+      return;
+    case 'paused':
+      throw new Conflict(`Container ${c.id} is already paused`);
+    case 'restarting':
+      throw new Conflict(`Container ${c.id} is restarting, wait until the container is running`);
+    default:
+      throw new Conflict(`Container ${c.id} is not running`);
+  }
+}
+
+export function checkCanUnpause(c: Container): void {
+  if (c.state.Status !== 'paused') throw new Conflict(`Container ${c.id} is not paused`);
+}
+
+/** top and stats look at processes: the container must have some. */
+export function checkHasProcesses(c: Container): void {
+  if (!isRunning(c.state)) throw new Conflict(`Container ${c.id} is not running`);
+}
+
 function now(): string {
   return new Date().toISOString();
 }
@@ -67,6 +90,14 @@ export function toExited(s: State, exitCode: number, oomKilled: boolean): State 
 /** A start that failed: a container that never ran stays created, as in docker. */
 export function toStartFailed(s: State, exitCode: number, error: string): State {
   return { ...s, Status: s.StartedAt === ZERO_TIME ? 'created' : 'exited', Pid: 0, ExitCode: exitCode, Error: error, FinishedAt: now() };
+}
+
+export function toPaused(s: State): State {
+  return { ...s, Status: 'paused' };
+}
+
+export function toUnpaused(s: State): State {
+  return { ...s, Status: 'running' };
 }
 
 export function toRestarting(s: State): State {

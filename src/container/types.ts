@@ -23,7 +23,36 @@ export interface ContainerConfig {
   StopTimeout?: number;
   ExposedPorts?: Record<string, object>;
   Volumes?: Record<string, object> | null;
+  Healthcheck?: HealthConfig;
   [extra: string]: unknown;
+}
+
+/** Docker's HealthConfig: durations in nanoseconds, 0 = the default (or the image's). */
+export interface HealthConfig {
+  /** [] inherit the image's; ["NONE"]; ["CMD", arg...]; ["CMD-SHELL", command]. */
+  Test?: string[] | null;
+  Interval?: number;
+  Timeout?: number;
+  StartPeriod?: number;
+  StartInterval?: number;
+  Retries?: number;
+}
+
+export type HealthStatus = 'starting' | 'healthy' | 'unhealthy';
+
+/** One probe run, as inspect shows it in State.Health.Log. */
+export interface HealthLogEntry {
+  Start: string;
+  End: string;
+  ExitCode: number;
+  Output: string;
+}
+
+/** Docker's State.Health. */
+export interface Health {
+  Status: HealthStatus;
+  FailingStreak: number;
+  Log: HealthLogEntry[];
 }
 
 /** Docker's HostConfig, only the fields berth implements (hostconfig.ts refuses the others). */
@@ -57,6 +86,8 @@ export interface State {
   OOMKilled: boolean;
   StartedAt: string;
   FinishedAt: string;
+  /** Present once a container with a health check has started (health.ts). */
+  Health?: Health;
 }
 
 export interface Container {

@@ -25,8 +25,10 @@ import { Router, createApiServer } from '../api/server.js';
 import { systemRoutes, BERTH_VERSION } from '../api/system.js';
 import { eventRoutes } from '../api/events.js';
 import { containerRoutes } from '../api/containers.js';
+import { statsRoutes } from '../api/stats.js';
 import { execRoutes } from '../api/exec.js';
 import { ExecService } from '../container/exec.js';
+import { HealthMonitor } from '../container/health.js';
 import { imageRoutes } from '../api/images.js';
 import { archiveRoutes } from '../api/archive.js';
 import { saveLoadRoutes } from '../api/saveload.js';
@@ -171,6 +173,9 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   await content.recover();
   await storage.recover();
   await removeExtracts(storage);
+  const execs = new ExecService(containers, createExecRuntime({ runtimePath, conmonPath, runtimeRoot: path.join(config.execRoot, 'runc'), bundlesDir: path.join(config.execRoot, 'c') }));
+  const health = new HealthMonitor(containers, execs);
+  containers.useHealth(health);
   await containers.recover();
 
   const router = new Router();
@@ -184,7 +189,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
     cgroupVersion: cgroupVersion() === 2 ? '2' : '1',
     runtimePath,
   });
-  const execs = new ExecService(containers, createExecRuntime({ runtimePath, conmonPath, runtimeRoot: path.join(config.execRoot, 'runc'), bundlesDir: path.join(config.execRoot, 'c') }));
+  statsRoutes(router, containers);
   execRoutes(router, execs);
   containerRoutes(router, containers, {
     storageDriver: storage.driver,
@@ -225,6 +230,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
       await Promise.all(servers.map((s) => new Promise<void>((r) => { s.close(() => r()); s.closeAllConnections(); })));
       for (const s of sockets) fs.rmSync(s, { force: true });
       fs.rmSync(config.pidfile, { force: true });
+      health.shutdown();
       db.close();
     },
   };

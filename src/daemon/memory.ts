@@ -29,6 +29,8 @@ export function trimWhenQuiet(servers: http.Server[]): void {
   const trim = (): void => {
     timer = null;
     lastTrim = Date.now();
+    // A full collection first (bin/berthd passes --expose-gc), so what the work left in the heap is freed before the trim.
+    (globalThis as { gc?: () => void }).gc?.();
     mallocTrim();
   };
   const requestDone = (): void => {

@@ -1,13 +1,14 @@
 /**
  * Dockerfile-style `--change` lines for `docker import` / `docker commit`, applied to an image's
- * container config: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME, STOPSIGNAL.
+ * container config: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME, STOPSIGNAL, HEALTHCHECK.
  */
 import * as path from 'node:path';
 import { InvalidParameter } from '../errors.js';
-import type { ContainerConfig } from './store.js';
+import type { ContainerConfig, HealthConfig } from './store.js';
+import { parseGoDuration } from '../util/duration.js';
 
 const ALLOWED = new Set(['CMD', 'ENTRYPOINT', 'ENV', 'WORKDIR', 'USER', 'LABEL', 'EXPOSE', 'VOLUME', 'STOPSIGNAL', 'HEALTHCHECK', 'ONBUILD']);
-const SUPPORTED = new Set(['CMD', 'ENTRYPOINT', 'ENV', 'WORKDIR', 'USER', 'LABEL', 'EXPOSE', 'VOLUME', 'STOPSIGNAL']);
+const SUPPORTED = new Set(['CMD', 'ENTRYPOINT', 'ENV', 'WORKDIR', 'USER', 'LABEL', 'EXPOSE', 'VOLUME', 'STOPSIGNAL', 'HEALTHCHECK']);
 
 /** JSON array of strings ("exec form"), or null if the text is not one. */
 function jsonArray(s: string): string[] | null {
@@ -65,6 +66,50 @@ function keyValues(instr: string, rest: string): [string, string][] {
     if (eq <= 0) throw new InvalidParameter(`${instr} names can not be blank`);
     return [w.slice(0, eq), w.slice(eq + 1)];
   });
+}
+
+const HEALTH_FLAGS: Record<string, Exclude<keyof HealthConfig, 'Test'>> = {
+  interval: 'Interval', timeout: 'Timeout', 'start-period': 'StartPeriod', 'start-interval': 'StartInterval', retries: 'Retries',
+};
+
+/**
+ * The Dockerfile's HEALTHCHECK arguments: `NONE`, or `[--interval=D] [--timeout=D] [--start-period=D]
+ * [--start-interval=D] [--retries=N] CMD command` (exec form → CMD, shell form → CMD-SHELL).
+ */
+export function parseHealthcheck(rest: string): HealthConfig {
+  let s = rest.trim();
+  const hc: HealthConfig = {};
+  for (let m = /^--([a-z-]+)=(\S*)\s*/.exec(s); m; m = /^--([a-z-]+)=(\S*)\s*/.exec(s)) {
+    const key = HEALTH_FLAGS[m[1]!];
+    if (!key) throw new InvalidParameter(`unknown flag: ${m[1]}`);
+    if (key === 'Retries') {
+      if (!/^-?\d+$/.test(m[2]!)) throw new InvalidParameter(`strconv.ParseInt: parsing ${JSON.stringify(m[2])}: invalid syntax`);
+      const n = Number(m[2]);
+      if (n < 1) throw new InvalidParameter(`--retries must be at least 1 (not ${n})`);
+      hc.Retries = n;
+    } else {
+      let ns: number;
+      try {
+        ns = parseGoDuration(m[2]!);
+      } catch (e) {
+        throw new InvalidParameter((e as Error).message);
+      }
+      if (ns !== 0 && ns < 1e6) throw new InvalidParameter(`${m[1]} cannot be less than 1ms`);
+      hc[key] = ns;
+    }
+    s = s.slice(m[0].length);
+  }
+  const m = /^(\S+)\s*(.*)$/s.exec(s);
+  const type = m?.[1]?.toUpperCase();
+  if (type === 'NONE') {
+    if (m![2] || Object.keys(hc).length) throw new InvalidParameter('HEALTHCHECK NONE takes no arguments');
+    return { Test: ['NONE'] };
+  }
+  if (type !== 'CMD') throw new InvalidParameter(`Unknown type ${JSON.stringify(m?.[1] ?? '')} in HEALTHCHECK (try CMD)`);
+  const cmd = m![2]!.trim();
+  if (!cmd) throw new InvalidParameter('Missing command after HEALTHCHECK CMD');
+  const argv = jsonArray(cmd);
+  return { Test: argv ? ['CMD', ...argv] : ['CMD-SHELL', cmd], ...hc };
 }
 
 /** Applies each change line to a copy of `config`; InvalidParameter on anything docker would refuse. */
@@ -137,6 +182,9 @@ export function applyChanges(config: ContainerConfig, changes: string[]): Contai
         c.Volumes = vols;
         break;
       }
+      case 'HEALTHCHECK':
+        c.Healthcheck = parseHealthcheck(rest);
+        break;
     }
   }
   return c;

@@ -247,13 +247,19 @@ class ConmonExecRuntime implements ExecRuntime {
       const pid = first.data;
       const exit = (async () => {
         const last = await sync.next();
-        // EOF: conmon has exited (the pipe is close-on-exec in the process it runs).
-        while ((await sync.next()) !== null) { /* drain */ }
-        closePipes();
+        // EOF on the sync pipe: conmon has exited (the pipe is close-on-exec in the process it runs).
+        const conmonGone = (async () => {
+          if (last !== null) while ((await sync.next()) !== null) { /* drain */ }
+          closePipes();
+        })();
         let code = last?.data ?? null;
-        if (code === null || code < 0) {
-          try { code = parseInt(fs.readFileSync(path.join(dir, containerId), 'utf8'), 10); } catch { code = null; }
+        if (code !== null && code >= 0) {
+          // The code is known: the caller need not wait for conmon to leave; the directory goes once it has.
+          void conmonGone.then(cleanup);
+          return code;
         }
+        await conmonGone;
+        try { code = parseInt(fs.readFileSync(path.join(dir, containerId), 'utf8'), 10); } catch { code = null; }
         cleanup();
         return code === null || !Number.isFinite(code) || code < 0 ? 137 : code;
       })();

@@ -43,7 +43,6 @@ const REFUSED: [string[], RegExp][] = [
   [['--oom-score-adj', '100'], /--oom-score-adj is not supported yet/],
   [['--cgroup-parent', 'other'], /--cgroup-parent is not supported yet/],
   [['--log-opt', 'max-size=1m'], /--log-opt is not supported yet/],
-  [['--health-cmd', 'true'], /--health-cmd is not supported yet/],
   [['--volumes-from', 'x'], /--volumes-from is not supported yet/],
   [['--link', 'x:y'], /--link is not supported yet/],
   [['-p', '127.0.0.1:8080:80'], /publishing ports \(-p, -P\) is not supported yet/],

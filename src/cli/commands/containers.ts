@@ -190,7 +190,7 @@ export const ps: Command = {
 };
 
 /** Runs op on each container, printing its name on success; errors are joined at the end (exit 1). */
-async function each(ctx: Ctx, names: string[], op: (name: string) => Promise<void>, ignoreNotFound = false): Promise<number> {
+export async function each(ctx: Ctx, names: string[], op: (name: string) => Promise<void>, ignoreNotFound = false): Promise<number> {
   const errs: string[] = [];
   for (const name of names) {
     try {

@@ -20,6 +20,7 @@ import { ramInBytes } from '../format.js';
 import { ApiError, ConnectError, Demuxer } from '../http.js';
 import { displayJsonMessages, StreamError } from '../progress.js';
 import { familiarTagged, fullName, parseRef } from '../ref.js';
+import { parseGoDuration } from '../../util/duration.js';
 
 export const createFlags: FlagSpec[] = [
   { long: 'add-host', kind: 'list', help: 'Add a custom host-to-IP mapping (host:ip)' },
@@ -34,6 +35,12 @@ export const createFlags: FlagSpec[] = [
   { long: 'env', short: 'e', kind: 'list', help: 'Set environment variables' },
   { long: 'env-file', kind: 'list', help: 'Read in a file of environment variables' },
   { long: 'expose', kind: 'list', help: 'Expose a port or a range of ports' },
+  { long: 'health-cmd', kind: 'string', help: 'Command to run to check health' },
+  { long: 'health-interval', kind: 'string', type: 'duration', help: 'Time between running the check (ms|s|m|h) (default 0s)' },
+  { long: 'health-retries', kind: 'int', help: 'Consecutive failures needed to report unhealthy' },
+  { long: 'health-start-interval', kind: 'string', type: 'duration', help: 'Time between running the check during the start period (ms|s|m|h) (default 0s)' },
+  { long: 'health-start-period', kind: 'string', type: 'duration', help: 'Start period for the container to initialize before starting health-retries countdown (ms|s|m|h) (default 0s)' },
+  { long: 'health-timeout', kind: 'string', type: 'duration', help: 'Maximum time to allow one check to run (ms|s|m|h) (default 0s)' },
   { long: 'hostname', short: 'h', kind: 'string', help: 'Container host name' },
   { long: 'init', kind: 'bool', help: 'Run an init inside the container that forwards signals and reaps processes' },
   { long: 'interactive', short: 'i', kind: 'bool', help: 'Keep STDIN open even if not attached' },
@@ -41,6 +48,7 @@ export const createFlags: FlagSpec[] = [
   { long: 'memory', short: 'm', kind: 'string', type: 'bytes', help: 'Memory limit' },
   { long: 'name', kind: 'string', help: 'Assign a name to the container' },
   { long: 'network', kind: 'string', type: 'network', help: 'Connect a container to a network' },
+  { long: 'no-healthcheck', kind: 'bool', help: 'Disable any container-specified HEALTHCHECK' },
   { long: 'net', kind: 'string', type: 'network', help: 'Connect a container to a network (alias of --network)' },
   { long: 'pids-limit', kind: 'int', help: 'Tune container pids limit (set -1 for unlimited)' },
   { long: 'platform', kind: 'string', help: 'Set platform if server is multi-platform capable' },
@@ -161,6 +169,46 @@ export function envOf(p: Parsed, env: NodeJS.ProcessEnv): string[] {
   return out;
 }
 
+/** A --health-* duration in nanoseconds; 0 when not given. */
+function healthDuration(p: Parsed, flag: string): number {
+  const v = p.str(flag);
+  if (v === undefined) return 0;
+  try {
+    return parseGoDuration(v);
+  } catch (e) {
+    throw new FlagValueError(`invalid argument "${v}" for "--${flag}" flag: ${(e as Error).message}`);
+  }
+}
+
+/** --health-* and --no-healthcheck, as the docker CLI turns them into Config.Healthcheck. */
+function healthcheckOf(p: Parsed): Record<string, unknown> | undefined {
+  const cmd = p.str('health-cmd') ?? '';
+  const interval = healthDuration(p, 'health-interval');
+  const timeout = healthDuration(p, 'health-timeout');
+  const startPeriod = healthDuration(p, 'health-start-period');
+  const startInterval = healthDuration(p, 'health-start-interval');
+  const retries = p.int('health-retries') ?? 0;
+  const any = cmd !== '' || interval !== 0 || timeout !== 0 || startPeriod !== 0 || startInterval !== 0 || retries !== 0;
+  if (p.bool('no-healthcheck')) {
+    if (any) bad('--no-healthcheck conflicts with --health-* options');
+    return { Test: ['NONE'] };
+  }
+  if (!any) return undefined;
+  if (interval < 0) bad('--health-interval cannot be negative');
+  if (timeout < 0) bad('--health-timeout cannot be negative');
+  if (retries < 0) bad('--health-retries cannot be negative');
+  if (startPeriod < 0) bad('--health-start-period cannot be negative');
+  if (startInterval < 0) bad('--health-start-interval cannot be negative');
+  return {
+    Test: cmd ? ['CMD-SHELL', cmd] : null,
+    Interval: interval,
+    Timeout: timeout,
+    StartPeriod: startPeriod,
+    StartInterval: startInterval,
+    Retries: retries,
+  };
+}
+
 /** Translates run/create flags into the POST /containers/create request. */
 export function buildCreate(p: Parsed, detach: boolean, env: NodeJS.ProcessEnv = process.env): CreateRequest {
   const [image, ...cmd] = p.args;
@@ -264,6 +312,8 @@ export function buildCreate(p: Parsed, detach: boolean, env: NodeJS.ProcessEnv =
     HostConfig: host,
     NetworkingConfig: { EndpointsConfig: {} },
   };
+  const healthcheck = healthcheckOf(p);
+  if (healthcheck) body.Healthcheck = healthcheck;
   return {
     image,
     pull,
