@@ -216,6 +216,8 @@ test('diff lists added, changed and deleted paths, opaque directories included',
 });
 
 test('export | import round-trips a filesystem, from a running container too', async () => {
+  // Every cp, the export and their events happen after this second.
+  const since = Math.floor(Date.now() / 1000) - 1;
   await berth(['run', '-d', '--name', 'ex', 'busybox', 'sh', '-c', 'mkdir /data && echo kept > /data/f && rm /bin/vi && sleep 60']);
   for (let i = 0; i < 50; i++) {
     if ((await d.berth(['cp', 'ex:/data/f', '-'])).code === 0) break;
@@ -234,7 +236,6 @@ test('export | import round-trips a filesystem, from a running container too', a
   assert.equal(dirMode, 2 ** 31 + 0o755, 'Go\'s os.ModeDir bit and the permissions');
   assert.equal((await d.api('HEAD', '/containers/ex/archive?path=/nope')).status, 404);
   const file = path.join(tmp, 'ex.tar');
-  const since = Math.floor(Date.now() / 1000) - 1;
   await berth(['export', '-o', file, 'ex']);
   const events = await docker(['events', '--since', String(since), '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', 'container=ex', '--format', '{{.Action}}']);
   for (const a of ['extract-to-dir', 'archive-path', 'export']) assert.ok(events.split('\n').includes(a), `${a} in ${events}`);
