@@ -3,8 +3,11 @@
  * and `diff`. Every path is resolved inside the container's root: `..` stops at its `/`, and
  * symlinks met on the way (absolute or relative) are followed within the root, never on the host.
  *
- * Each operation runs under the container's lock. A running container's root is its mounted rootfs;
- * any other has its snapshot mounted on a private dir for the call.
+ * Each operation runs under the container's lock. A running container's root is its mounted rootfs,
+ * and the container is frozen (runtime pause) for the call: path checks and the writes and reads
+ * after them are only as good as the tree staying put, and its own processes are the ones that could
+ * swap a checked directory for a symlink to the host. Any other container has its snapshot mounted
+ * on a private dir for the call.
  *
  * A path inside a volume or bind mount (the mounts table the volume service gives, `mountsOf`) is
  * resolved inside that mount's source on the host instead, as if the source were its own `/`.
@@ -17,7 +20,9 @@ import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { checkTarMembers, extractTar, packDir, packPath, safeJoin } from '../archive/index.js';
-import { Forbidden, InvalidParameter, NotFound } from '../errors.js';
+import { Forbidden, InvalidParameter, NotFound, errorMessage } from '../errors.js';
+import { log } from '../log.js';
+import type { Runtime } from '../runtime/index.js';
 import { type Snapshotter, snapshotDiff, withMounts } from '../storage/index.js';
 import type { ContainerService } from './service.js';
 import { isRunning } from './state.js';
@@ -85,7 +90,7 @@ export function resolvePath(root: string, p: string): ResolvedPath {
 }
 
 function notFound(abs: string, c: Container): NotFound {
-  return new NotFound(`Could not find the file ${abs.replace(/\/\.$/, '/.')} in container ${c.name}`);
+  return new NotFound(`Could not find the file ${abs} in container ${c.name}`);
 }
 
 /** lstat of a resolved path with docker's errors; a directory-asserting path must be one. */
@@ -111,7 +116,6 @@ export function statResolved(root: string, r: ResolvedPath, c: Container, mounte
 export function encodeStat(stat: PathStat): string {
   return Buffer.from(JSON.stringify(stat)).toString('base64');
 }
-
 
 export interface ExtractOpts {
   noOverwriteDirNonDir: boolean;
@@ -146,13 +150,20 @@ const OPQ = '.wh..wh..opq';
 export class ContainerFiles {
   /** tmp: the daemon's own scratch dir (emptied at start-up), where a PUT body is spooled to be checked first. */
   constructor(private readonly containers: ContainerService, private readonly storage: Snapshotter, private readonly tmp: string,
+    private readonly freezer: Pick<Runtime, 'pause' | 'resume'>,
     private readonly mountsOf: (c: Container) => readonly MountPoint[] = () => []) {}
 
-  /** fn on the container's root, under its lock. */
+  /** fn on the container's root, under its lock; a running container frozen meanwhile (a paused one is already). */
   private withRoot<T>(idOrName: string, fn: (root: string, c: Container) => Promise<T>): Promise<T> {
-    return this.containers.whileLocked(idOrName, (c) => {
-      if (isRunning(c.state)) return fn(this.containers.rootfs(c), c);
-      return withMounts(this.storage.mounts(c.id), (dir) => fn(dir, c));
+    return this.containers.whileLocked(idOrName, async (c) => {
+      if (!isRunning(c.state)) return withMounts(this.storage.mounts(c.id), (dir) => fn(dir, c));
+      if (c.state.Status === 'paused') return fn(this.containers.rootfs(c), c);
+      await this.freezer.pause(c.id);
+      try {
+        return await fn(this.containers.rootfs(c), c);
+      } finally {
+        await this.freezer.resume(c.id).catch((err) => log.error('thawing a container after a copy failed', { id: c.id, error: errorMessage(err) }));
+      }
     });
   }
 

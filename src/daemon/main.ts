@@ -210,7 +210,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   const tmp = path.join(config.dataRoot, 'tmp');
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp, { mode: 0o700 });
-  archiveRoutes(router, new ContainerFiles(containers, storage, tmp));
+  archiveRoutes(router, new ContainerFiles(containers, storage, tmp, runtime));
   saveLoadRoutes(router, { images, content, storage, events, tmp });
   dfRoutes(router, { images, containers });
 

@@ -227,6 +227,13 @@ test('export | import round-trips a filesystem, from a running container too', a
   fs.writeFileSync(path.join(tmp, 'live.txt'), 'live\n');
   await berth(['cp', path.join(tmp, 'live.txt'), 'ex:/data/']);
   assert.equal(await berth(['exec', 'ex', 'cat', '/data/live.txt']), 'live\n');
+  // The copy froze the container for its duration only; a paused one stays paused.
+  assert.equal((await berth(['inspect', '-f', '{{.State.Status}}', 'ex'])).trim(), 'running');
+  await berth(['pause', 'ex']);
+  await berth(['cp', 'ex:/data/live.txt', path.join(tmp, 'from-paused.txt')]);
+  assert.equal(fs.readFileSync(path.join(tmp, 'from-paused.txt'), 'utf8'), 'live\n');
+  assert.equal((await berth(['inspect', '-f', '{{.State.Status}}', 'ex'])).trim(), 'paused');
+  await berth(['unpause', 'ex']);
   const head = await d.api('HEAD', '/containers/ex/archive?path=/data/f');
   assert.equal(head.status, 200);
   const stat = JSON.parse(Buffer.from(String(head.headers['x-docker-container-path-stat']), 'base64').toString());
