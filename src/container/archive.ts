@@ -158,13 +158,39 @@ export class ContainerFiles {
     return this.containers.whileLocked(idOrName, async (c) => {
       if (!isRunning(c.state)) return withMounts(this.storage.mounts(c.id), (dir) => fn(dir, c));
       if (c.state.Status === 'paused') return fn(this.containers.rootfs(c), c);
+      // The marker lets the next daemon thaw a container this one was killed with frozen (recover()).
+      const marker = this.frozenMarker(c.id);
+      fs.writeFileSync(marker, '');
       await this.freezer.pause(c.id);
       try {
         return await fn(this.containers.rootfs(c), c);
       } finally {
         await this.freezer.resume(c.id).catch((err) => log.error('thawing a container after a copy failed', { id: c.id, error: errorMessage(err) }));
+        fs.rmSync(marker, { force: true });
       }
     });
+  }
+
+  private frozenMarker(id: string): string {
+    return path.join(this.tmp, `frozen-${id}`);
+  }
+
+  /** At start-up, before the scratch dir is emptied: thaw what a killed daemon left frozen mid-copy. */
+  async recover(): Promise<void> {
+    let names: string[] = [];
+    try {
+      names = fs.readdirSync(this.tmp);
+    } catch {}
+    for (const n of names) {
+      if (!n.startsWith('frozen-')) continue;
+      const id = n.slice('frozen-'.length);
+      const c = this.containers.list().find((x) => x.id === id);
+      // A container the user paused meanwhile cannot be: no daemon ran to take the order.
+      if (c && c.state.Status === 'running') {
+        await this.freezer.resume(id).catch((err) => log.warn('thawing a container left frozen by a copy failed', { id, error: errorMessage(err) }));
+      }
+      fs.rmSync(path.join(this.tmp, n), { force: true });
+    }
   }
 
   /** fn on the tree that holds container path p (a mount's source, or the container's root) and p inside it. */

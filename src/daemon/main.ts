@@ -176,6 +176,13 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   const execs = new ExecService(containers, createExecRuntime({ runtimePath, conmonPath, runtimeRoot: path.join(config.execRoot, 'runc'), bundlesDir: path.join(config.execRoot, 'c') }));
   const health = new HealthMonitor(containers, execs);
   containers.useHealth(health);
+  // Scratch space for cp and load spools; what a killed daemon left there is thrown away, once the
+  // containers it froze for a copy are thawed (before container recovery, which would take them for paused).
+  const tmp = path.join(config.dataRoot, 'tmp');
+  const files = new ContainerFiles(containers, storage, tmp, runtime);
+  await files.recover();
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp, { mode: 0o700 });
   await containers.recover();
 
   const router = new Router();
@@ -206,11 +213,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   const registry = createRegistryClient({ content, storage, images, options: { mirrors: config.registryMirrors, insecure: config.insecureRegistries }, events });
   imageRoutes(router, { images, content, storage, containers, registry, storageDriver: storage.driver, events });
   eventRoutes(router, events);
-  // Scratch space for cp and load spools; what a killed daemon left there is thrown away.
-  const tmp = path.join(config.dataRoot, 'tmp');
-  fs.rmSync(tmp, { recursive: true, force: true });
-  fs.mkdirSync(tmp, { mode: 0o700 });
-  archiveRoutes(router, new ContainerFiles(containers, storage, tmp, runtime));
+  archiveRoutes(router, files);
   saveLoadRoutes(router, { images, content, storage, events, tmp });
   dfRoutes(router, { images, containers });
 

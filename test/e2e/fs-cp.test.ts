@@ -266,3 +266,24 @@ test('after all this, no mount is left behind', async () => {
   const l = leftovers(d);
   assert.deepEqual(l.mounts, []);
 });
+
+test('a container a killed daemon left frozen mid-copy is thawed by the next one', async () => {
+  const id = (await berth(['run', '-d', '--name', 'frozen', 'busybox', 'sleep', '300'])).trim();
+  const runc = (args: string[]) => run('runc', ['--root', path.join(d.execRoot, 'runc'), ...args, id]);
+  const runcState = async () => JSON.parse((await runc(['state'])).stdout).status;
+  try {
+    // What a copy does before its work: the marker, then the freeze; then the daemon dies.
+    fs.writeFileSync(path.join(d.dataRoot, 'tmp', `frozen-${id}`), '');
+    assert.equal((await runc(['pause'])).code, 0);
+    assert.equal(await runcState(), 'paused');
+    await d.restart();
+    assert.equal(await runcState(), 'running');
+    assert.equal((await berth(['inspect', '-f', '{{.State.Status}}', 'frozen'])).trim(), 'running');
+    assert.equal(await berth(['exec', 'frozen', 'echo', 'alive']), 'alive\n');
+    assert.ok(!fs.existsSync(path.join(d.dataRoot, 'tmp', `frozen-${id}`)));
+  } finally {
+    // A frozen process cannot be killed: thaw it whatever happened, so clean-up can remove it.
+    await runc(['resume']);
+    await d.berth(['rm', '-f', 'frozen']);
+  }
+});
