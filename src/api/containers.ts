@@ -152,7 +152,7 @@ export function inspectJSON(svc: ContainerService, c: Container, storageDriver: 
   };
 }
 
-function listJSON(svc: ContainerService, c: Container, sizeRw?: number, view?: NetworkView) {
+export function listJSON(svc: ContainerService, c: Container, sizeRw?: number, view?: NetworkView) {
   const net = networkSettings(c, view);
   return {
     Id: c.id,
@@ -374,7 +374,7 @@ function toRFC3339Nano(t: string): string {
   return t.replace(/\+00:00$/, 'Z');
 }
 
-function parseGoDuration(s: string): number {
+export function parseGoDuration(s: string): number {
   const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
   let total = 0;
   const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;

@@ -1,7 +1,8 @@
 /** /images routes. Pull and push answer a clear error until the registry client lands. */
 import { InvalidParameter, errorMessage } from '../errors.js';
 import type { ContentStore } from '../content/index.js';
-import { type Image, type ImageStore, importImage } from '../image/index.js';
+import { type Image, type ImageStore, importImage, pruneImages } from '../image/index.js';
+import { parseGoDuration } from './containers.js';
 import type { EventBus } from '../events/index.js';
 import type { Snapshotter } from '../storage/index.js';
 import type { ContainerService } from '../container/service.js';
@@ -125,15 +126,20 @@ export function imageRoutes(router: Router, d: ImageDeps): void {
   });
 
   router.post('/images/prune', async (ctx) => {
-    const filters = parseFilters(ctx.query.get('filters'), ['dangling', 'until', 'label']);
-    const onlyDangling = (filters.get('dangling')?.[0] ?? 'true') !== 'false';
-    const deleted: ({ Untagged: string } | { Deleted: string })[] = [];
-    for (const img of d.images.list()) {
-      if (onlyDangling && img.repoTags.length) continue;
-      if (d.containers.usersOf(img.id).length) continue;
-      deleted.push(...(await d.images.remove(img.id, { force: true, noprune: false }, () => [])));
-    }
-    return { ImagesDeleted: deleted.length ? deleted : null, SpaceReclaimed: 0 };
+    const filters = parseFilters(ctx.query.get('filters'), ['dangling', 'until', 'label', 'label!']);
+    const dangling = filters.get('dangling')?.[0] ?? 'true';
+    if (!['true', 'false', '1', '0'].includes(dangling)) throw new InvalidParameter(`invalid filter 'dangling=${dangling}'`);
+    const until = filters.get('until')?.[0];
+    const untilTime = until === undefined ? Infinity : /^\d+(\.\d+)?$/.test(until) ? Number(until) * 1000 : Number.isNaN(Date.parse(until)) ? Date.now() - parseGoDuration(until) : Date.parse(until);
+    const labels = filters.get('label') ?? [];
+    const notLabels = filters.get('label!') ?? [];
+    return pruneImages(d.images, (id) => d.containers.usersOf(id), {
+      all: dangling === 'false' || dangling === '0',
+      match: (img) => {
+        const l = img.config.config?.Labels ?? undefined;
+        return (Date.parse(img.created) || 0) < untilTime && matchLabels(l, labels) && !notLabels.some((n) => matchLabels(l, [n]));
+      },
+    });
   });
 }
 

@@ -42,6 +42,7 @@ export class Router {
   get(p: string, h: Handler) { return this.add('GET', p, h); }
   post(p: string, h: Handler) { return this.add('POST', p, h); }
   delete(p: string, h: Handler) { return this.add('DELETE', p, h); }
+  put(p: string, h: Handler) { return this.add('PUT', p, h); }
   head(p: string, h: Handler) { return this.add('HEAD', p, h); }
 
   match(method: string, path: string): { route: Route; params: Record<string, string> } | null {

@@ -9,7 +9,7 @@ import { InvalidParameter } from '../errors.js';
 import { log } from '../log.js';
 import * as sys from '../sys/index.js';
 import { PaxTap, type PaxRecords } from './pax.js';
-import { cleanName, safeJoin, safeJoinParent } from './safejoin.js';
+import { cleanName, climbsOut, safeJoin, safeJoinParent } from './safejoin.js';
 
 /**
  * How a layer's `.wh.` entries land: 'overlay' writes overlayfs' own marks (a 0/0 char device, the opaque
@@ -17,6 +17,20 @@ import { cleanName, safeJoin, safeJoinParent } from './safejoin.js';
  * that is the full filesystem (a mounted snapshot, or a copy driver's dir).
  */
 export type WhiteoutMode = 'overlay' | 'delete';
+
+/** How `docker cp` extracts (extractTar): other choices than a layer's. */
+export interface ExtractOptions {
+  /** Where the tar's root lands, relative to root; symlinks still resolve inside root. Default ''. */
+  base?: string;
+  /** Every member owned by this uid/gid instead of the tar's (docker cp without -a). */
+  owner?: { uid: number; gid: number };
+  /** Member names as the caller wants them (docker's RebaseArchiveEntries); hard link targets too. */
+  rename?: (name: string) => string;
+  /** Refuse to replace a directory with a non-directory and the reverse (docker's NoOverwriteDirNonDir). */
+  noOverwriteDirNonDir?: boolean;
+  /** A member (or hard link target) whose name climbs above the root is an error, not clamped at the root. */
+  strict?: boolean;
+}
 
 export interface ApplyResult {
   /** "sha256:<hex>" of the uncompressed tar. */
@@ -43,7 +57,7 @@ class Digester extends Transform {
 }
 
 /** Look at the first bytes to tell gzip from plain tar, without losing them. */
-async function decompressed(input: Readable): Promise<Readable[]> {
+export async function decompressed(input: Readable): Promise<Readable[]> {
   const it = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const head: Buffer[] = [];
   let have = 0;
@@ -116,12 +130,29 @@ class Applier {
   /** 'delete' mode: paths this layer wrote, which an opaque marker of the same layer must keep. */
   private readonly written = new Set<string>();
 
-  constructor(private readonly root: string, private readonly whiteouts: WhiteoutMode) {
-    this.created = fs.readdirSync(root).length === 0 ? new Set([root]) : null;
+  constructor(private readonly root: string, private readonly whiteouts: WhiteoutMode | 'none', private readonly opts: ExtractOptions = {}) {
+    this.created = fs.readdirSync(root).length === 0 && !opts.base ? new Set([root]) : null;
   }
 
-  async entry(h: TarHeader, body: Body, pax: PaxRecords): Promise<void> {
-    const rel = cleanName(h.name);
+  async entry(header: TarHeader, body: Body, pax: PaxRecords): Promise<void> {
+    const { owner, rename, base: at } = this.opts;
+    if (this.opts.strict && (climbsOut(header.name) || (header.type === 'link' && climbsOut(header.linkname ?? '')))) {
+      throw new InvalidParameter(`invalid tar member "${header.name}": it points outside of the archive`);
+    }
+    let h = header;
+    if (owner || rename) {
+      h = { ...h, ...owner };
+      if (rename) {
+        h.name = rename(h.name);
+        if (h.type === 'link' && h.linkname) h.linkname = rename(h.linkname);
+      }
+    }
+    const rel = at ? cleanName(`${at}/${cleanName(h.name)}`) : cleanName(h.name);
+    if (at && cleanName(h.name) === '') {
+      // The tar's own root is the extraction point, which exists already: nothing of it changes.
+      body.resume();
+      return;
+    }
     if (rel === '') {
       // The root itself ("./"): only its metadata applies.
       body.resume();
@@ -130,7 +161,9 @@ class Applier {
     }
     const { parent, target, base } = this.resolve(rel);
 
-    if (base === OPAQUE) {
+    if (this.whiteouts === 'none') {
+      if (this.opts.noOverwriteDirNonDir) this.checkOverwrite(target, h.type === 'directory', rel);
+    } else if (base === OPAQUE) {
       body.resume();
       if (this.whiteouts === 'overlay') {
         sys.setxattr(parent, 'trusted.overlay.opaque', Buffer.from('y'));
@@ -142,8 +175,7 @@ class Applier {
         if (!this.written.has(p)) this.clear(p, false);
       }
       return;
-    }
-    if (base.startsWith(WHITEOUT_PREFIX)) {
+    } else if (base.startsWith(WHITEOUT_PREFIX)) {
       body.resume();
       const victim = path.join(parent, base.slice(WHITEOUT_PREFIX.length));
       if (path.dirname(victim) !== parent) throw new InvalidParameter(`invalid whiteout name ${h.name}`);
@@ -187,7 +219,8 @@ class Applier {
       }
       case 'link': {
         body.resume();
-        const src = safeJoinParent(this.root, cleanName(h.linkname ?? '')).target;
+        const link = cleanName(h.linkname ?? '');
+        const src = safeJoinParent(this.root, at ? cleanName(`${at}/${link}`) : link).target;
         if (src === this.root || src === target) throw new InvalidParameter(`invalid hardlink ${h.name} -> ${h.linkname}`);
         this.clear(target, false);
         fs.linkSync(src, target);
@@ -221,6 +254,15 @@ class Applier {
       for (let d = parent; this.created && !this.created.has(d); d = path.dirname(d)) this.created.add(d);
     }
     return { parent, target: path.join(parent, base), base };
+  }
+
+  /** docker's NoOverwriteDirNonDir: a directory stays a directory and a non-directory stays one. */
+  private checkOverwrite(target: string, isDir: boolean, rel: string): void {
+    const st = fs.lstatSync(target, { throwIfNoEntry: false });
+    if (!st || st.isDirectory() === isDir) return;
+    throw new InvalidParameter(isDir
+      ? `cannot overwrite non-directory "/${rel}" with directory "/${rel}"`
+      : `cannot overwrite directory "/${rel}" with non-directory "/${rel}"`);
   }
 
   /** Remove whatever sits at `target` (never following a symlink), unless it is a directory and `keepDir`. */
@@ -306,7 +348,18 @@ class Applier {
 export async function applyLayer(input: Readable, dir: string, whiteouts: WhiteoutMode = 'overlay'): Promise<ApplyResult> {
   const root = safeJoin(dir, '/');
   fs.mkdirSync(root, { recursive: true });
-  const applier = new Applier(root, whiteouts);
+  return run(input, new Applier(root, whiteouts));
+}
+
+/**
+ * Extract a plain tar (or gzip) as `docker cp` does: `.wh.` names are ordinary files, every path
+ * (and every symlink met on the way) resolved inside root, options as ExtractOptions says.
+ */
+export async function extractTar(input: Readable, root: string, opts: ExtractOptions = {}): Promise<ApplyResult> {
+  return run(input, new Applier(path.resolve(root), 'none', opts));
+}
+
+async function run(input: Readable, applier: Applier): Promise<ApplyResult> {
   const digester = new Digester();
   const extract = tar.extract();
   const tap = new PaxTap();

@@ -57,3 +57,14 @@ export function safeJoinParent(root: string, rel: string): { parent: string; tar
   const parent = safeJoin(root, path.posix.dirname(rel));
   return { parent, target: path.join(parent, base), base };
 }
+
+/** True when `name` climbs above its root with `..` (a leading `/` only anchors it at the root). */
+export function climbsOut(name: string): boolean {
+  let depth = 0;
+  for (const part of name.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part !== '..') depth++;
+    else if (depth-- === 0) return true;
+  }
+  return false;
+}

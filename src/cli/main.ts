@@ -24,8 +24,13 @@ import { FlagError, flagUsages, parseFlags } from './flags.js';
 import { ApiClient, ApiError, ConnectError, resolveHost } from './http.js';
 import { StreamError } from './progress.js';
 import { TemplateError } from './template.js';
+import * as fsc from './commands/fs.js';
+import * as sl from './commands/saveload.js';
+import * as hk from './commands/housekeeping.js';
 
 const topLevel: Command[] = [r.run, r.create, r.start, x.exec, c.stop, c.kill, c.restart, c.rm, c.ps, c.logs, c.wait, c.inspect, o.pause, o.unpause, o.top, o.stats, o.rename, o.update, i.images, i.rmi, i.tag, i.importCmd, i.history, r.pull, i.push, i.login, i.logout, s.info, s.version, n.port];
+// Filesystem and image-archive commands, and housekeeping (kept as separate lines to merge easily).
+topLevel.push(fsc.cp, fsc.diff, fsc.exportCmd, sl.save, sl.load);
 
 const groups: Record<string, { description: string; commands: Command[] }> = {
   container: {
@@ -41,6 +46,9 @@ const groups: Record<string, { description: string; commands: Command[] }> = {
   registry: { description: 'Run an OCI image registry', commands: [reg.serve, reg.gc] },
   volume: { description: 'Manage volumes', commands: vol.volumeCommands },
 };
+groups.container!.commands.push(fsc.cp, fsc.diff, fsc.exportCmd);
+groups.image!.commands.push(sl.save, sl.load);
+groups.system!.commands.push(hk.systemDf, hk.systemPrune);
 
 topLevel.push(b.build, b.commit);
 groups.container!.commands.push(b.commit);

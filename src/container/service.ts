@@ -188,6 +188,11 @@ export class ContainerService {
     this.store.save(c);
   }
 
+  /** fn under the container's lock, for work outside this file that must not race a verb (archive.ts: cp, export, diff). */
+  whileLocked<T>(idOrName: string, fn: (c: Container) => Promise<T>): Promise<T> {
+    return this.locked(idOrName, fn);
+  }
+
   /** Runs fn under the container's lock, on the record as it is once the lock is held. */
   private locked<T>(idOrName: string, fn: (c: Container) => Promise<T>): Promise<T> {
     const c = this.store.get(idOrName);

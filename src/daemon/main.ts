@@ -35,6 +35,10 @@ import { imageRoutes } from '../api/images.js';
 import { commitRoutes } from '../api/commit.js';
 import { buildRoutes } from '../api/build.js';
 import { BuildCache } from '../build/cache.js';
+import { archiveRoutes } from '../api/archive.js';
+import { saveLoadRoutes } from '../api/saveload.js';
+import { dfRoutes } from '../api/df.js';
+import { ContainerFiles } from '../container/archive.js';
 import { createRegistryClient } from '../registry/client/index.js';
 import { trimWhenQuiet, tuneMalloc } from './memory.js';
 import { VolumeService } from '../volume/index.js';
@@ -206,6 +210,16 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   const execs = new ExecService(containers, createExecRuntime({ runtimePath, conmonPath, runtimeRoot: path.join(config.execRoot, 'runc'), bundlesDir: path.join(config.execRoot, 'c') }));
   const health = new HealthMonitor(containers, execs);
   containers.useHealth(health);
+  // Scratch space for cp and load spools; what a killed daemon left there is thrown away, once the
+  // containers it froze for a copy are thawed (before container recovery, which would take them for paused).
+  const tmp = path.join(config.dataRoot, 'tmp');
+  // Paths inside a container's volumes and binds are read and written in their sources (tmpfs mounts live only in the running container).
+  const files = new ContainerFiles(containers, storage, tmp, runtime, (c) => (c.mounts ?? [])
+    .filter((m) => m.Type !== 'tmpfs')
+    .map((m) => ({ destination: m.Destination, source: m.Type === 'volume' && m.Name ? volumes.mountpointOf(m.Name) : m.Source, readOnly: !m.RW })));
+  await files.recover();
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp, { mode: 0o700 });
   await volumes.recover();
   await containers.recover();
   await networks.restore((id) => {
@@ -249,6 +263,12 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   // Contexts of builds a crash interrupted are of no use to anyone.
   fs.rmSync(path.join(buildRoot, 'contexts'), { recursive: true, force: true });
   buildRoutes(router, { images, content, storage, containers, registry, events, cache: new BuildCache(path.join(buildRoot, 'cache')), workRoot: path.join(buildRoot, 'contexts') });
+  archiveRoutes(router, files);
+  saveLoadRoutes(router, { images, content, storage, events, tmp });
+  dfRoutes(router, {
+    images, containers,
+    volumes: () => Promise.all(volumes.list().map(async (v) => ({ ...v, UsageData: { Size: await volumes.size(v.Name), RefCount: volumes.refs(v.Name).length } }))),
+  });
 
   const servers: http.Server[] = [];
   const sockets: string[] = [];
