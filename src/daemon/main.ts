@@ -216,7 +216,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   // Paths inside a container's volumes and binds are read and written in their sources (tmpfs mounts live only in the running container).
   const files = new ContainerFiles(containers, storage, tmp, runtime, (c) => (c.mounts ?? [])
     .filter((m) => m.Type !== 'tmpfs')
-    .map((m) => ({ destination: m.Destination, source: m.Type === 'volume' && m.Name ? volumes.mountpointOf(m.Name) : m.Source, readOnly: !m.RW })));
+    .map((m) => ({ destination: m.Destination, source: m.Type === 'volume' && m.Name ? path.join(volumes.mountpointOf(m.Name), m.Subpath ?? '') : m.Source, readOnly: !m.RW })));
   await files.recover();
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp, { mode: 0o700 });
