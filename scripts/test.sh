@@ -15,6 +15,8 @@ cd "$(dirname "$(readlink -f "$0")")/.."
 packages=(skopeo docker-registry zstd openssl curl)
 # Storage drivers' tests: mkfs.btrfs/btrfs for the btrfs loop file, fuse-overlayfs, mkfs.xfs for the overlay2 quota case.
 packages+=(btrfs-progs fuse-overlayfs xfsprogs)
+# The multi-stage build test makes a Debian stage with gcc from the machine's apt sources.
+packages+=(mmdebstrap)
 command -v docker >/dev/null || [ -x /usr/local/bin/docker ] || packages+=(docker.io)
 scripts/apt-install.sh "${packages[@]}"
 
