@@ -13,9 +13,21 @@ import { TreeSnapshotter, type TreeBackend } from './tree.js';
 
 const execFile = promisify(execFileCb);
 
-/** `rm -rf` in a child process: removing a tree entry by entry from Node costs the daemon a round trip per file. */
+/**
+ * `rm -rf` in a child process: removing a tree entry by entry from Node costs the daemon a round trip per file.
+ * A `cp` that a killed daemon started can outlive it and still be writing into the tree at recovery:
+ * "Directory not empty" is then tried again until that copy has finished.
+ */
 export async function removeTree(dir: string): Promise<void> {
-  await execFile('rm', ['-rf', '--one-file-system', '--', dir]);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await execFile('rm', ['-rf', '--one-file-system', '--', dir]);
+      return;
+    } catch (err) {
+      if (attempt >= 50 || !/Directory not empty/.test(String((err as { stderr?: string }).stderr ?? ''))) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
 }
 
 const vfs: TreeBackend = {
