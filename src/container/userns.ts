@@ -95,6 +95,11 @@ export function checkRemapped(c: Container): void {
   if (h.PidMode === 'host') throw new InvalidParameter('cannot share the host PID namespace when user namespaces are enabled');
   if (h.IpcMode === 'host') throw new InvalidParameter("cannot share the host's IPC namespace when user namespaces are enabled");
   if (h.UTSMode === 'host') throw new InvalidParameter("cannot share the host's UTS namespace when user namespaces are enabled");
+  // berthd makes bridge netns in the host's user namespace: a remapped root cannot mount sysfs there
+  // nor setns into it for exec. Until netns are made inside the container's user namespace, say so.
+  if (h.NetworkMode !== 'none') {
+    throw new InvalidParameter(`network mode ${h.NetworkMode} is not supported yet with userns-remap: use --network none (or --userns host)`);
+  }
 }
 
 let nsFd: { spec: string; fd: number } | undefined;
