@@ -18,6 +18,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { buildSpec } from '../src/runtime/spec.js';
+import { removeCgroup } from '../src/runtime/cgroups.js';
 import { testImages } from '../test/harness.js';
 import { benchArgs, ensureDockerd, formatTable, loadBusybox, median, must, startBerth, startDockerd, type Engine } from './common.js';
 
@@ -79,10 +80,9 @@ async function rawRunc(n: number): Promise<RawRow[]> {
     return rows;
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
-    for (const c of ['cpu', 'cpuacct', 'cpuset', 'memory', 'devices', 'freezer', 'blkio', 'pids', 'systemd']) {
-      for (const mode of ['default', 'unconfined']) fs.rmSync(`/sys/fs/cgroup/${c}/berth-bench-seccomp-${process.pid}/${mode}`, { recursive: false, force: true });
-      try { fs.rmdirSync(`/sys/fs/cgroup/${c}/berth-bench-seccomp-${process.pid}`); } catch { /* not there */ }
-    }
+    // In every hierarchy, the hybrid layout's cgroup2 one included.
+    for (const mode of ['default', 'unconfined']) removeCgroup(`berth-bench-seccomp-${process.pid}/${mode}`);
+    removeCgroup(`berth-bench-seccomp-${process.pid}`);
   }
 }
 

@@ -19,7 +19,7 @@ import { graphDriverData, openSnapshotter, removeExtracts } from '../storage/ind
 import { chooseDriver } from '../storage/registry.js';
 import { openImageStore, publishImageEvents } from '../image/index.js';
 import { EventBus } from '../events/index.js';
-import { createRuntime, createExecRuntime, cgroupVersion } from '../runtime/index.js';
+import { createRuntime, createExecRuntime, cgroupParentCleanup, cgroupVersion } from '../runtime/index.js';
 import { ContainerStore } from '../container/store.js';
 import { ContainerService } from '../container/service.js';
 import { daemonIsolation } from '../container/isolation.js';
@@ -289,6 +289,8 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
       fs.rmSync(config.pidfile, { force: true });
       health.shutdown();
       db.close();
+      // The parent cgroup goes where no container is left in it (runc made it in every hierarchy).
+      cgroupParentCleanup(config.cgroupParent);
     },
   };
 }

@@ -225,6 +225,11 @@ export class NetworkService {
     for (const d of this.dns.values()) await d.close().catch(() => {});
     this.dns.clear();
     await this.iptables?.remove().catch((err) => log.warn('removing iptables chains failed', { error: errorMessage(err) }));
+    // Bridges no running container is plugged into go too (init brings every one back); the others stay with their containers.
+    const inUse = new Set(this.store.sandboxes().flatMap((s) => this.store.attachmentsOf(s.containerId).filter((a) => a.live).map((a) => a.networkId)));
+    for (const n of this.store.networks()) {
+      if (n.driver === 'bridge' && !inUse.has(n.id)) await deleteLink(n.bridge).catch((err) => log.warn('removing a bridge failed', { bridge: n.bridge, error: errorMessage(err) }));
+    }
   }
 
   private async syncRules(): Promise<void> {
