@@ -319,6 +319,19 @@ function cgroupParentDirs(parent: string): string[] {
   return out;
 }
 
+/** Thaw every cgroup under the parent: v1 freezer.state, v2 cgroup.freeze. */
+function thawAll(parent: string): void {
+  for (const dir of cgroupParentDirs(parent)) {
+    for (const d of [...subdirsDeepestFirst(dir), dir]) {
+      for (const [file, value] of [['freezer.state', 'THAWED'], ['cgroup.freeze', '0']]) {
+        try {
+          fs.writeFileSync(path.join(d, file), value);
+        } catch {}
+      }
+    }
+  }
+}
+
 /** Subdirectories of dir, recursively, deepest first. */
 function subdirsDeepestFirst(dir: string): string[] {
   const out: string[] = [];
@@ -483,6 +496,8 @@ export function cleanupHost(t: DaemonTarget): void {
         process.kill(pid, 'SIGKILL');
       } catch {}
     }
+    // A paused container's processes take the SIGKILL only once thawed.
+    thawAll(t.cgroupParent);
     sleepSync(50);
   }
 

@@ -258,3 +258,21 @@ test('a paused container is unhealthy, as in dockerd; unpause brings its checks 
   await until('healthy');
   await ok(d.docker(['rm', '-f', 'hp']));
 });
+
+test('a paused container of a daemon killed with -9 is still cleaned up (thawed, then killed)', { timeout: 120_000 }, async () => {
+  const own = await startDaemon();
+  let pid = 0;
+  try {
+    await loadTestImages(own);
+    const run = await own.docker(['run', '-d', '--network', 'none', 'busybox', 'sleep', '1000']);
+    assert.equal(run.code, 0, run.stderr);
+    pid = JSON.parse((await own.docker(['inspect', run.stdout.trim()])).stdout)[0].State.Pid;
+    assert.equal((await own.docker(['pause', run.stdout.trim()])).code, 0);
+    await own.kill9();
+  } finally {
+    await own.stop();
+  }
+  const state = fs.existsSync(`/proc/${pid}`) ? /^State:.*$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[0] : 'gone';
+  assert.ok(state === 'gone' || /zombie/.test(state ?? ''), `the frozen process outlived the clean-up: ${state}`);
+  assert.deepEqual(cgroupMounts().map((m) => path.join(m.path, own.cgroupParent)).filter((p) => fs.existsSync(p)), []);
+});
