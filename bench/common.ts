@@ -175,6 +175,33 @@ export async function startBerth(): Promise<Engine> {
   };
 }
 
+/**
+ * Each engine in turn: start it, measure it, stop it. A failure is that engine's row (with its log
+ * tail on stderr), not the end of the bench.
+ */
+export async function measureEach<R extends { engine: string; error?: string }>(
+  starts: (() => Promise<Engine>)[],
+  measure: (engine: Engine) => Promise<Omit<R, 'engine'>>,
+): Promise<R[]> {
+  const results: R[] = [];
+  for (const start of starts) {
+    let engine: Engine | undefined;
+    const res = { engine: start === startBerth ? 'berthd' : 'dockerd' } as R;
+    try {
+      engine = await start();
+      process.stderr.write(`bench: measuring ${engine.name}...\n`);
+      Object.assign(res, await measure(engine));
+    } catch (e) {
+      res.error = (e as Error).message;
+      process.stderr.write(`bench: ${res.engine} failed: ${res.error}\n${engine ? engine.log() : ''}\n`);
+    } finally {
+      if (engine) await engine.stop();
+    }
+    results.push(res);
+  }
+  return results;
+}
+
 /** dockerd's path; under `install`, installs Debian's docker.io first (its services kept stopped). */
 export async function ensureDockerd(install: boolean): Promise<string | undefined> {
   const found = which('dockerd');

@@ -11,7 +11,7 @@
  * the next exec_create (interval + probe + bookkeeping). Prints min/median/max and one JSON line.
  */
 import { testImages } from '../test/harness.js';
-import { benchArgs, ensureDockerd, formatTable, loadBusybox, median, must, sleep, startBerth, startDockerd, type Engine } from './common.js';
+import { measureEach, benchArgs, ensureDockerd, formatTable, loadBusybox, median, must, sleep, startBerth, startDockerd, type Engine } from './common.js';
 
 interface Result {
   engine: string;
@@ -79,22 +79,7 @@ async function main(): Promise<void> {
   else process.stderr.write('bench: dockerd not installed; measuring berthd only (--with-dockerd installs docker.io)\n');
   await testImages();
 
-  const results: Result[] = [];
-  for (const start of engines) {
-    let engine: Engine | undefined;
-    const res: Result = { engine: start === startBerth ? 'berthd' : 'dockerd' };
-    try {
-      engine = await start();
-      process.stderr.write(`bench: measuring ${engine.name}...\n`);
-      Object.assign(res, await measure(engine, o.n));
-    } catch (e) {
-      res.error = (e as Error).message;
-      process.stderr.write(`bench: ${res.engine} failed: ${res.error}\n${engine ? engine.log() : ''}\n`);
-    } finally {
-      if (engine) await engine.stop();
-    }
-    results.push(res);
-  }
+  const results = await measureEach<Result>(engines, (engine) => measure(engine, o.n));
   const head = ['engine', 'version', 'probe ms (min / median / max)', 'cycle ms at 100ms interval (min / median / max)'];
   const rows = results.map((r) => r.error ? [r.engine, r.version ?? '', `error: ${r.error}`, ''] : [r.engine, r.version ?? '', stats(r.probeMs), stats(r.cycleMs)]);
   process.stdout.write(`health probes (--health-cmd true), N=${o.n}\n${formatTable(head, rows, (i) => i < 2)}\n`);

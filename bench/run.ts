@@ -18,7 +18,7 @@
  * Only unix sockets; containers have no network. Prints an aligned table and one JSON line.
  */
 import { testImages } from '../test/harness.js';
-import { benchArgs, ensureDockerd, formatTable, loadBusybox, must, quantile, sampleRss, sleep, startBerth, startDockerd, sum, type Engine } from './common.js';
+import { measureEach, benchArgs, ensureDockerd, formatTable, loadBusybox, must, quantile, sampleRss, sleep, startBerth, startDockerd, sum, type Engine } from './common.js';
 
 interface Options {
   withDockerd: boolean;
@@ -121,22 +121,7 @@ async function main(): Promise<void> {
   else process.stderr.write('bench: dockerd not installed; comparing berthd only (--with-dockerd installs docker.io)\n');
   await testImages(); // build the tars before any engine starts
 
-  const results: EngineResult[] = [];
-  for (const start of engines) {
-    let engine: Engine | undefined;
-    const res: EngineResult = { engine: start === startBerth ? 'berthd' : 'dockerd' };
-    try {
-      engine = await start();
-      process.stderr.write(`bench: measuring ${engine.name}...\n`);
-      Object.assign(res, await measure(engine, o));
-    } catch (e) {
-      res.error = (e as Error).message;
-      process.stderr.write(`bench: ${res.engine} failed: ${res.error}\n${engine ? engine.log() : ''}\n`);
-    } finally {
-      if (engine) await engine.stop();
-    }
-    results.push(res);
-  }
+  const results = await measureEach<EngineResult>(engines, (engine) => measure(engine, o));
 
   process.stdout.write(table(results, o) + '\n');
   const json = {
