@@ -69,6 +69,17 @@ test('volume create, ls, inspect and rm, with labels and docker\'s shapes', { ti
   assert.deepEqual(JSON.parse(await docker(['volume', 'inspect', 'alpha'])), [alpha]);
   assert.equal(await docker(['volume', 'inspect', '-f', '{{.Name}} {{.Labels.team}}', 'alpha']), 'alpha a\n');
 
+  // `inspect` finds volumes and networks too, in docker's order (container, image, network, volume).
+  assert.deepEqual(JSON.parse(await berth(['inspect', 'alpha'])), [alpha]);
+  assert.equal(await berth(['inspect', '--type', 'volume', '-f', '{{.Name}} {{.Driver}}', 'alpha']), 'alpha local\n');
+  assert.equal(await berth(['inspect', '-f', '{{.Name}} {{.Driver}}', 'bridge']), 'bridge bridge\n');
+  assert.equal(await docker(['inspect', '--type', 'volume', '-f', '{{.Mountpoint}}', 'alpha']), `${alpha.Mountpoint}\n`);
+  const untyped = await d.berth(['inspect', '--type', 'network', 'alpha']);
+  assert.equal(untyped.code, 1);
+  assert.equal(untyped.stderr, 'Error response from daemon: network alpha not found\n');
+  assert.equal((await d.berth(['network', 'inspect', 'nosuchnet'])).stderr, 'Error response from daemon: network nosuchnet not found\n');
+  const nothing = await d.berth(['inspect', 'nosuch']);
+  assert.equal(nothing.stderr, 'Error: No such object: nosuch\n');
   const missing = await d.berth(['volume', 'inspect', 'nosuch']);
   assert.equal(missing.code, 1);
   assert.equal(missing.stderr, 'Error response from daemon: get nosuch: no such volume\n');

@@ -348,23 +348,33 @@ export const logs: Command = {
   },
 };
 
-type Kind = 'container' | 'image';
+/** The objects `inspect` knows, in the order docker's generic `inspect` tries them. */
+const INSPECTABLE = {
+  container: (n: string) => `/containers/${enc(n)}/json`,
+  image: (n: string) => `/images/${enc(n)}/json`,
+  network: (n: string) => `/networks/${enc(n)}`,
+  volume: (n: string) => `/volumes/${enc(n)}`,
+};
+export type InspectKind = keyof typeof INSPECTABLE;
+export const INSPECT_KINDS = Object.keys(INSPECTABLE) as InspectKind[];
 
-/** Shared by `inspect`, `container inspect`, `image inspect`. */
-export async function inspectObjects(ctx: Ctx, names: string[], kinds: Kind[], format: string | undefined, generic: boolean): Promise<number> {
+/** Shared by `inspect` and each object's own `inspect` (`container`, `image`, `network`, `volume`). */
+export async function inspectObjects(ctx: Ctx, names: string[], kinds: InspectKind[], format: string | undefined, generic: boolean): Promise<number> {
   const found: unknown[] = [];
   const errs: string[] = [];
   for (const n of names) {
     let obj: unknown;
+    let message = '';
     for (const k of kinds) {
       try {
-        obj = await ctx.client.json('GET', k === 'container' ? `/containers/${enc(n)}/json` : `/images/${enc(n)}/json`);
+        obj = await ctx.client.json('GET', INSPECTABLE[k](n));
         break;
       } catch (e) {
         if (!(e instanceof ApiError) || e.status !== 404) throw e;
+        message ||= e.message;
       }
     }
-    if (obj === undefined) errs.push(generic ? `Error: No such object: ${n}` : `Error response from daemon: No such ${kinds[0]}: ${n}`);
+    if (obj === undefined) errs.push(generic ? `Error: No such object: ${n}` : message);
     else found.push(obj);
   }
   if (format) {
@@ -407,8 +417,8 @@ export const inspect: Command = {
   args: { min: 1 },
   run(ctx, p) {
     const type = p.str('type');
-    if (type !== undefined && type !== 'container' && type !== 'image') throw new StatusError(`"${type}" is not a valid value for --type`, 1);
-    return inspectObjects(ctx, p.args, type ? [type] : ['container', 'image'], p.str('format'), !type);
+    if (type !== undefined && !(INSPECT_KINDS as string[]).includes(type)) throw new StatusError(`"${type}" is not a valid value for --type`, 1);
+    return inspectObjects(ctx, p.args, type ? [type as InspectKind] : INSPECT_KINDS, p.str('format'), !type);
   },
 };
 

@@ -2,8 +2,7 @@
 import type { Command, Ctx } from '../command.js';
 import { StatusError, filtersJson, renderRows } from '../command.js';
 import { ApiError } from '../http.js';
-import { Template } from '../template.js';
-import { confirm } from './containers.js';
+import { confirm, inspectObjects } from './containers.js';
 
 const enc = encodeURIComponent;
 
@@ -106,25 +105,7 @@ export const networkInspect: Command = {
     { long: 'verbose', short: 'v', kind: 'bool', help: 'Verbose output for diagnostics' },
   ],
   args: { min: 1 },
-  async run(ctx, p) {
-    const found: unknown[] = [];
-    const errs: string[] = [];
-    for (const n of p.args) {
-      try {
-        found.push(await ctx.client.json('GET', `/networks/${enc(n)}`));
-      } catch (e) {
-        if (!(e instanceof ApiError) || e.status !== 404) throw e;
-        errs.push(`Error response from daemon: ${e.message}`);
-      }
-    }
-    const format = p.str('format');
-    if (format) {
-      const tpl = Template.compile((format === 'json' ? '{{json .}}' : format).replace(/\\t/g, '\t').replace(/\\n/g, '\n'));
-      for (const o of found) ctx.out.write(tpl.execute(o) + '\n');
-    } else ctx.out.write(found.length ? JSON.stringify(found, null, 4) + '\n' : '[]\n');
-    if (errs.length) throw new StatusError(errs.join('\n'), 1);
-    return 0;
-  },
+  run: (ctx, p) => inspectObjects(ctx, p.args, ['network'], p.str('format'), false),
 };
 
 export const networkRm: Command = {

@@ -7,8 +7,7 @@ import type { Command } from '../command.js';
 import { filtersJson, renderRows, StatusError } from '../command.js';
 import { humanSize, ramInBytes } from '../format.js';
 import { ApiError } from '../http.js';
-import { Template } from '../template.js';
-import { confirm } from './containers.js';
+import { confirm, inspectObjects } from './containers.js';
 
 const enc = encodeURIComponent;
 
@@ -102,27 +101,7 @@ export const volumeInspect: Command = {
   description: 'Display detailed information on one or more volumes',
   flags: [{ long: 'format', short: 'f', kind: 'string', help: "Format output using a custom template:\n'json':             Print in JSON format\n'TEMPLATE':         Print output using the given Go template" }],
   args: { min: 1 },
-  async run(ctx, p) {
-    const found: ApiVolume[] = [];
-    const errs: string[] = [];
-    for (const n of p.args) {
-      try {
-        found.push(await ctx.client.json<ApiVolume>('GET', `/volumes/${enc(n)}`));
-      } catch (e) {
-        if (!(e instanceof ApiError) || e.status !== 404) throw e;
-        errs.push(e.message);
-      }
-    }
-    const format = p.str('format');
-    if (format) {
-      const tpl = Template.compile((format === 'json' ? '{{json .}}' : format).replace(/\\t/g, '\t').replace(/\\n/g, '\n'));
-      for (const v of found) ctx.out.write(tpl.execute(v) + '\n');
-    } else {
-      ctx.out.write(found.length ? JSON.stringify(found, null, 4) + '\n' : '[]\n');
-    }
-    if (errs.length) throw new StatusError(errs.join('\n'), 1);
-    return 0;
-  },
+  run: (ctx, p) => inspectObjects(ctx, p.args, ['volume'], p.str('format'), false),
 };
 
 export const volumeRm: Command = {
