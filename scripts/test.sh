@@ -9,15 +9,16 @@ cd "$(dirname "$(readlink -f "$0")")/.."
 ./install.sh --no-start
 
 # Tools only the tests spawn: skopeo and Debian's docker-registry (registry
-# tests), zstd (zstd layers), openssl (TLS registry), curl (published ports), and the docker CLI the e2e
-# tests drive. Debian 12 has no docker-cli package; docker.io is the one that
-# ships the CLI (it also ships a dockerd, which nothing here starts).
+# tests), zstd (zstd layers), openssl (TLS registry), curl (published ports).
 packages=(skopeo docker-registry zstd openssl curl)
 # Storage drivers' tests: mkfs.btrfs/btrfs for the btrfs loop file, fuse-overlayfs, mkfs.xfs for the overlay2 quota case.
 packages+=(btrfs-progs fuse-overlayfs xfsprogs)
 # The multi-stage build test makes a Debian stage with gcc from the machine's apt sources.
 packages+=(mmdebstrap)
-command -v docker >/dev/null || [ -x /usr/local/bin/docker ] || packages+=(docker.io)
+# dockerd 20.10 (Debian's docker.io) as a peer: save-load.test.ts starts one on its own socket and
+# data root to load berth's saves and give berth its own. The e2e tests drive the docker CLI 28 in
+# /usr/local/bin; on a machine without one, docker.io's CLI serves.
+packages+=(docker.io)
 scripts/apt-install.sh "${packages[@]}"
 
 files=("$@")

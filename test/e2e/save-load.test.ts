@@ -261,7 +261,7 @@ test('a pulled image (gzip and zstd layers) saves with its layers uncompressed, 
 
 test('berth and dockerd load each other\'s saves and run them', async (t) => {
   const bin = which('dockerd');
-  // dockerd is a peer installed for benchmarks only (Debian docker.io; bench/pull.ts --with-dockerd installs it).
+  // dockerd 20.10 is a peer from Debian's docker.io, which npm test installs (scripts/test.sh).
   if (!bin) return t.skip('dockerd is not installed on this machine: nothing to cross-load with');
   const engine = await startDockerd(bin);
   try {
