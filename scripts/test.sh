@@ -19,6 +19,8 @@ packages+=(mmdebstrap)
 # data root to load berth's saves and give berth its own. The e2e tests drive the docker CLI 28 in
 # /usr/local/bin; on a machine without one, docker.io's CLI serves.
 packages+=(docker.io)
+# docker-compose 1.29 (Python, docker-py): compose.test.ts runs a project against berthd.
+packages+=(docker-compose)
 scripts/apt-install.sh "${packages[@]}"
 
 files=("$@")
