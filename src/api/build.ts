@@ -13,7 +13,8 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { BuildContext } from '../build/context.js';
 import { type BuildMessage, BuildError, Builder, type BuilderDeps } from '../build/builder.js';
 import { InvalidParameter, errorMessage } from '../errors.js';
-import { parseReference } from '../image/index.js';
+import { parseReference, pruneImages } from '../image/index.js';
+import { parseFilters, untilOf } from './filters.js';
 import type { Router } from './server.js';
 
 export interface BuildRouteDeps extends BuilderDeps {
@@ -58,6 +59,24 @@ const NOT_YET: [string, (v: string) => boolean][] = [
 const ARCHIVE_MAGIC = (b: Buffer) => (b[0] === 0x1f && b[1] === 0x8b) || (b.length >= 262 && b.subarray(257, 262).toString('latin1') === 'ustar');
 
 export function buildRoutes(router: Router, d: BuildRouteDeps): void {
+  /**
+   * `docker builder prune` (and `system prune`): the classic builder's cache is its step records and
+   * the intermediate images they name. Forget the records, then remove those images that nothing
+   * needs any more (no tag, no child image, no container); images that still back a tagged one stay.
+   */
+  router.post('/build/prune', async (ctx) => {
+    const q = ctx.query;
+    for (const key of ['keep-storage', 'reserved-space', 'max-used-space', 'min-free-space']) {
+      const v = q.get(key);
+      if (v !== null && v !== '' && v !== '0') throw new InvalidParameter(`build prune option ${key} is not supported by berth yet`);
+    }
+    const filters = parseFilters(q.get('filters'), ['until']);
+    const removed = d.cache.prune(untilOf(filters));
+    const cached = new Set(removed.map((r) => r.imageId));
+    const pruned = await pruneImages(d.images, (id) => d.containers.usersOf(id), { all: false, match: (img) => cached.has(img.id) });
+    return { CachesDeleted: removed.length ? removed.map((r) => r.key) : null, SpaceReclaimed: pruned.SpaceReclaimed };
+  });
+
   router.post('/build', async (ctx) => {
     const q = ctx.query;
     if (q.get('version') === '2') throw new InvalidParameter('BuildKit (version=2) is not supported by berth; use the classic builder (DOCKER_BUILDKIT=0)');

@@ -7,7 +7,7 @@ import { ZERO_TIME } from '../container/types.js';
 import { isRunning } from '../container/state.js';
 import { HEALTH_FILTER_VALUES, healthFilterValue, healthSuffix } from '../container/health.js';
 import { type Context, type Router } from './server.js';
-import { parseFilters, matchLabels } from './filters.js';
+import { parseFilters, matchLabels, untilOf } from './filters.js';
 import { frame, writeChunk, MULTIPLEXED, RAW } from './streams.js';
 import { dockerMountPoint } from '../volume/spec.js';
 
@@ -261,9 +261,8 @@ export function containerRoutes(router: Router, svc: ContainerService, opts: { s
 
   router.post('/containers/prune', async (ctx) => {
     const filters = parseFilters(ctx.query.get('filters'), ['until', 'label', 'label!']);
-    const until = filters.get('until')?.[0];
-    const untilTime = until === undefined ? Infinity : /^\d+$/.test(until) ? Number(until) * 1000 : Date.now() - parseGoDuration(until);
-    return svc.prune((c) => Date.parse(c.created) < untilTime && matchLabels(c.config.Labels, filters.get('label') ?? []) && !(filters.get('label!') ?? []).some((l) => matchLabels(c.config.Labels, [l])));
+    const until = untilOf(filters);
+    return svc.prune((c) => Date.parse(c.created) < until && matchLabels(c.config.Labels, filters.get('label') ?? []) && !(filters.get('label!') ?? []).some((l) => matchLabels(c.config.Labels, [l])));
   });
 
   router.post('/containers/{id}/resize', async (ctx) => {
@@ -372,18 +371,4 @@ function parseTime(v: string | null): number | undefined {
 /** conmon writes "2026-11-29T09:41:45.136031607+00:00"; docker prints "...Z". */
 function toRFC3339Nano(t: string): string {
   return t.replace(/\+00:00$/, 'Z');
-}
-
-export function parseGoDuration(s: string): number {
-  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  let total = 0;
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
-  let m: RegExpExecArray | null;
-  let consumed = 0;
-  while ((m = re.exec(s))) {
-    total += Number(m[1]) * units[m[2]];
-    consumed += m[0].length;
-  }
-  if (consumed !== s.length || consumed === 0) throw new InvalidParameter(`invalid duration: ${s}`);
-  return total;
 }

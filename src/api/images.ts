@@ -2,14 +2,13 @@
 import { InvalidParameter, errorMessage } from '../errors.js';
 import type { ContentStore } from '../content/index.js';
 import { type Image, type ImageStore, importImage, pruneImages } from '../image/index.js';
-import { parseGoDuration } from './containers.js';
 import type { EventBus } from '../events/index.js';
 import type { Snapshotter } from '../storage/index.js';
 import type { ContainerService } from '../container/service.js';
 import type { RegistryClient } from '../registry/client/index.js';
 import type { Router } from './server.js';
 import { pull, push, login } from './registry.js';
-import { parseFilters, matchLabels } from './filters.js';
+import { parseFilters, matchLabels, untilOf } from './filters.js';
 
 export interface ImageDeps {
   images: ImageStore;
@@ -129,15 +128,14 @@ export function imageRoutes(router: Router, d: ImageDeps): void {
     const filters = parseFilters(ctx.query.get('filters'), ['dangling', 'until', 'label', 'label!']);
     const dangling = filters.get('dangling')?.[0] ?? 'true';
     if (!['true', 'false', '1', '0'].includes(dangling)) throw new InvalidParameter(`invalid filter 'dangling=${dangling}'`);
-    const until = filters.get('until')?.[0];
-    const untilTime = until === undefined ? Infinity : /^\d+(\.\d+)?$/.test(until) ? Number(until) * 1000 : Number.isNaN(Date.parse(until)) ? Date.now() - parseGoDuration(until) : Date.parse(until);
+    const until = untilOf(filters);
     const labels = filters.get('label') ?? [];
     const notLabels = filters.get('label!') ?? [];
     return pruneImages(d.images, (id) => d.containers.usersOf(id), {
       all: dangling === 'false' || dangling === '0',
       match: (img) => {
         const l = img.config.config?.Labels ?? undefined;
-        return (Date.parse(img.created) || 0) < untilTime && matchLabels(l, labels) && !notLabels.some((n) => matchLabels(l, [n]));
+        return (Date.parse(img.created) || 0) < until && matchLabels(l, labels) && !notLabels.some((n) => matchLabels(l, [n]));
       },
     });
   });

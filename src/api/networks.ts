@@ -7,7 +7,7 @@ import type { CreateNetworkRequest, EndpointSettingsIn, NetworkService } from '.
 import { portMap } from '../network/ports.js';
 import type { NetworkRecord } from '../network/types.js';
 import { type Router } from './server.js';
-import { parseFilters, matchLabels } from './filters.js';
+import { parseFilters, matchLabels, untilTime } from './filters.js';
 
 function networkJSON(net: NetworkService, n: NetworkRecord, withContainers: boolean, names: (id: string) => string) {
   const containers: Record<string, unknown> = {};
@@ -146,16 +146,6 @@ function matches(net: NetworkService, n: NetworkRecord, f: Map<string, string[]>
       return (v === 'true' || v === '1') === dangling;
     }) &&
     matchLabels(n.labels, f.get('label') ?? []);
-}
-
-/** Docker's `until` filter: a unix time, an RFC 3339 date or a duration ago. */
-function untilTime(v: string): number {
-  if (/^\d+(\.\d+)?$/.test(v)) return Number(v) * 1000;
-  const d = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(v);
-  if (d && v) return Date.now() - ((Number(d[1] ?? 0) * 60 + Number(d[2] ?? 0)) * 60 + Number(d[3] ?? 0)) * 1000;
-  const t = Date.parse(v);
-  if (Number.isNaN(t)) throw new InvalidParameter(`invalid filter 'until=${v}'`);
-  return t;
 }
 
 export function networkRoutes(router: Router, net: NetworkService, containers: ContainerService): void {

@@ -30,4 +30,20 @@ export class BuildCache {
   set(key: string, imageId: string): void {
     writeFileAtomic(path.join(this.dir, key), imageId, 0o600);
   }
+
+  /** Forget the entries last written before `until` (ms); returns them (key and image ID). */
+  prune(until = Infinity): { key: string; imageId: string | null }[] {
+    const removed: { key: string; imageId: string | null }[] = [];
+    for (const key of fs.readdirSync(this.dir)) {
+      if (!/^[a-f0-9]{64}$/.test(key)) continue;
+      const file = path.join(this.dir, key);
+      try {
+        if (fs.statSync(file).mtimeMs >= until) continue;
+        const imageId = this.get(key);
+        fs.rmSync(file, { force: true });
+        removed.push({ key, imageId });
+      } catch {}
+    }
+    return removed;
+  }
 }

@@ -45,6 +45,7 @@ const groups: Record<string, { description: string; commands: Command[] }> = {
   network: { description: 'Manage networks', commands: [n.networkConnect, n.networkCreate, n.networkDisconnect, n.networkInspect, n.networkLs, n.networkPrune, n.networkRm] },
   registry: { description: 'Run an OCI image registry', commands: [reg.serve, reg.gc] },
   volume: { description: 'Manage volumes', commands: vol.volumeCommands },
+  builder: { description: 'Manage builds', commands: [hk.builderPrune] },
 };
 groups.container!.commands.push(fsc.cp, fsc.diff, fsc.exportCmd);
 groups.image!.commands.push(sl.save, sl.load);

@@ -343,6 +343,33 @@ test('cache: an unchanged rebuild is all cache hits, a changed file rebuilds fro
   assert.doesNotMatch(nocache.stdout, /Using cache/);
 });
 
+test('builder prune forgets the cache and removes the intermediate images nothing needs; a tagged image keeps its own', { timeout: 240_000 }, async () => {
+  const dir = context({ Dockerfile: 'FROM busybox\nRUN echo a > /a\nRUN echo b > /b\nCMD ["cat", "/a", "/b"]\n' });
+  await build(dir, '-t', 'kept');
+  const untagged = context({ Dockerfile: 'FROM busybox\nRUN echo loose > /l\nRUN echo more > /m\n' });
+  const loose = (await build(untagged, '-q')).stdout.trim();
+  const allBefore = (await ok(docker(['images', '-aq']))).stdout.trim().split('\n');
+  assert.ok(allBefore.includes(loose.replace(/^sha256:/, '').slice(0, 12)), allBefore.join(' '));
+
+  const pruned = await ok(docker(['builder', 'prune', '-f']), 'builder prune');
+  assert.match(pruned.stdout, /^Deleted build cache objects:\n([a-f0-9]{64}\n)+\nTotal reclaimed space: \d/, pruned.stdout);
+  assert.equal((await d.docker(['image', 'inspect', loose])).code, 1, 'the untagged build result and its steps are gone');
+  assert.equal((await ok(docker(['run', '--rm', 'kept']))).stdout, 'a\nb\n', 'the tagged image still runs');
+  const rebuilt = await build(dir, '-t', 'kept');
+  assert.doesNotMatch(rebuilt.stdout, /Using cache/, 'the cache was forgotten');
+
+  // berth's own CLI, and system prune's build-cache part (no 404 in the middle of it).
+  const again = await d.berth(['builder', 'prune', '-f']);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stdout, /Total reclaimed space: /);
+  const system = await ok(docker(['system', 'prune', '-f']), 'system prune');
+  assert.match(system.stdout, /Total reclaimed space: /);
+  const bad = await docker(['builder', 'prune', '-f', '--filter', 'label=x']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /invalid filter 'label'/);
+  await ok(docker(['rmi', 'kept']));
+});
+
 test('.dockerignore: **, ! exceptions, leading /, and the Dockerfile and .dockerignore themselves', { timeout: 180_000 }, async () => {
   const dir = context({
     '.dockerignore': '# comment\n**/*.log\n/secret\nbuild\n!build/keep.txt\nDockerfile\n.dockerignore\n',

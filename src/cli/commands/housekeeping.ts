@@ -1,7 +1,7 @@
-/** system df and system prune: docker's tables and texts, computed from GET /system/df and the prune APIs. */
+/** system df, system prune and builder prune: docker's tables and texts, computed from GET /system/df and the prune APIs. */
 import type { Command, Ctx } from '../command.js';
 import { filtersJson, renderRows, StatusError } from '../command.js';
-import { ellipsis, goQuote, humanSize, since, tabwrite, truncateId } from '../format.js';
+import { ellipsis, goQuote, humanSize, ramInBytes, since, tabwrite, truncateId } from '../format.js';
 import { ApiError } from '../http.js';
 import { confirm } from './containers.js';
 
@@ -165,7 +165,38 @@ export const systemPrune: Command = {
     const i = await prune<{ ImagesDeleted?: { Untagged?: string; Deleted?: string }[] | null; SpaceReclaimed?: number }>(ctx, 'images', [...filters, `dangling=${!all}`]);
     space += i?.SpaceReclaimed ?? 0;
     section('Deleted Images:', (i?.ImagesDeleted ?? []).map((d) => (d.Untagged ? `untagged: ${d.Untagged}` : `deleted: ${d.Deleted}`)));
+    // The build cache takes only `until` (docker passes its label filters too; berth's cache has no labels).
+    const b = await prune<BuildPrune>(ctx, 'build', filters.filter((f) => f.startsWith('until=')));
+    space += b?.SpaceReclaimed ?? 0;
+    section('Deleted build cache objects:', b?.CachesDeleted ?? []);
     ctx.out.write(`Total reclaimed space: ${humanSize(space)}\n`);
+    return 0;
+  },
+};
+
+interface BuildPrune { CachesDeleted?: string[] | null; SpaceReclaimed?: number }
+
+export const builderPrune: Command = {
+  name: 'prune',
+  usage: 'prune',
+  description: 'Remove build cache',
+  flags: [
+    { long: 'all', short: 'a', kind: 'bool', help: 'Remove all unused build cache, not just dangling ones' },
+    { long: 'filter', kind: 'list', type: 'filter', help: 'Provide filter values (e.g. "until=24h")' },
+    { long: 'force', short: 'f', kind: 'bool', help: 'Do not prompt for confirmation' },
+    { long: 'keep-storage', kind: 'string', help: 'Amount of disk space to keep for cache' },
+  ],
+  args: { max: 0 },
+  async run(ctx, p) {
+    const warning = p.bool('all') ? 'WARNING! This will remove all build cache.' : 'WARNING! This will remove all dangling build cache.';
+    if (!p.bool('force') && !(await confirm(ctx, warning))) return 0;
+    const keep = p.str('keep-storage');
+    const r = await ctx.client.json<BuildPrune>('POST', '/build/prune', {
+      query: { all: p.bool('all') || undefined, filters: filtersJson(p.list('filter')), 'keep-storage': keep === undefined ? undefined : ramInBytes(keep) },
+    });
+    const deleted = r.CachesDeleted ?? [];
+    if (deleted.length) ctx.out.write(`Deleted build cache objects:\n${deleted.map((d) => `${d}\n`).join('')}\n`);
+    ctx.out.write(`Total reclaimed space: ${humanSize(r.SpaceReclaimed ?? 0)}\n`);
     return 0;
   },
 };
