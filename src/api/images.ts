@@ -7,7 +7,7 @@ import type { Snapshotter } from '../storage/index.js';
 import type { ContainerService } from '../container/service.js';
 import type { RegistryClient } from '../registry/client/index.js';
 import type { Router } from './server.js';
-import { pull, push, login } from './registry.js';
+import { pull, push, login, search } from './registry.js';
 import { parseFilters, matchLabels, untilOf } from './filters.js';
 
 export interface ImageDeps {
@@ -118,6 +118,7 @@ export function imageRoutes(router: Router, d: ImageDeps): void {
 
   router.post('/images/{name:.+}/push', (ctx) => push(ctx, d.registry));
   router.post('/auth', (ctx) => login(ctx, d.registry));
+  router.get('/images/search', (ctx) => search(ctx, d.registry));
 
   router.delete('/images/{name:.+}', (ctx) => {
     const q = ctx.query;

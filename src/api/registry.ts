@@ -1,7 +1,8 @@
-/** Pull, push and login: Docker's JSON-lines progress over a streaming response. */
+/** Pull, push, login and search: Docker's JSON-lines progress over a streaming response for the first two. */
 import type http from 'node:http';
 import { InvalidParameter, errorMessage } from '../errors.js';
-import type { AuthConfig, JSONMessage, RegistryClient } from '../registry/client/index.js';
+import type { AuthConfig, JSONMessage, RegistryClient, SearchResult } from '../registry/client/index.js';
+import { parseFilters } from './filters.js';
 import type { Context } from './server.js';
 import { sendError } from './server.js';
 
@@ -67,4 +68,29 @@ export function push(ctx: Context, registry: RegistryClient): Promise<void> {
 
 export async function login(ctx: Context, registry: RegistryClient): Promise<{ Status: string; IdentityToken?: string }> {
   return registry.login(await ctx.json<AuthConfig>());
+}
+
+/** GET /images/search: term, limit (1-100, 25 by default) and dockerd's filters is-official, is-automated, stars. */
+export async function search(ctx: Context, registry: RegistryClient): Promise<SearchResult[]> {
+  const q = ctx.query;
+  const term = q.get('term') ?? '';
+  if (!term) throw new InvalidParameter('term is required');
+  const limitRaw = q.get('limit') || '25';
+  const limit = Number(limitRaw);
+  if (!/^-?\d+$/.test(limitRaw)) throw new InvalidParameter(`invalid limit: ${limitRaw}`);
+  if (limit < 1 || limit > 100) throw new InvalidParameter(`limit ${limit} is outside the range of [1, 100]`);
+  const f = parseFilters(q.get('filters'), ['is-official', 'is-automated', 'stars']);
+  const flag = (key: string): boolean | undefined => {
+    const v = f.get(key)?.[0];
+    if (v === undefined) return undefined;
+    if (!['true', 'false', '1', '0'].includes(v)) throw new InvalidParameter(`invalid filter '${key}=${v}'`);
+    return v === 'true' || v === '1';
+  };
+  const official = flag('is-official');
+  const automated = flag('is-automated');
+  const starsRaw = f.get('stars')?.[0];
+  if (starsRaw !== undefined && !/^\d+$/.test(starsRaw)) throw new InvalidParameter(`invalid filter 'stars=${starsRaw}'`);
+  const stars = Number(starsRaw ?? 0);
+  const results = await registry.search(term, limit, registryAuth(ctx.req));
+  return results.filter((r) => (official === undefined || r.is_official === official) && (automated === undefined || r.is_automated === automated) && r.star_count >= stars);
 }

@@ -28,7 +28,7 @@ import * as fsc from './commands/fs.js';
 import * as sl from './commands/saveload.js';
 import * as hk from './commands/housekeeping.js';
 
-const topLevel: Command[] = [r.run, r.create, r.start, x.exec, c.stop, c.kill, c.restart, c.rm, c.ps, c.logs, c.wait, c.inspect, o.pause, o.unpause, o.top, o.stats, o.rename, o.update, i.images, i.rmi, i.tag, i.importCmd, i.history, r.pull, i.push, i.login, i.logout, s.info, s.version, n.port];
+const topLevel: Command[] = [r.run, r.create, r.start, x.exec, c.stop, c.kill, c.restart, c.rm, c.ps, c.logs, c.wait, c.inspect, o.pause, o.unpause, o.top, o.stats, o.rename, o.update, i.images, i.rmi, i.tag, i.importCmd, i.history, r.pull, i.push, i.login, i.logout, i.search, s.info, s.version, n.port];
 // Filesystem and image-archive commands, and housekeeping (kept as separate lines to merge easily).
 topLevel.push(fsc.cp, fsc.diff, fsc.exportCmd, sl.save, sl.load);
 

@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDaemon, loadTestImages, printLogTail, type Daemon } from '../harness.js';
-import { startBerthRegistry, skopeoInspect, type Distribution } from '../registry-fixtures.js';
+import { startBerthRegistry, startDistribution, skopeoInspect, type Distribution } from '../registry-fixtures.js';
 
 let d: Daemon;
 let reg: Distribution;
@@ -110,4 +110,33 @@ test('berth login / logout against a registry with htpasswd', async () => {
   assert.equal(out.stdout, `Removing login credentials for ${locked.host}\n`);
   await ok('berth', ['rmi', ref]);
   assert.notEqual((await d.berth(['pull', ref])).code, 0, 'after logout the registry refuses again');
+});
+
+test('docker search asks the registry a term names: berth registry answers over its repositories, distribution has no search', async () => {
+  await ok('docker', ['tag', 'busybox', `${reg.host}/search/busybox-mini:1`]);
+  await ok('docker', ['tag', 'busybox', `${reg.host}/search/other:1`]);
+  await ok('docker', ['push', `${reg.host}/search/busybox-mini:1`]);
+  await ok('docker', ['push', `${reg.host}/search/other:1`]);
+
+  const found = await ok('docker', ['search', `${reg.host}/busybox-mini`]);
+  assert.match(found.stdout, /^NAME\s+DESCRIPTION\s+STARS\s+OFFICIAL\n/);
+  assert.match(found.stdout, /^search\/busybox-mini\s+0\s*$/m);
+  assert.doesNotMatch(found.stdout, /search\/other/);
+  const mine = await ok('berth', ['search', '--format', '{{.Name}} {{.StarCount}}', `${reg.host}/search/`]);
+  assert.deepEqual(mine.stdout.trim().split('\n').sort(), ['search/busybox-mini 0', 'search/other 0']);
+  assert.equal((await ok('docker', ['search', '--limit', '1', '--format', '{{.Name}}', `${reg.host}/search/`])).stdout.split('\n').filter(Boolean).length, 1);
+  assert.equal((await ok('docker', ['search', '--filter', 'is-official=true', '--format', '{{.Name}}', `${reg.host}/search/`])).stdout, '');
+
+  const bad = await d.docker(['search', '--limit', '101', `${reg.host}/x`]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /limit 101 is outside the range of \[1, 100\]/);
+
+  const dist = await startDistribution();
+  try {
+    const none = await d.docker(['search', `${dist.host}/busybox`]);
+    assert.equal(none.code, 1);
+    assert.equal(none.stderr, 'Error response from daemon: Unexpected status code 404\n');
+  } finally {
+    await dist.stop();
+  }
 });

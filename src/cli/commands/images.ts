@@ -379,3 +379,39 @@ export const logout: Command = {
     return 0;
   },
 };
+
+interface SearchRow { name: string; description: string; star_count: number; is_official: boolean; is_automated: boolean }
+
+export const search: Command = {
+  name: 'search',
+  usage: 'search [OPTIONS] TERM',
+  description: 'Search Docker Hub for images',
+  flags: [
+    { long: 'filter', short: 'f', kind: 'list', type: 'filter', help: 'Filter output based on conditions provided' },
+    { long: 'format', kind: 'string', help: 'Pretty-print search using a Go template' },
+    { long: 'limit', kind: 'int', help: 'Max number of search results' },
+    { long: 'no-trunc', kind: 'bool', help: "Don't truncate output" },
+  ],
+  args: { min: 1, max: 1 },
+  async run(ctx, p) {
+    const term = p.args[0]!;
+    const slash = term.indexOf('/');
+    const domain = slash > 0 && /[.:]|^localhost$/.test(term.slice(0, slash)) ? term.slice(0, slash) : 'docker.io';
+    const limit = p.int('limit');
+    const results = await ctx.client.json<SearchRow[]>('GET', '/images/search', {
+      query: { term, limit: limit ? limit : undefined, filters: filtersJson(p.list('filter')) },
+      headers: { 'X-Registry-Auth': registryAuth(ctx, domain) },
+    });
+    const trunc = !p.bool('no-trunc');
+    const rows = results.map((r) => ({
+      Name: r.name,
+      Description: trunc ? ellipsis(r.description.replace(/\s+/g, ' '), 45) : r.description,
+      StarCount: String(r.star_count),
+      IsOfficial: r.is_official ? '[OK]' : '',
+      IsAutomated: r.is_automated ? '[OK]' : '',
+    }));
+    ctx.out.write(renderRows(p.str('format') ?? 'table', rows, { Name: 'NAME', Description: 'DESCRIPTION', StarCount: 'STARS', IsOfficial: 'OFFICIAL', IsAutomated: 'AUTOMATED' },
+      'table {{.Name}}\t{{.Description}}\t{{.StarCount}}\t{{.IsOfficial}}'));
+    return 0;
+  },
+};

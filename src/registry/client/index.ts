@@ -12,6 +12,7 @@
  *                → images.add(config, tag, manifest, repo digest)
  *   push(ref)  → layers (HEAD / mount / upload) → config → manifest bytes → repo digest on the image
  *   login(auth) → GET /v2/ and answer its challenge with the credentials
+ *   search(term) → GET /v1/search of the registry the term names (search.ts)
  */
 import { DEFAULT_DOMAIN, familiarName, familiarString, imageAttributes, parseNormalizedNamed, parseReference, repositoryName, type Image, type ImageStore } from '../../image/index.js';
 import type { EventBus } from '../../events/index.js';
@@ -20,9 +21,11 @@ import type { Snapshotter } from '../../storage/index.js';
 import { endpointsFor, Transport, type SharedState } from './http.js';
 import { Puller } from './pull.js';
 import { push, type PushTuning } from './push.js';
+import { searchRegistry, type SearchResult } from './search.js';
 import type { AuthConfig, JSONMessage, RegistryOptions } from './types.js';
 
 export type { AuthConfig, JSONMessage, RegistryOptions } from './types.js';
+export type { SearchResult } from './search.js';
 export { Unauthorized } from './http.js';
 export { humanSize, progressBar } from './progress.js';
 
@@ -34,6 +37,8 @@ export interface RegistryClient {
   push(ref: string, opts: { auth?: AuthConfig; progress: (m: JSONMessage) => void; signal?: AbortSignal; allTags?: boolean }): Promise<{ digest: string; size: number }>;
   /** Check credentials against a registry (POST /auth). Returns Docker's {Status:"Login Succeeded", IdentityToken?}. */
   login(auth: AuthConfig): Promise<{ Status: string; IdentityToken?: string }>;
+  /** The v1 search API of the registry the term names (GET /images/search). */
+  search(term: string, limit: number, auth?: AuthConfig): Promise<SearchResult[]>;
 }
 
 /** "https://index.docker.io/v1/", "localhost:5000", "http://h:5000/" → the reference domain ("docker.io", "localhost:5000", "h:5000"). */
@@ -85,5 +90,6 @@ export function createRegistryClient(deps: {
       const { identityToken } = await t.login();
       return identityToken ? { Status: 'Login Succeeded', IdentityToken: identityToken } : { Status: 'Login Succeeded' };
     },
+    search: (term, limit, auth) => searchRegistry(term, limit, { options: deps.options, state, auth }),
   };
 }

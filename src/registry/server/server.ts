@@ -1,5 +1,6 @@
 /**
- * The HTTP face of the registry: OCI Distribution Spec v1.1 routes over a RegistryStore.
+ * The HTTP face of the registry: OCI Distribution Spec v1.1 routes over a RegistryStore, and the
+ * v1 search API (`docker search`) over its repository names.
  *
  * Lifecycle: startRegistry(config) creates the store directories, loads the htpasswd
  * file and TLS material, listens and resolves with a handle; close() stops accepting,
@@ -124,6 +125,16 @@ class Handler {
 
   async base(): Promise<void> {
     this.json(200, {});
+  }
+
+  /** The v1 search API that `docker search host/term` asks: repositories whose name holds the term. */
+  async search(): Promise<void> {
+    const q = this.url.searchParams.get('q') ?? '';
+    const nRaw = this.url.searchParams.get('n') ?? '25';
+    if (!/^\d+$/.test(nRaw) || Number(nRaw) < 1 || Number(nRaw) > 100) throw new RegistryError('UNSUPPORTED', 'invalid n', { n: nRaw }, 400);
+    const hits = (await this.store.catalog()).filter((r) => r.includes(q));
+    const results = hits.slice(0, Number(nRaw)).map((name) => ({ name, description: '', star_count: 0, is_official: false, is_automated: false }));
+    this.json(200, { num_pages: 1, num_results: hits.length, page: 1, page_size: Number(nRaw), query: q, results });
   }
 
   async catalog(): Promise<void> {
@@ -280,6 +291,7 @@ const N = '(.+)';
 const routes: Route[] = [
   { method: 'GET', re: /^\/v2\/?$/, handler: (h) => h.base() },
   { method: 'GET', re: /^\/v2\/_catalog$/, handler: (h) => h.catalog() },
+  { method: 'GET', re: /^\/v1\/search$/, handler: (h) => h.search() },
   { method: 'GET', re: new RegExp(`^/v2/${N}/tags/list$`), handler: (h, m) => h.tagsList(m[1]) },
   { method: 'POST', re: new RegExp(`^/v2/${N}/blobs/uploads/?$`), handler: (h, m) => h.startUpload(m[1]) },
   { method: 'GET', re: new RegExp(`^/v2/${N}/blobs/uploads/([^/]+)$`), handler: (h, m) => h.uploadStatus(m[1], m[2]) },
@@ -325,7 +337,7 @@ export async function startRegistry(config: RegistryConfig): Promise<RegistrySer
         sendError(req, res, new RegistryError('UNAUTHORIZED', 'authentication required', null), { 'WWW-Authenticate': `Basic realm="${REALM}"` });
         return;
       }
-      if (!url.pathname.startsWith('/v2')) {
+      if (!url.pathname.startsWith('/v2') && url.pathname !== '/v1/search') {
         sendError(req, res, new RegistryError('UNSUPPORTED', 'not found', { path: url.pathname }, 404));
         return;
       }
