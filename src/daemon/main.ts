@@ -47,6 +47,7 @@ import { NetworkService } from '../network/service.js';
 import { DEFAULT_POOLS } from '../network/ipam.js';
 import { containerMatches, containerNetworkSettings, containerPorts, networkRoutes } from '../api/networks.js';
 import { isRunning } from '../container/state.js';
+import { absentRoutes } from '../api/absent.js';
 
 const usage = `Usage:	berthd [OPTIONS]
 
@@ -264,6 +265,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   fs.rmSync(path.join(buildRoot, 'contexts'), { recursive: true, force: true });
   buildRoutes(router, { images, content, storage, containers, registry, events, cache: new BuildCache(path.join(buildRoot, 'cache')), workRoot: path.join(buildRoot, 'contexts') });
   archiveRoutes(router, files);
+  absentRoutes(router);
   saveLoadRoutes(router, { images, content, storage, events, tmp });
   dfRoutes(router, {
     images, containers,

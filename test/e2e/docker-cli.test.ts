@@ -42,6 +42,23 @@ test('docker version and info describe berthd', async () => {
   assert.match(fmt.stdout.trim(), /^2 \d+ linux$/);
 });
 
+test('swarm and plugin commands get dockerd\'s answers for a node in no swarm with no plugins', async () => {
+  const notManager = 'Error response from daemon: This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.\n';
+  for (const args of [['node', 'ls'], ['service', 'ls'], ['secret', 'ls'], ['config', 'ls'], ['stack', 'ls']]) {
+    const r = await d.docker(args);
+    assert.equal(r.code, 1, args.join(' '));
+    assert.equal(r.stderr, notManager, args.join(' '));
+  }
+  assert.equal((await ok(['info', '--format', '{{.Swarm.LocalNodeState}}'])).stdout, 'inactive\n');
+  const init = await d.docker(['swarm', 'init']);
+  assert.equal(init.code, 1);
+  assert.equal(init.stderr, 'Error response from daemon: swarm mode is not supported by berth\n');
+  assert.equal((await d.docker(['swarm', 'leave'])).stderr, 'Error response from daemon: This node is not part of a swarm\n');
+  assert.equal((await ok(['plugin', 'ls', '--format', '{{.Name}}'])).stdout, '');
+  assert.equal((await d.docker(['plugin', 'inspect', 'nosuch'])).stderr, 'Error response from daemon: plugin "nosuch" not found\n');
+  assert.match((await d.docker(['plugin', 'install', '--grant-all-permissions', 'vieux/sshfs'])).stderr, /plugins are not supported by berth/);
+});
+
 test('docker run --rm hello-world prints the greeting and leaves no container', async () => {
   const r = await ok(['run', '--rm', 'hello-world']);
   assert.match(r.stdout, /Hello from berth!/);
