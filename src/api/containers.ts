@@ -6,7 +6,7 @@ import type { Container } from '../container/types.js';
 import { ZERO_TIME } from '../container/types.js';
 import { isRunning } from '../container/state.js';
 import { HEALTH_FILTER_VALUES, healthFilterValue, healthSuffix } from '../container/health.js';
-import { type Context, type Router } from './server.js';
+import { type Router } from './server.js';
 import { parseFilters, matchLabels, untilOf } from './filters.js';
 import { frame, writeChunk, MULTIPLEXED, RAW } from './streams.js';
 import { dockerMountPoint } from '../volume/spec.js';
@@ -294,8 +294,6 @@ export function containerRoutes(router: Router, svc: ContainerService, opts: { s
     ctx.res.end();
   });
 
-  router.post('/containers/{id}/attach', async (ctx) => attach(ctx, svc));
-
   router.post('/containers/{id}/pause', async (ctx) => {
     await svc.pause(ctx.params.id);
   });
@@ -313,51 +311,6 @@ export function containerRoutes(router: Router, svc: ContainerService, opts: { s
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidParameter('invalid JSON: update config must be an object');
     return svc.update(ctx.params.id, body as Record<string, unknown>);
   });
-}
-
-async function attach(ctx: Context, svc: ContainerService): Promise<void> {
-  const q = ctx.query;
-  const c = svc.get(ctx.params.id);
-  const wantStdin = bool(q, 'stdin');
-  const wantStdout = bool(q, 'stdout');
-  const wantStderr = bool(q, 'stderr');
-  const abort = new AbortController();
-  const output = svc.streams.attachOutput(c, abort.signal);
-  const socket = ctx.hijack(c.config.Tty ? RAW : MULTIPLEXED);
-  svc.attached(c);
-  socket.on('close', () => abort.abort());
-  socket.on('error', () => abort.abort());
-
-  if (wantStdin && c.config.OpenStdin) void pumpStdin(svc, c, socket, abort.signal);
-
-  for await (const entry of output) {
-    if ((entry.stream === 'stdout' && !wantStdout) || (entry.stream === 'stderr' && !wantStderr)) continue;
-    if (!(await writeChunk(socket, c.config.Tty ? entry.data : frame(entry.stream, entry.data)))) break;
-  }
-  socket.end();
-}
-
-/** Client bytes → container stdin, once the container runs. EOF from the client closes stdin (StdinOnce semantics). */
-async function pumpStdin(svc: ContainerService, c: Container, socket: NodeJS.ReadableStream, signal: AbortSignal): Promise<void> {
-  const pending: Buffer[] = [];
-  let ended = false;
-  let sink: NodeJS.WritableStream | null = null;
-  socket.on('data', (chunk: Buffer) => (sink ? sink.write(chunk) : pending.push(chunk)));
-  socket.on('end', () => {
-    ended = true;
-    if (sink && c.config.StdinOnce) sink.end();
-  });
-  await svc.streams.running(c, signal);
-  if (signal.aborted) return;
-  try {
-    sink = await svc.streams.stdin(c);
-  } catch {
-    return;
-  }
-  // A client still typing after the container exited must not take the daemon down with EPIPE.
-  sink.on('error', () => {});
-  for (const chunk of pending) sink.write(chunk);
-  if (ended && c.config.StdinOnce) sink.end();
 }
 
 function parseTime(v: string | null): number | undefined {

@@ -1,10 +1,11 @@
 /**
  * The HTTP side of the Docker Engine API: version prefixes, routing, JSON bodies,
- * Docker's error shape, and hijacked connections (attach). Handlers stay thin:
+ * Docker's error shape, hijacked connections and WebSockets (attach). Handlers stay thin:
  * parse, call a service, encode.
  */
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
+import { WebSocketServer, createWebSocketStream } from 'ws';
 import { InvalidParameter, NotFound, errorMessage } from '../errors.js';
 import { errorBody, statusOf } from './errors.js';
 import { log } from '../log.js';
@@ -22,6 +23,8 @@ export interface Context {
   json<T = Record<string, unknown>>(): Promise<T>;
   /** Take over the connection (101 when the client asked for an upgrade); the caller owns the socket. */
   hijack(contentType: string): Duplex;
+  /** Complete a WebSocket upgrade: binary messages as a stream (each write one message). */
+  websocket(): Promise<Duplex>;
 }
 
 export type Handler = (ctx: Context) => Promise<unknown> | unknown;
@@ -87,6 +90,7 @@ export function sendJSON(res: http.ServerResponse, status: number, value: unknow
 
 export function createApiServer(router: Router, serverHeader: string): http.Server {
   const server = http.createServer({ keepAliveTimeout: 60_000 });
+  const websockets = new WebSocketServer({ noServer: true });
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse, upgrade?: { socket: Duplex; head: Buffer }) => {
     const url = new URL(req.url ?? '/', 'http://berth');
@@ -140,6 +144,12 @@ export function createApiServer(router: Router, serverHeader: string): http.Serv
             socket.write(`HTTP/1.1 200 OK\r\nContent-Type: ${contentType}\r\n\r\n`);
           }
           return socket;
+        },
+        websocket: () => {
+          if (!upgrade || req.headers.upgrade?.toLowerCase() !== 'websocket') throw new InvalidParameter('this endpoint needs a WebSocket upgrade');
+          hijacked = true;
+          const { socket, head } = upgrade;
+          return new Promise((resolve) => websockets.handleUpgrade(req, socket, head, (ws) => resolve(createWebSocketStream(ws))));
         },
       };
       const result = await found.route.handler(ctx);

@@ -34,12 +34,12 @@ export class ContainerStreams {
   }
 
   /**
-   * Output of a container from now on, for attach: follows the log from its current end until the
-   * container's next exit (or the signal aborts).
+   * Output of a container from now on (or, with fromStart, from its first line), for attach: follows
+   * the log until the container's next exit (or the signal aborts).
    */
-  attachOutput(c: Container, signal: AbortSignal): AsyncIterable<LogEntry> {
+  attachOutput(c: Container, signal: AbortSignal, opts: { fromStart?: boolean } = {}): AsyncIterable<LogEntry> {
     const logPath = c.logPath;
-    const fromOffset = fs.existsSync(logPath) ? logOffset(logPath) : 0;
+    const fromOffset = !opts.fromStart && fs.existsSync(logPath) ? logOffset(logPath) : 0;
     let exited = false;
     const stopWatching = this.events.subscribe((e) => {
       if (this.is(c, 'die')(e)) exited = true;

@@ -48,6 +48,7 @@ import { DEFAULT_POOLS } from '../network/ipam.js';
 import { containerMatches, containerNetworkSettings, containerPorts, networkRoutes } from '../api/networks.js';
 import { isRunning } from '../container/state.js';
 import { absentRoutes } from '../api/absent.js';
+import { attachRoutes } from '../api/attach.js';
 
 const usage = `Usage:	berthd [OPTIONS]
 
@@ -240,6 +241,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
     runtimePath,
   });
   statsRoutes(router, containers);
+  attachRoutes(router, containers);
   execRoutes(router, execs);
   containerRoutes(router, containers, {
     storageDriver: storage.driver,
