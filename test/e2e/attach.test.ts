@@ -6,6 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import WebSocket from 'ws';
 import { startDaemon, loadTestImages, type Daemon } from '../harness.js';
 
@@ -90,8 +91,41 @@ test('attach logs=1 replays what the container wrote; stream=1 adds what comes n
   const nothing = await attachBytes(id, 'stdout=1');
   assert.deepEqual(demux(nothing.body), [], 'neither logs nor stream: nothing to send');
 
-  const keys = await d.api('POST', `/containers/${id}/attach?stream=1&stdout=1&detachKeys=ctrl-x`);
+  const keys = await d.api('POST', `/containers/${id}/attach?stream=1&stdout=1&detachKeys=ctrl-xx`);
   assert.equal(keys.status, 400);
-  assert.match(keys.body.message, /detachKeys is not supported/);
+  assert.equal(keys.body.message, 'Invalid detach keys (ctrl-xx) provided');
+  await d.api('DELETE', `/containers/${id}?force=1`);
+});
+
+/** A hijacked attach (Upgrade: tcp): resolves with everything the daemon sent once it closes the connection. */
+function hijack(id: string, query: string, send: (s: net.Socket) => void): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(d.socket);
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => { s.destroy(); reject(new Error(`attach did not end: ${Buffer.concat(chunks).toString()}`)); }, 20_000);
+    s.on('data', (b: Buffer) => chunks.push(b));
+    s.on('close', () => { clearTimeout(timer); resolve(Buffer.concat(chunks).toString()); });
+    s.on('error', reject);
+    s.write(`POST /containers/${id}/attach?${query} HTTP/1.1\r\nHost: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`);
+    send(s);
+  });
+}
+
+test('on a TTY the detach keys end the attach and leave the container running; detachKeys picks others', { timeout: 60_000 }, async () => {
+  const id = await create(['sh'], { Tty: true, OpenStdin: true, AttachStdin: true, AttachStdout: true });
+  assert.equal((await d.api('POST', `/containers/${id}/start`)).status, 204);
+  const typed = (s: net.Socket, keys: number[]) => {
+    s.write('echo one-$((40+2))\r');
+    // A lone ctrl-p that the next byte breaks reaches the shell (and is echoed as ^P); then the sequence.
+    setTimeout(() => s.write(Buffer.from([0x10, 0x61, 0x0d])), 300);
+    setTimeout(() => s.write(Buffer.from(keys)), 600);
+  };
+  const out = await hijack(id, 'stream=1&stdin=1&stdout=1', (s) => typed(s, [0x10, 0x11]));
+  assert.match(out, /one-42/);
+  assert.equal((await d.api('GET', `/containers/${id}/json`)).body.State.Running, true, 'still running after the detach');
+
+  const custom = await hijack(id, 'stream=1&stdin=1&stdout=1&detachKeys=ctrl-x,y', (s) => typed(s, [0x18, 0x79]));
+  assert.match(custom, /one-42/);
+  assert.equal((await d.api('GET', `/containers/${id}/json`)).body.State.Running, true);
   await d.api('DELETE', `/containers/${id}?force=1`);
 });
