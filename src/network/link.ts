@@ -55,13 +55,18 @@ function bindMount(source: string, target: string): void {
   mount(source, target, null, MS_BIND, null);
 }
 
-/** A new netns bind-mounted on `file` with lo up and the given veths; all or nothing. */
-export async function createSandbox(file: string, veths: VethRequest[]): Promise<void> {
+/**
+ * A netns bind-mounted on `file` with lo up and the given veths; all or nothing. The netns is a new
+ * one, or with `existing` (a /proc/<pid>/ns/net) one that was made elsewhere: the runtime's, inside
+ * a container's own user namespace, where a remapped root can mount sysfs and exec can join it.
+ */
+export async function createSandbox(file: string, veths: VethRequest[], existing?: string): Promise<void> {
   await fsp.mkdir(path.dirname(file), { recursive: true, mode: 0o711 });
   await fsp.writeFile(file, '', { mode: 0o444 });
   let inside: number | null = null;
   try {
-    inside = netnsSocket(file, true, bindMount);
+    if (existing) bindMount(existing, file);
+    inside = netnsSocket(file, !existing, bindMount);
     loopbackUp(inside);
     for (const v of veths) addVethPair(file, inside, v);
   } catch (err) {
