@@ -106,10 +106,6 @@ export function checkRemapped(c: Container): void {
   if (h.PidMode === 'host') throw new InvalidParameter('cannot share the host PID namespace when user namespaces are enabled');
   if (h.IpcMode === 'host') throw new InvalidParameter("cannot share the host's IPC namespace when user namespaces are enabled");
   if (h.UTSMode === 'host') throw new InvalidParameter("cannot share the host's UTS namespace when user namespaces are enabled");
-  // Another container's netns belongs to that container's user namespace, where this one's root is nobody.
-  if (h.NetworkMode.startsWith('container:')) {
-    throw new InvalidParameter(`network mode ${h.NetworkMode} is not supported yet with userns-remap (or use --userns host)`);
-  }
 }
 
 let nsFd: { spec: string; fd: number } | undefined;

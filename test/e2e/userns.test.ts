@@ -8,7 +8,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -173,14 +173,27 @@ test('--userns=host opts out; privileged and host namespaces need it, with docke
   assert.equal((await d.docker(['run', '--rm', '--userns', 'host', '--privileged', 'busybox', 'true'])).code, 0);
   const hostLinks = (await docker(['run', '--rm', '--userns', 'host', '--network', 'host', 'busybox', 'ls', '/sys/class/net'])).split('\n');
   assert.ok(hostLinks.includes(d.bridge!), 'with --userns host, --network host is the host\'s stack');
-  // Another container's netns belongs to that container's user namespace: refused by name.
-  const owner = (await docker(['run', '-d', 'busybox', 'sleep', '30'])).trim();
-  const joined = await d.docker(['run', '--rm', '--network', `container:${owner}`, 'busybox', 'true']);
-  assert.equal(joined.code, 125);
-  assert.match(joined.stderr, /network mode container:\S+ is not supported yet with userns-remap/);
-  await docker(['rm', '-f', owner]);
   // refused at create, as dockerd does: nothing is left
   assert.deepEqual((await d.api('GET', '/containers/json?all=1')).body, []);
+});
+
+test('container:<id> network, PID and IPC modes join the other container\'s user namespace too, as under dockerd', { timeout: 60_000 }, async () => {
+  const donor = (await docker(['run', '-d', '--ipc', 'shareable', 'busybox', 'sleep', '60'])).trim();
+  const plain = (await docker(['run', '-d', '--userns', 'host', 'busybox', 'sleep', '60'])).trim();
+  try {
+    const info = JSON.parse(await docker(['inspect', donor]))[0];
+    const joined = await docker(['run', '--rm', '--network', `container:${donor}`, '--pid', `container:${donor}`, '--ipc', `container:${donor}`, 'busybox', 'sh', '-c', 'ip -o -4 addr show eth0; ls /sys/class/net; ps -o comm; readlink /proc/self/ns/user']);
+    assert.match(joined, new RegExp(`inet ${info.NetworkSettings.IPAddress.replace(/\./g, '\\.')}/`));
+    assert.match(joined, /^eth0\nlo\n/m);
+    assert.match(joined, /^sleep$/m, 'the donor\'s processes are seen');
+    assert.equal(joined.trim().split('\n').pop(), fs.readlinkSync(`/proc/${info.State.Pid}/ns/user`));
+    // A donor in the host's user namespace cannot be joined by a remapped container.
+    const r = await d.docker(['run', '--rm', '--network', `container:${plain}`, 'busybox', 'true']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /cannot join the namespaces of container [0-9a-f]{64}: it runs in the host's user namespace/);
+  } finally {
+    await docker(['rm', '-f', donor, plain]);
+  }
 });
 
 test('volumes (named, anonymous, pre-populated from an image VOLUME) belong to the remapped root; binds keep their host owner', { timeout: 90_000 }, async () => {
@@ -269,6 +282,27 @@ test('the default bridge under remap: eth0 in the container\'s own user namespac
   }
   await waitFor(async () => (vethsOn(d.bridge!).length === 0 ? true : null), 'the veth to go');
   assert.deepEqual(netnsFiles(), []);
+});
+
+test('a failure between runc create and start (the network\'s bridge gone) rolls the start back: no netns, mount, cgroup, process or lease left', { timeout: 60_000 }, async () => {
+  const net = JSON.parse(await docker(['network', 'inspect', (await docker(['network', 'create', 'brokennet'])).trim()]))[0];
+  const bridge = `br-${net.Id.slice(0, 12)}`;
+  try {
+    assert.ok(fs.existsSync(`/sys/class/net/${bridge}`), bridge);
+    execFileSync('ip', ['link', 'del', bridge]);
+    const r = await d.docker(['run', '-d', '--name', 'broken', '--network', 'brokennet', 'busybox', 'sleep', '60']);
+    assert.notEqual(r.code, 0, r.stdout);
+    assert.match(r.stderr, /failed to create task for container/);
+    const info = JSON.parse(await docker(['inspect', 'broken']))[0];
+    assert.equal(info.State.Status, 'created');
+    assert.equal(info.State.Pid, 0);
+    assert.deepEqual(netnsFiles(), []);
+    assert.equal(Object.keys(JSON.parse(await docker(['network', 'inspect', 'brokennet']))[0].Containers ?? {}).length, 0);
+    assert.deepEqual(leftovers(d), { mounts: [], cgroups: [], processes: [], files: [] });
+    await docker(['rm', 'broken']);
+  } finally {
+    await docker(['network', 'rm', 'brokennet']);
+  }
 });
 
 test('a user network under remap: names resolve through the embedded DNS; network connect adds a link to a running container', { timeout: 90_000 }, async () => {
