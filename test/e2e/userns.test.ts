@@ -329,7 +329,7 @@ test('a user network under remap: names resolve through the embedded DNS; networ
   }
 });
 
-test('-p to httpd under remap: curl from the host, exec, kill -9 of berthd + restart keeps it reachable; rm leaves nothing', { timeout: 120_000 }, async () => {
+test('-p to httpd under remap: curl from the host, exec, kill -9 of berthd + restart keeps it reachable, so does docker restart; rm leaves nothing', { timeout: 120_000 }, async () => {
   const rulesBefore = daemonRules(d.bridge!);
   const id = (await docker(['run', '-d', '-p', '127.0.0.1::8080', 'busybox', ...HTTPD])).trim();
   const hostPort = Number((await docker(['port', id, '8080'])).trim().split(':')[1]);
@@ -350,9 +350,16 @@ test('-p to httpd under remap: curl from the host, exec, kill -9 of berthd + res
   assert.match(await docker(['exec', id, 'ip', '-o', '-4', 'addr', 'show', 'eth0']), new RegExp(`inet ${ip.replace(/\./g, '\\.')}/`));
   const stats = JSON.parse(await docker(['stats', '--no-stream', '--format', 'json', id]));
   assert.match(stats.NetIO, /B \/ /);
+  // docker restart: a new run, a new netns of its own user namespace, the same port published again
+  await docker(['restart', '-t', '1', id]);
+  const again = Number((await docker(['port', id, '8080'])).trim().split(':')[1]);
+  assert.equal(await waitFor(async () => {
+    const r = await curl(`http://127.0.0.1:${again}/`);
+    return r.code === 0 && r.out ? r.out : null;
+  }, 'httpd after docker restart'), `hello from ${id.slice(0, 12)}\n`);
 
   await docker(['rm', '-f', id]);
-  assert.notEqual((await curl(`http://127.0.0.1:${hostPort}/`)).code, 0, 'the proxy went with the container');
+  assert.notEqual((await curl(`http://127.0.0.1:${again}/`)).code, 0, 'the proxy went with the container');
   assert.deepEqual(daemonRules(d.bridge!), rulesBefore);
   await waitFor(async () => (vethsOn(d.bridge!).length === 0 ? true : null), 'the veth to go');
   assert.deepEqual(netnsFiles(), []);
