@@ -55,18 +55,13 @@ function bindMount(source: string, target: string): void {
   mount(source, target, null, MS_BIND, null);
 }
 
-/**
- * A netns bind-mounted on `file` with lo up and the given veths; all or nothing. The netns is a new
- * one, or with `existing` (a /proc/<pid>/ns/net) one that was made elsewhere: the runtime's, inside
- * a container's own user namespace, where a remapped root can mount sysfs and exec can join it.
- */
-export async function createSandbox(file: string, veths: VethRequest[], existing?: string): Promise<void> {
+/** A new netns bind-mounted on `file` with lo up and the given veths; all or nothing. */
+export async function createSandbox(file: string, veths: VethRequest[]): Promise<void> {
   await fsp.mkdir(path.dirname(file), { recursive: true, mode: 0o711 });
   await fsp.writeFile(file, '', { mode: 0o444 });
   let inside: number | null = null;
   try {
-    if (existing) bindMount(existing, file);
-    inside = netnsSocket(file, !existing, bindMount);
+    inside = netnsSocket(file, true, bindMount);
     loopbackUp(inside);
     for (const v of veths) addVethPair(file, inside, v);
   } catch (err) {
@@ -84,6 +79,23 @@ export function addVeth(file: string, v: VethRequest): void {
     addVethPair(file, inside, v);
   } finally {
     fs.closeSync(inside);
+  }
+}
+
+/**
+ * What createSandbox does, for a netns made elsewhere (`existing`, a /proc/<pid>/ns/net): the
+ * runtime's, inside a container's own user namespace, where a remapped root can mount sysfs and
+ * exec can join it. The runtime brought lo up. All or nothing.
+ */
+export async function adoptSandbox(file: string, existing: string, veths: VethRequest[]): Promise<void> {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o711 });
+  fs.writeFileSync(file, '', { mode: 0o444 });
+  try {
+    bindMount(existing, file);
+    for (const v of veths) addVeth(file, v);
+  } catch (err) {
+    await destroySandbox(file);
+    throw err;
   }
 }
 

@@ -22,7 +22,7 @@ import { type DnsServer, hostNameservers, serveDns } from './dns.js';
 import { hostsFile, parseExtraHost, resolvConf } from './files.js';
 import { type Cidr, contains, formatCidr, hostRoutes, intToIp, ipToInt, macFromIp, nextFree, overlaps, parseCidr, pickSubnet } from './ipam.js';
 import { Iptables, type BridgeNet, type Forward } from './iptables.js';
-import { type VethSpec, addVeth, createSandbox, deleteLink, destroySandbox, ensureBridge } from './link.js';
+import { type VethSpec, addVeth, adoptSandbox, createSandbox, deleteLink, destroySandbox, ensureBridge } from './link.js';
 import { deleteLinkByName } from './netlink.js';
 import { type PortBindings, checkPortBindings, wantedPorts } from './ports.js';
 import { type Proxy, openProxy } from './proxy.js';
@@ -539,7 +539,7 @@ export class NetworkService {
       if (!n) throw new NotFound(`network ${a.networkId} not found`);
       return this.vethSpec(n, a.live!, i === 0);
     });
-    await createSandbox(s.netns, veths, nsPath);
+    await adoptSandbox(s.netns, nsPath, veths);
   }
 
   /** Opens each wanted port (a range takes its first free port); records what was bound. */

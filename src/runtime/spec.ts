@@ -63,7 +63,7 @@ export interface SpecOptions {
   args: string[]; env: string[]; cwd: string;
   user: { uid: number; gid: number; additionalGids: number[] };
   hostname: string; tty: boolean; openStdin: boolean;
-  /** none = a new network namespace, loopback only (until someone adds links before start). */
+  /** none = a new, empty network namespace (loopback only). */
   network: { mode: 'none' | 'host' | 'netns'; path?: string };
   ipcHost?: boolean; pidHost?: boolean; utsHost?: boolean;
   /** cgroupfs-style path, e.g. "berth/<id>"; made absolute so it never depends on the daemon's own cgroup. */

@@ -68,8 +68,7 @@ export function networkProvider(backend?: NetworkBackend, find?: (idOrName: stri
         };
       }
       if (backend && backend.bridged(c)) {
-        const late = ownUserns(c);
-        const stack = await backend.setup(c, { runtimeNetns: late });
+        const stack = await backend.setup(c, { runtimeNetns: ownUserns(c) });
         try {
           await fsp.writeFile(c.hostsPath, stack.hosts);
           await fsp.writeFile(c.resolvConfPath, stack.resolv);
@@ -77,7 +76,7 @@ export function networkProvider(backend?: NetworkBackend, find?: (idOrName: stri
           await backend.teardown(c);
           throw err;
         }
-        return { network: late ? { mode: 'none' } : { mode: 'netns', path: stack.netns }, mounts: files(c) };
+        return { network: ownUserns(c) ? { mode: 'none' } : { mode: 'netns', path: stack.netns }, mounts: files(c) };
       }
       const host = mode === 'host';
       const h = c.hostConfig;
