@@ -12,6 +12,7 @@ import { parseSeccompProfile } from '../runtime/seccomp.js';
 import type { OciDevice, OciDeviceRule, OciMount, OciRlimit, SpecOptions } from '../runtime/spec.js';
 import type { Container, HostConfig } from './types.js';
 import { sharedShmDir } from './providers/ipc.js';
+import { isRunning } from './state.js';
 import { type Remap, checkRemapped, isRemapped, parseRemap } from './userns.js';
 
 export interface Ulimit { Name: string; Soft: number; Hard: number }
@@ -314,6 +315,28 @@ function joinNamespace(ctx: IsolationContext, mode: string, kind: 'pid' | 'ipc')
   return { path: `/proc/${donor.state.Pid}/ns/${kind}`, donor };
 }
 
+/**
+ * userns-remap: a container that joins another's network, PID or IPC namespace joins its user
+ * namespace too, as under dockerd (the other's namespaces belong to it: a user namespace of its own
+ * would make this container's root nobody there, unable to mount /proc or /sys).
+ */
+function donorUserns(c: Container, ctx: IsolationContext): string | undefined {
+  const h = c.hostConfig;
+  const refs = [h.NetworkMode, h.PidMode ?? '', h.IpcMode ?? ''].filter((m) => m.startsWith('container:')).map((m) => m.slice('container:'.length));
+  const donors = new Map<string, Container>();
+  for (const ref of refs) {
+    const donor = ctx.find(ref);
+    if (!donor) throw new NotFound(`No such container: ${ref}`);
+    donors.set(donor.id, donor);
+  }
+  if (donors.size === 0) return undefined;
+  if (donors.size > 1) throw new InvalidParameter(`with userns-remap, the namespaces joined must all be one container's (joining ${[...donors.keys()].map((id) => id.slice(0, 12)).join(', ')})`);
+  const donor = [...donors.values()][0]!;
+  if (!isRemapped(donor, ctx.remap)) throw new InvalidParameter(`cannot join the namespaces of container ${donor.id}: it runs in the host's user namespace (--userns host)`);
+  if (!isRunning(donor.state) || !donor.state.Pid) throw new Conflict(`cannot join the namespaces of a non running container: ${donor.id}`);
+  return `/proc/${donor.state.Pid}/ns/user`;
+}
+
 function toRlimits(list: Ulimit[]): OciRlimit[] {
   // An unlimited value (-1) is the kernel's RLIM_INFINITY; JSON numbers cannot carry 2^64-1 exactly,
   // so such an entry is left out and the container inherits the daemon's (unlimited) value.
@@ -382,6 +405,8 @@ export function isolationOptions(c: Container, mounts: OciMount[], ctx: Isolatio
   if (isRemapped(c, ctx.remap)) {
     checkRemapped(c);
     out.idMappings = { uid: ctx.remap.uid, gid: ctx.remap.gid };
+    const user = donorUserns(c, ctx);
+    if (user) out.namespacePaths!.user = user;
   }
 
   if (h.Init) {

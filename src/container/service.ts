@@ -12,8 +12,8 @@
  *   streams.ts    logs, attach output, stdin, resize
  *   exec.ts       exec sessions
  *
- * start   under the lock: providers' setup → OCI spec → runtime create (conmon + runc) → running,
- *         saved → exit watched → runtime start.
+ * start   under the lock: providers' setup → OCI spec → runtime create (conmon + runc) → providers'
+ *         created hooks → running, saved → exit watched → runtime start.
  * exit    under the lock, once per run: runtime state released, providers torn down, exited
  *         saved, `die` published; then AutoRemove or the restart policy. A verb that holds the lock
  *         and needs the exit (stop, kill -9, rm -f) processes it itself; the watcher then finds it
@@ -37,7 +37,7 @@ import { type Runtime, type OciSpec, buildSpec, cgroupLimits, resolveUser } from
 import { type CreateBody, newContainer, pickName, prepareSnapshot } from './create.js';
 import type { HealthHooks } from './health.js';
 import { KeyedLock } from './lock.js';
-import { type Contributions, type Provider, type StartContext, setupAll, teardownAll } from './providers/index.js';
+import { type Contributions, type Provider, type StartContext, createdAll, setupAll, teardownAll } from './providers/index.js';
 import { type NetworkBackend, networkProvider } from './providers/network.js';
 import { rootfsProvider } from './providers/rootfs.js';
 import { shmProvider } from './providers/shm.js';
@@ -127,9 +127,9 @@ export class ContainerService {
     this.store = deps.store;
     this.events = deps.events;
     const remap = deps.isolation?.remap;
-    this.mounts = new VolumeMounts(deps.volumes, deps.store, deps.events);
+    this.mounts = new VolumeMounts(deps.volumes, deps.store, deps.events, remap);
     deps.volumes.setUsers((name) => this.store.list().filter((c) => c.mounts?.some((m) => m.Type === 'volume' && m.Name === name)).map((c) => ({ id: c.id, running: isRunning(c.state) })));
-    this.providers = [remap ? remapRootfsProvider(deps.storage, remap) : rootfsProvider(deps.storage), this.mounts.provider(), networkProvider(deps.network, (id) => this.store.find(id)), shmProvider(), ipcProvider()];
+    this.providers = [remap ? remapRootfsProvider(deps.storage, remap) : rootfsProvider(deps.storage), this.mounts.provider(), networkProvider(deps.network, (id) => this.store.find(id), (c) => isRemapped(c, remap)), shmProvider(), ipcProvider()];
     this.streams = new ContainerStreams(deps.store, deps.events, deps.runtime, (id) => this.runs.has(id));
   }
 
@@ -250,6 +250,8 @@ export class ContainerService {
       const contributions = await setupAll(this.providers, ctx);
       const spec = await this.spec(c, ctx.rootfs, contributions);
       const { pid } = await runtime.create(c.id, spec, { logPath: c.logPath, tty: c.config.Tty, stdin: c.config.OpenStdin });
+      // Before the record says running: a daemon killed in between rolls the whole start back.
+      await createdAll(this.providers, ctx, pid);
       this.save(c, toRunning(c.state, pid));
       this.watchExit(c.id);
       await runtime.start(c.id);

@@ -16,6 +16,7 @@ import { InvalidParameter, SystemError } from '../errors.js';
 import type { OciIdMapping } from '../runtime/spec.js';
 import { type Snapshotter, type Mount, mountAll, unmountAll } from '../storage/index.js';
 import { idmappedBind } from '../sys/index.js';
+import type { IdShift } from '../volume/index.js';
 import type { Provider } from './providers/index.js';
 import type { Container } from './types.js';
 
@@ -82,6 +83,16 @@ export function parseRemap(spec: string, files: RemapFiles = HOST_FILES): Remap 
   return { spec, uid: uidMap, gid: gidMap, rootUid: uidMap[0]!.hostID, rootGid: gidMap[0]!.hostID };
 }
 
+/** Container ids to the host's through the remap's ranges; an id outside them has no host id, as dockerd says. */
+export function toHost(remap: Remap): IdShift {
+  const one = (maps: OciIdMapping[], id: number) => {
+    const r = maps.find((m) => id >= m.containerID && id < m.containerID + m.size);
+    if (!r) throw new InvalidParameter(`Container ID ${id} cannot be mapped to a host ID`);
+    return r.hostID + (id - r.containerID);
+  };
+  return (uid, gid) => ({ uid: one(remap.uid, uid), gid: one(remap.gid, gid) });
+}
+
 /** Whether this container runs remapped (the daemon remaps and it did not ask for --userns=host). */
 export function isRemapped(c: Container, remap: Remap | undefined): remap is Remap {
   return remap !== undefined && c.hostConfig.UsernsMode !== 'host';
@@ -95,11 +106,6 @@ export function checkRemapped(c: Container): void {
   if (h.PidMode === 'host') throw new InvalidParameter('cannot share the host PID namespace when user namespaces are enabled');
   if (h.IpcMode === 'host') throw new InvalidParameter("cannot share the host's IPC namespace when user namespaces are enabled");
   if (h.UTSMode === 'host') throw new InvalidParameter("cannot share the host's UTS namespace when user namespaces are enabled");
-  // berthd makes bridge netns in the host's user namespace: a remapped root cannot mount sysfs there
-  // nor setns into it for exec. Until netns are made inside the container's user namespace, say so.
-  if (h.NetworkMode !== 'none') {
-    throw new InvalidParameter(`network mode ${h.NetworkMode} is not supported yet with userns-remap: use --network none (or --userns host)`);
-  }
 }
 
 let nsFd: { spec: string; fd: number } | undefined;
@@ -181,6 +187,10 @@ export function remapRootfsProvider(storage: Snapshotter, remap: Remap): Provide
       if (mounts.length !== 1 || mounts[0]!.type !== 'overlay') throw new InvalidParameter('userns-remap needs the overlay2 storage driver');
       const fd = await remapNamespace(remap);
       const { lowers, rest } = overlayPaths(mounts[0]!);
+      // The overlay's root takes its owner from the upper dir: the remapped root's, as the image's
+      // root is, so that it can make mount points there (a volume's) as root can under dockerd.
+      const upper = rest.find((o) => o.startsWith('upperdir='))?.slice('upperdir='.length);
+      if (upper) fs.chownSync(upper, remap.rootUid, remap.rootGid);
       const base = lowerDir(dir);
       fs.mkdirSync(base, { recursive: true, mode: 0o700 });
       const mapped: string[] = [];

@@ -180,7 +180,8 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   });
   const containersRoot = path.join(config.dataRoot, 'containers');
   fs.mkdirSync(containersRoot, { recursive: true, mode: 0o710 });
-  const volumes = new VolumeService(db, path.join(config.dataRoot, 'volumes'), events);
+  const remapRoot = isolation.remap && { uid: isolation.remap.rootUid, gid: isolation.remap.rootGid };
+  const volumes = new VolumeService(db, path.join(config.dataRoot, 'volumes'), events, remapRoot);
   const containerStore = new ContainerStore(db);
   const networks = new NetworkService(db, events, {
     execRoot: config.execRoot, bridge: config.bridge || 'berth0', bip: config.bip, mtu: config.mtu, icc: config.icc,

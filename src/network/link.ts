@@ -83,6 +83,23 @@ export function addVeth(file: string, v: VethRequest): void {
 }
 
 /**
+ * What createSandbox does, for a netns made elsewhere (`existing`, a /proc/<pid>/ns/net): the
+ * runtime's, inside a container's own user namespace, where a remapped root can mount sysfs and
+ * exec can join it. The runtime brought lo up. All or nothing.
+ */
+export async function adoptSandbox(file: string, existing: string, veths: VethRequest[]): Promise<void> {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o711 });
+  fs.writeFileSync(file, '', { mode: 0o444 });
+  try {
+    bindMount(existing, file);
+    for (const v of veths) addVeth(file, v);
+  } catch (err) {
+    await destroySandbox(file);
+    throw err;
+  }
+}
+
+/**
  * Unmounts and removes the netns file; idempotent. The kernel then frees the namespace (its last
  * reference was the mount: the container has exited) and the veths with it, asynchronously. Deleting
  * each veth here instead would block the daemon for an RCU grace period (20–40 ms) per link.

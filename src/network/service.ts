@@ -22,7 +22,7 @@ import { type DnsServer, hostNameservers, serveDns } from './dns.js';
 import { hostsFile, parseExtraHost, resolvConf } from './files.js';
 import { type Cidr, contains, formatCidr, hostRoutes, intToIp, ipToInt, macFromIp, nextFree, overlaps, parseCidr, pickSubnet } from './ipam.js';
 import { Iptables, type BridgeNet, type Forward } from './iptables.js';
-import { type VethSpec, addVeth, createSandbox, deleteLink, destroySandbox, ensureBridge } from './link.js';
+import { type VethSpec, addVeth, adoptSandbox, createSandbox, deleteLink, destroySandbox, ensureBridge } from './link.js';
 import { deleteLinkByName } from './netlink.js';
 import { type PortBindings, checkPortBindings, wantedPorts } from './ports.js';
 import { type Proxy, openProxy } from './proxy.js';
@@ -490,7 +490,11 @@ export class NetworkService {
     return !(mode === 'host' || mode === 'none' || mode.startsWith('container:'));
   }
 
-  async setup(c: NetContainer): Promise<StackFiles> {
+  /**
+   * With `runtimeNetns`, the netns is left to the runtime (made inside the container's user
+   * namespace) and gets its veths from adoptNetns() once it exists; all else is done here.
+   */
+  async setup(c: NetContainer, opts: { runtimeNetns?: boolean } = {}): Promise<StackFiles> {
     let attachments = this.store.attachmentsOf(c.id);
     if (!attachments.length) {
       this.register(c, this.plan(c, {}));
@@ -506,7 +510,7 @@ export class NetworkService {
       const first = live[0]!;
       const sandbox: Sandbox = { containerId: c.id, netns: this.netnsPath(c.id), target: first.a.live!.ip, ports: [] };
       this.store.saveSandbox(sandbox);
-      await createSandbox(sandbox.netns, live.map(({ n, a }, i) => this.vethSpec(n, a.live!, i === 0)));
+      if (!opts.runtimeNetns) await createSandbox(sandbox.netns, live.map(({ n, a }, i) => this.vethSpec(n, a.live!, i === 0)));
       const wanted = wantedPorts(c.hostConfig.PortBindings, c.hostConfig.PublishAllPorts === true, c.config.ExposedPorts);
       if (wanted.length) {
         sandbox.ports = await this.bindPorts(c, sandbox, wanted);
@@ -519,6 +523,23 @@ export class NetworkService {
       await this.teardownId(c.id);
       throw err;
     }
+  }
+
+  /**
+   * The netns at `nsPath` (the runtime's, of a container set up with runtimeNetns) bound to the
+   * sandbox's file, so it outlives the daemon as any other, and given the container's veths. A
+   * failure leaves the rest to teardown().
+   */
+  async adoptNetns(c: NetContainer, nsPath: string): Promise<void> {
+    const s = this.store.sandbox(c.id);
+    if (!s) throw new SystemError(`no network sandbox for container ${c.id}`);
+    const live = this.store.attachmentsOf(c.id).filter((a) => a.live).sort((a, b) => Number(a.live!.ifname.slice(3)) - Number(b.live!.ifname.slice(3)));
+    const veths = live.map((a, i) => {
+      const n = this.store.network(a.networkId);
+      if (!n) throw new NotFound(`network ${a.networkId} not found`);
+      return this.vethSpec(n, a.live!, i === 0);
+    });
+    await adoptSandbox(s.netns, nsPath, veths);
   }
 
   /** Opens each wanted port (a range takes its first free port); records what was bound. */

@@ -80,8 +80,8 @@ export interface SpecOptions {
   noNewPrivileges?: boolean;
   /** null/undefined = Docker's lists; [] = none (systempaths=unconfined). */
   maskedPaths?: string[] | null; readonlyPaths?: string[] | null;
-  /** Join another container's namespace (container:<id>) instead of a new one. */
-  namespacePaths?: Partial<Record<'pid' | 'ipc' | 'uts', string>>;
+  /** Join another container's namespace (container:<id>) instead of a new one; user only with idMappings. */
+  namespacePaths?: Partial<Record<'pid' | 'ipc' | 'uts' | 'user', string>>;
   /** Replace Docker's default nofile limit; each at most the daemon's own hard limit (checked by the caller). */
   rlimits?: OciRlimit[];
   oomScoreAdj?: number;
@@ -262,7 +262,7 @@ export function buildSpec(o: SpecOptions): OciSpec {
   const { soft, hard } = ownNofile();
 
   const namespaces: OciNamespace[] = [{ type: 'mount' }];
-  const joined = (type: 'pid' | 'ipc' | 'uts'): OciNamespace => (o.namespacePaths?.[type] ? { type, path: o.namespacePaths[type] } : { type });
+  const joined = (type: 'pid' | 'ipc' | 'uts' | 'user'): OciNamespace => (o.namespacePaths?.[type] ? { type, path: o.namespacePaths[type] } : { type });
   if (!o.pidHost) namespaces.push(joined('pid'));
   if (!o.ipcHost) namespaces.push(joined('ipc'));
   if (!o.utsHost) namespaces.push(joined('uts'));
@@ -272,7 +272,7 @@ export function buildSpec(o: SpecOptions): OciSpec {
     namespaces.push({ type: 'network', path: o.network.path });
   }
   if (v2) namespaces.push({ type: 'cgroup' });
-  if (o.idMappings) namespaces.push({ type: 'user' });
+  if (o.idMappings) namespaces.push(joined('user'));
 
   // A caller-supplied mount at a default destination (e.g. a bigger /dev/shm) replaces the default.
   const extra = o.mounts.map((m) => ({ ...m, destination: path.posix.normalize(m.destination) }));

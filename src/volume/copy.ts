@@ -1,7 +1,8 @@
 /**
  * The first mount of an empty volume over a path the image has content at: docker copies that
  * content in (unless `nocopy`), keeping modes, owners, times, symlinks, hard links, devices and
- * xattrs, and gives the volume's root the owner and mode of the image's directory.
+ * xattrs, and gives the volume's root the owner and mode of the image's directory. Under
+ * userns-remap the owners are shifted to the host ids the container's see them as.
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -19,8 +20,13 @@ async function copyXattrs(src: string, dst: string): Promise<void> {
   }
 }
 
-async function copyMeta(src: string, dst: string, st: fs.Stats): Promise<void> {
-  sys.lchown(dst, st.uid, st.gid);
+/** Owners in the source to owners in the copy (userns-remap: container ids to the host's); default the same. */
+export type IdShift = (uid: number, gid: number) => { uid: number; gid: number };
+const same: IdShift = (uid, gid) => ({ uid, gid });
+
+async function copyMeta(src: string, dst: string, st: fs.Stats, shift: IdShift): Promise<void> {
+  const { uid, gid } = shift(st.uid, st.gid);
+  sys.lchown(dst, uid, gid);
   if (!st.isSymbolicLink()) {
     await fsp.chmod(dst, st.mode & 0o7777);
     await copyXattrs(src, dst);
@@ -36,6 +42,7 @@ interface CopyState {
   links: Map<string, Promise<string>>;
   /** Set by the first failure: every worker stops taking new entries. */
   failed: boolean;
+  shift: IdShift;
 }
 
 async function copyEntry(s: string, d: string, state: CopyState): Promise<void> {
@@ -65,7 +72,7 @@ async function copyEntry(s: string, d: string, state: CopyState): Promise<void> 
       const type = st.isCharacterDevice() ? sys.S_IFCHR : st.isBlockDevice() ? sys.S_IFBLK : sys.S_IFIFO;
       sys.mknod(d, type | (st.mode & 0o7777), (st.rdev >>> 8) & 0xfff, (st.rdev & 0xff) | ((st.rdev >>> 12) & 0xfff00));
     }
-    await copyMeta(s, d, st);
+    await copyMeta(s, d, st, state.shift);
     settle?.resolve(d);
   } catch (err) {
     settle?.reject(err);
@@ -107,12 +114,13 @@ export async function isEmptyDir(dir: string): Promise<boolean> {
  * Copies the tree at `src` (a directory in the container's rootfs, already resolved inside it) into
  * the empty directory `dst`. A failure part way empties `dst` again, so the next start tries anew.
  */
-export async function copyIntoEmpty(src: string, dst: string): Promise<void> {
+export async function copyIntoEmpty(src: string, dst: string, shift: IdShift = same): Promise<void> {
   const st = await fsp.lstat(src).catch(() => null);
   if (!st || !st.isDirectory()) return;
   try {
-    await copyEntries(src, dst, { links: new Map(), failed: false });
-    sys.lchown(dst, st.uid, st.gid);
+    await copyEntries(src, dst, { links: new Map(), failed: false, shift });
+    const { uid, gid } = shift(st.uid, st.gid);
+    sys.lchown(dst, uid, gid);
     await fsp.chmod(dst, st.mode & 0o7777);
   } catch (err) {
     for (const e of await fsp.readdir(dst).catch(() => [] as string[])) await fsp.rm(path.join(dst, e), { recursive: true, force: true });

@@ -25,7 +25,7 @@ import type { EventBus } from '../events/index.js';
 import { log } from '../log.js';
 import { dirSize, isMountPoint, mountLocal, unmountLocal, validateLocalOptions } from './local.js';
 
-export { copyIntoEmpty, isEmptyDir } from './copy.js';
+export { type IdShift, copyIntoEmpty, isEmptyDir } from './copy.js';
 export { mountOf } from './local.js';
 
 /** Docker's label on volumes made for `-v /path`, an image VOLUME or `--mount` without a source. */
@@ -76,7 +76,11 @@ export class VolumeService {
   private readonly pending = new Map<string, Set<string>>();
   private users: (name: string) => VolumeUser[] = () => [];
 
-  constructor(private readonly db: Database, readonly root: string, private readonly events: EventBus) {
+  /**
+   * owner: who the data dir of a new volume belongs to; under userns-remap the remapped root (as
+   * with dockerd), so that root in a remapped container can write it. Default root.
+   */
+  constructor(private readonly db: Database, readonly root: string, private readonly events: EventBus, private readonly owner?: { uid: number; gid: number }) {
     fs.mkdirSync(root, { recursive: true, mode: 0o701 });
     db.exec('CREATE TABLE IF NOT EXISTS volumes (name TEXT PRIMARY KEY, record TEXT NOT NULL)');
     for (const row of db.prepare('SELECT record FROM volumes').all() as { record: string }[]) {
@@ -163,7 +167,7 @@ export class VolumeService {
     const rec: VolumeRecord = { name: n, createdAt: rfc3339(new Date()), labels: { ...(opts.labels ?? {}) }, options };
     // No await from the lookup above to the record: two creates of one name cannot interleave.
     try {
-      fs.mkdirSync(this.mountpointOf(n), { recursive: true, mode: 0o755 });
+      this.makeData(n);
       this.db.prepare('INSERT INTO volumes (name, record) VALUES (?, ?)').run(n, JSON.stringify(rec));
     } catch (err) {
       if (opts.reference) this.unreserve(n, opts.reference);
@@ -242,9 +246,17 @@ export class VolumeService {
   /** Before container `ref` mounts the volume: its filesystem mounted (for `-o type=…`), the data path returned. */
   activate(name: string): string {
     const v = this.record(name);
-    const dir = this.mountpointOf(name);
-    fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+    const dir = this.makeData(name);
     if (v.options.type) mountLocal(dir, v.options);
+    return dir;
+  }
+
+  /** The volume's data dir, made (and given to the owner) if it is not there. */
+  private makeData(name: string): string {
+    const dir = this.mountpointOf(name);
+    if (fs.existsSync(dir)) return dir;
+    fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+    if (this.owner) fs.chownSync(dir, this.owner.uid, this.owner.gid);
     return dir;
   }
 

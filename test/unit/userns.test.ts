@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseRemap } from '../../src/container/userns.js';
+import { parseRemap, toHost } from '../../src/container/userns.js';
 import { InvalidParameter } from '../../src/errors.js';
 
 test('userns-remap: ranges from subuid/subgid by name or id, laid end to end; dockerd\'s errors', () => {
@@ -27,4 +27,17 @@ test('userns-remap: ranges from subuid/subgid by name or id, laid end to end; do
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('userns-remap: container ids to host ids across the ranges; an id outside them is refused with dockerd\'s message', () => {
+  const shift = toHost({
+    spec: 'x', rootUid: 100000, rootGid: 200000,
+    uid: [{ containerID: 0, hostID: 100000, size: 1000 }, { containerID: 1000, hostID: 500000, size: 10 }],
+    gid: [{ containerID: 0, hostID: 200000, size: 65536 }],
+  });
+  assert.deepEqual(shift(0, 0), { uid: 100000, gid: 200000 });
+  assert.deepEqual(shift(999, 100), { uid: 100999, gid: 200100 });
+  assert.deepEqual(shift(1005, 65535), { uid: 500005, gid: 265535 });
+  assert.throws(() => shift(1010, 0), (e: Error) => e instanceof InvalidParameter && /Container ID 1010 cannot be mapped to a host ID/.test(e.message));
+  assert.throws(() => shift(0, 65536), /Container ID 65536 cannot be mapped/);
 });

@@ -3,8 +3,10 @@
  * and undoes it after: the rootfs mount, the network and the /etc files that go with it, /dev/shm,
  * and later volumes and binds. At start the providers' setup() runs in order and their
  * contributions (mounts, network namespace, env) go into the OCI spec; a failing setup rolls back
- * the ones before it. teardown() runs in reverse on exit, remove, a failed start and start-up
- * recovery; it must be idempotent and need nothing but the container record (the daemon may have
+ * the ones before it. created() runs once `runtime create` has made the container's namespaces
+ * and before its process is let go (`runtime start`): for what can only be done to those namespaces
+ * (a network namespace the runtime made inside the container's user namespace). teardown() runs in
+ * reverse on exit, remove, a failed start and start-up recovery; it must be idempotent and need nothing but the container record (the daemon may have
  * restarted since setup).
  */
 import { log } from '../../log.js';
@@ -28,6 +30,8 @@ export interface Contributions {
 export interface Provider {
   readonly name: string;
   setup(ctx: StartContext): Promise<Contributions | void>;
+  /** After `runtime create`, before `runtime start`; pid is the container's process, not yet running its command. */
+  created?(ctx: StartContext, pid: number): Promise<void>;
   teardown(ctx: StartContext): Promise<void>;
 }
 
@@ -49,6 +53,11 @@ export async function setupAll(providers: readonly Provider[], ctx: StartContext
     throw err;
   }
   return out;
+}
+
+/** Every created() hook, in order; a failure fails the start (whose rollback tears every provider down). */
+export async function createdAll(providers: readonly Provider[], ctx: StartContext, pid: number): Promise<void> {
+  for (const p of providers) await p.created?.(ctx, pid);
 }
 
 /** Every teardown, in reverse order; one failing does not stop the others. */

@@ -18,7 +18,9 @@ import type { Provider } from './index.js';
 export interface NetworkBackend {
   /** False for host, none and container:<id> (no stack of the service's). */
   bridged(c: Container): boolean;
-  setup(c: Container): Promise<{ netns: string; hosts: string; resolv: string }>;
+  /** runtimeNetns: everything but the netns, which the runtime makes and adoptNetns() then equips. */
+  setup(c: Container, opts?: { runtimeNetns?: boolean }): Promise<{ netns: string; hosts: string; resolv: string }>;
+  adoptNetns(c: Container, nsPath: string): Promise<void>;
   teardown(c: Container): Promise<void>;
   sandboxOf(containerId: string): { netns: string } | undefined;
   /** At create: checks the networks asked for (unknown network, bad --ip …); record() stores them once the container exists. */
@@ -43,7 +45,12 @@ async function isolatedResolv(): Promise<string> {
   return hostResolv.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1)/.test(l)).join('\n');
 }
 
-export function networkProvider(backend?: NetworkBackend, find?: (idOrName: string) => Container | undefined): Provider {
+/**
+ * ownUserns: containers with a user namespace of their own (userns-remap). Their netns must belong
+ * to that user namespace (or the remapped root can neither mount /sys nor be joined by exec), so
+ * runc makes it and it gets its veths between `runc create` and `runc start`.
+ */
+export function networkProvider(backend?: NetworkBackend, find?: (idOrName: string) => Container | undefined, ownUserns: (c: Container) => boolean = () => false): Provider {
   return {
     name: 'network',
     async setup({ container: c }) {
@@ -61,7 +68,7 @@ export function networkProvider(backend?: NetworkBackend, find?: (idOrName: stri
         };
       }
       if (backend && backend.bridged(c)) {
-        const stack = await backend.setup(c);
+        const stack = await backend.setup(c, { runtimeNetns: ownUserns(c) });
         try {
           await fsp.writeFile(c.hostsPath, stack.hosts);
           await fsp.writeFile(c.resolvConfPath, stack.resolv);
@@ -69,7 +76,7 @@ export function networkProvider(backend?: NetworkBackend, find?: (idOrName: stri
           await backend.teardown(c);
           throw err;
         }
-        return { network: { mode: 'netns', path: stack.netns }, mounts: files(c) };
+        return { network: ownUserns(c) ? { mode: 'none' } : { mode: 'netns', path: stack.netns }, mounts: files(c) };
       }
       const host = mode === 'host';
       const h = c.hostConfig;
@@ -81,6 +88,9 @@ export function networkProvider(backend?: NetworkBackend, find?: (idOrName: stri
         : host ? await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => '') : await isolatedResolv();
       await fsp.writeFile(c.resolvConfPath, resolv);
       return { network: { mode: host ? 'host' : 'none' }, mounts: files(c) };
+    },
+    async created({ container: c }, pid) {
+      if (backend && backend.bridged(c) && ownUserns(c)) await backend.adoptNetns(c, `/proc/${pid}/ns/net`);
     },
     async teardown({ container: c }) {
       if (backend && backend.bridged(c)) await backend.teardown(c);

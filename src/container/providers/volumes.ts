@@ -8,7 +8,7 @@
  * made on first use; whatever this create made is removed again if the create fails.
  *
  * populate() then copies the image's content into each empty volume (unless nocopy), as docker
- * does at create. At start (the provider, after rootfs): each volume is activated (its filesystem
+ * does at create (owned, for a remapped container, by the host ids its owners map to). At start (the provider, after rootfs): each volume is activated (its filesystem
  * mounted, for `-o type=…` volumes), a -v bind source that is missing is made, and every mount
  * goes into the OCI spec, parents before children. Teardown deactivates the volumes. remove
  * releases them, and with `rm -v` (or --rm) removes the anonymous ones no other container uses.
@@ -24,6 +24,7 @@ import type { OciMount } from '../../runtime/index.js';
 import { ANONYMOUS_LABEL, LOCAL_DRIVER, type VolumeService, copyIntoEmpty, isEmptyDir, mountOf } from '../../volume/index.js';
 import { type MountPoint, parseBind, parseMountSpec, parseVolumesFrom, tmpfsOptions } from '../../volume/spec.js';
 import type { Container } from '../types.js';
+import { type Remap, isRemapped, toHost } from '../userns.js';
 import type { Provider } from './index.js';
 
 export interface ContainerLookup {
@@ -73,6 +74,8 @@ export class VolumeMounts {
     private readonly volumes: VolumeService,
     private readonly containers: ContainerLookup,
     private readonly events: EventBus,
+    /** userns-remap: what the image gives a remapped container's volume is owned by the host ids it sees. */
+    private readonly remap?: Remap,
   ) {}
 
   /** Builds c.mounts (and the union of the image's and the user's Config.Volumes) for a new container. */
@@ -155,6 +158,7 @@ export class VolumeMounts {
   async populate(c: Container, withRootfs: (fn: (dir: string) => Promise<void>) => Promise<void>): Promise<void> {
     const todo = (c.mounts ?? []).filter((m) => m.Type === 'volume' && m.CopyData && !m.Subpath && m.Name);
     if (!todo.length) return;
+    const shift = isRemapped(c, this.remap) ? toHost(this.remap) : undefined;
     await withRootfs(async (rootfs) => {
       for (const m of todo) {
         const src = safeJoin(rootfs, m.Destination);
@@ -166,7 +170,7 @@ export class VolumeMounts {
         }
         const dst = this.volumes.activate(m.Name!);
         try {
-          if (await isEmptyDir(dst)) await copyIntoEmpty(src, dst);
+          if (await isEmptyDir(dst)) await copyIntoEmpty(src, dst, shift);
         } finally {
           this.volumes.deactivate(m.Name!, c.id);
         }
