@@ -5,9 +5,9 @@
  * contributions (mounts, network namespace, env) go into the OCI spec; a failing setup rolls back
  * the ones before it. created() runs once `runtime create` has made the container's namespaces
  * and before its process is let go (`runtime start`): for what can only be done to those namespaces
- * (a network namespace the runtime made inside the container's user namespace). teardown() runs in
- * reverse on exit, remove, a failed start and start-up recovery; it must be idempotent and need nothing but the container record (the daemon may have
- * restarted since setup).
+ * (a network namespace the runtime made inside the container's user namespace). teardown() runs
+ * in reverse on exit, remove, a failed start and start-up recovery; it must be idempotent and need
+ * nothing but the container record (the daemon may have restarted since setup).
  */
 import { log } from '../../log.js';
 import { errorMessage } from '../../errors.js';
