@@ -163,11 +163,13 @@ interface Flavor {
   tables: { layers: string; snapshots: string };
 }
 
-const KERNEL: Flavor = { driver: 'overlay2', mountType: 'overlay', extraOptions: ['index=off'], tables: { layers: 'storage_layers', snapshots: 'storage_snapshots' } };
-const FUSE: Flavor = {
-  driver: 'fuse-overlayfs', mountType: FUSE_OVERLAY, extraOptions: [],
-  tables: { layers: 'storage_fuse_overlayfs_layers', snapshots: 'storage_fuse_overlayfs_snapshots' },
-};
+/** Each flavor's tables: committed layers (chain_id) and active/view snapshots (key). */
+export const OVERLAY_TABLES = {
+  overlay2: { layers: 'storage_layers', snapshots: 'storage_snapshots' },
+  'fuse-overlayfs': { layers: 'storage_fuse_overlayfs_layers', snapshots: 'storage_fuse_overlayfs_snapshots' },
+} as const;
+const KERNEL: Flavor = { driver: 'overlay2', mountType: 'overlay', extraOptions: ['index=off'], tables: OVERLAY_TABLES.overlay2 };
+const FUSE: Flavor = { driver: 'fuse-overlayfs', mountType: FUSE_OVERLAY, extraOptions: [], tables: OVERLAY_TABLES['fuse-overlayfs'] };
 
 class Overlay2 implements Snapshotter {
   readonly whiteouts = 'overlay' as const;

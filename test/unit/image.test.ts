@@ -470,7 +470,7 @@ test('kill -9 in the middle of tag/untag/import/rmi leaves a consistent store', 
   const store = openImageStore(env.db, content, layers);
   const images = store.list();
   assert.ok(images.length > 0, 'the child got some work done');
-  const rows = env.db.prepare('SELECT image_id FROM image_refs').all() as { image_id: string }[];
+  const rows = env.db.prepare('SELECT image_id FROM image_default_refs').all() as { image_id: string }[];
   const ids = new Set(images.map((i) => i.id));
   for (const r of rows) assert.ok(ids.has(r.image_id), `ref points at a recorded image ${r.image_id}`);
   for (const img of images) {
@@ -479,6 +479,6 @@ test('kill -9 in the middle of tag/untag/import/rmi leaves a consistent store', 
     for (const l of img.layers) assert.ok(layers.stat(l.chainId), 'layer present');
     assert.equal(store.resolve(img.id).id, img.id);
   }
-  const count = (env.db.prepare('SELECT count(*) AS n FROM image_images').get() as { n: number }).n;
+  const count = (env.db.prepare('SELECT count(*) AS n FROM image_default_images').get() as { n: number }).n;
   assert.equal(count, images.length, 'every row loads');
 });
