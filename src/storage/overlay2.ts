@@ -113,6 +113,8 @@ export function quotaUnsupported(root: string): string {
   const b = backingFs(root);
   const opts = mountOptionsOf(root);
   if (b.name !== 'xfs') return `${root} is on ${b.name}`;
+  // The kernel's xfs quota code (CONFIG_XFS_QUOTA) makes /proc/fs/xfs/xqmstat; without it pquota does not mount.
+  if (!fs.existsSync('/proc/fs/xfs/xqmstat')) return `${root} is on xfs, but this kernel has no xfs quota support (CONFIG_XFS_QUOTA is not set), so project quotas cannot be enabled`;
   if (!opts.includes('prjquota') && !opts.includes('pquota')) return `${root} is on xfs without pquota`;
   return `${root} is on xfs with pquota, but berth does not implement xfs project quotas yet`;
 }
