@@ -1,8 +1,9 @@
 /**
  * The same end-to-end run on every storage driver, through the real docker CLI: import, run, a
  * container's writes (a lower file deleted, a dir replaced by a file and a file by a dir, an opaque
- * dir), its view, its changes as a layer (snapshotDiff, read from the daemon's own store), rm, rmi.
- * The view and the changes must be identical on every driver. btrfs runs on a btrfs filesystem in a
+ * dir), its view, its changes as a layer (snapshotDiff, read from the daemon's own store), docker diff,
+ * commit, build, save/load, rm, rmi. The views, the changes, docker diff and the built image must be
+ * identical on every driver. btrfs runs on a btrfs filesystem in a
  * loop file this test makes and removes.
  */
 import { after, before, describe, it } from 'node:test';
@@ -85,6 +86,8 @@ function normalize(entries: TarEntry[], lower: Map<string, string>): string[] {
 
 const views = new Map<string, string>();
 const diffs = new Map<string, string[]>();
+const dockerDiffs = new Map<string, string>();
+const builtViews = new Map<string, string>();
 const T = { timeout: 180_000 };
 
 for (const driver of DRIVERS) {
@@ -180,6 +183,57 @@ for (const driver of DRIVERS) {
       }
     });
 
+    it('docker diff lists the container\'s changes', T, async () => {
+      const out = await docker(['diff', id]);
+      // An opaque dir lists what it lost, as a copy driver (Docker's vfs) sees it.
+      for (const line of ['D /etc/group', 'C /var', 'C /bin/vi', 'A /bin/vi/inside', 'D /home/berth', 'A /home/new', 'A /tmp/new']) {
+        assert.ok(out.split('\n').includes(line), `${line} in\n${out}`);
+      }
+      dockerDiffs.set(driver, out);
+    });
+
+    it('commit: a container from the committed image sees what the writer saw', T, async () => {
+      await docker(['commit', '-c', 'CMD ["sh"]', id, 'committed:1']);
+      const view = await docker(['run', '--rm', 'committed:1', 'sh', '-c', LOOK]);
+      assert.equal(view, views.get(driver), 'the committed image\'s view is the container\'s');
+      assert.equal((await docker(['image', 'inspect', '--format', '{{len .RootFS.Layers}}', 'committed:1'])).trim(), '2');
+    });
+
+    it('build: RUN deletes, replaces and makes opaque dirs, COPY adds; the image shows it', T, async () => {
+      const ctx = fs.mkdtempSync(path.join(dataRoot, 'ctx-'));
+      try {
+        fs.writeFileSync(path.join(ctx, 'add.txt'), 'copied\n');
+        fs.writeFileSync(path.join(ctx, 'Dockerfile'), [
+          'FROM busybox',
+          `RUN ${CHANGES}`,
+          'COPY add.txt /tmp/new/',
+          'RUN rm /var && mkdir /var && echo back > /var/again', // the file that replaced a dir is a dir again
+          '',
+        ].join('\n'));
+        const r = await d.docker(['build', '-q', '-t', 'built:1', ctx], { env: { DOCKER_BUILDKIT: '0' }, timeoutMs: 120_000 });
+        assert.equal(r.code, 0, r.stderr);
+      } finally {
+        fs.rmSync(ctx, { recursive: true, force: true });
+      }
+      const view = await docker(['run', '--rm', 'built:1', 'sh', '-c', LOOK.replace('/var ', '/var/again ').replace('/tmp/new', '/tmp/new/add.txt')]);
+      assert.match(view, /\nback\np\nh\ncopied\n$/);
+      assert.ok(!view.split('\n').includes('/etc/group') && !view.split('\n').includes('/home/berth'), view);
+      builtViews.set(driver, view);
+      assert.equal(await docker(['ps', '-aq', '--filter', 'status=exited', '--filter', 'ancestor=built:1']), '', 'no build container left');
+    });
+
+    it('save and load give back the same images, which run the same', T, async () => {
+      const tar = path.join(dataRoot, 'saved.tar');
+      const ids = (await docker(['image', 'inspect', '--format', '{{.Id}}', 'committed:1', 'built:1'])).trim();
+      await docker(['save', '-o', tar, 'committed:1', 'built:1']);
+      await docker(['rmi', 'committed:1', 'built:1']);
+      const loaded = await docker(['load', '-i', tar]);
+      fs.rmSync(tar);
+      assert.match(loaded, /Loaded image: committed:1\n[\s\S]*Loaded image: built:1\n/);
+      assert.equal((await docker(['image', 'inspect', '--format', '{{.Id}}', 'committed:1', 'built:1'])).trim(), ids);
+      assert.equal(await docker(['run', '--rm', 'committed:1', 'sh', '-c', LOOK]), views.get(driver));
+    });
+
     it('--storage-opt size= limits the container\'s writes where the driver can, and is refused with the reason where not', T, async () => {
       if (driver === 'btrfs') {
         // A qgroup limit on the container's subvolume: 16 MiB fit, the rest of 100 MiB stops at the limit.
@@ -222,7 +276,8 @@ for (const driver of DRIVERS) {
 
     it('rm and rmi leave no snapshot and no mount behind', T, async () => {
       await docker(['rm', id]);
-      await docker(['rmi', 'busybox', 'hello-world']);
+      await docker(['rmi', 'committed:1', 'built:1', 'busybox', 'hello-world']);
+      assert.equal(await docker(['images', '-aq']), '');
       const db = new Database(path.join(dataRoot, 'berth.db'));
       try {
         assert.deepEqual(openSnapshotter(driver, dataRoot, db).walk(), []);
@@ -305,13 +360,15 @@ describe('overlay2 size quotas need xfs with pquota', () => {
 });
 
 describe('every driver', () => {
-  it('shows the same container view and the same changes as vfs (the reference)', () => {
-    assert.deepEqual([...views.keys()].sort(), [...DRIVERS].sort(), 'every driver ran');
+  it('shows the same container view, changes, docker diff and built image as vfs (the reference)', () => {
+    for (const m of [views, diffs, dockerDiffs, builtViews]) assert.deepEqual([...m.keys()].sort(), [...DRIVERS].sort(), 'every driver ran');
     // BERTH_TEST_DRIVERS may leave vfs out: the first driver run is the reference then.
     const ref = DRIVERS.includes('vfs') ? 'vfs' : DRIVERS[0]!;
     for (const driver of DRIVERS) {
       assert.equal(views.get(driver), views.get(ref), `${driver}'s view`);
       assert.deepEqual(diffs.get(driver), diffs.get(ref), `${driver}'s changes`);
+      assert.equal(dockerDiffs.get(driver), dockerDiffs.get(ref), `${driver}'s docker diff`);
+      assert.equal(builtViews.get(driver), builtViews.get(ref), `${driver}'s built image`);
     }
   });
 });
