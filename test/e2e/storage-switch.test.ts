@@ -49,7 +49,10 @@ describe('switching storage drivers', () => {
       const script = 'test -f /kept && cat /kept || echo first > /kept';
       const keep = (await ok(d, ['create', '--name', 'keep', 'busybox', 'sh', '-c', script])).trim();
       assert.equal(await ok(d, ['start', '-a', keep]), '');
-      const up = (await ok(d, ['run', '-d', '--name', 'up', ref, 'sh', '-c', 'echo alive > /tmp/mark; sleep 600'])).trim();
+      const up = (await ok(d, ['run', '-d', '--name', 'up', '-v', 'upvol:/data', ref, 'sh', '-c', 'echo alive > /tmp/mark; echo kept > /data/v; sleep 600'])).trim();
+      const ipOf = async (): Promise<string> => (await ok(d, ['inspect', '--format', '{{.NetworkSettings.IPAddress}}', up])).trim();
+      const ip = await ipOf();
+      assert.match(ip, /^\d+\.\d+\.\d+\.\d+$/);
       const images = await imagesOf(d);
       const containers = await containersOf(d);
       assert.match(images, /busybox:latest[\s\S]*hello-world:latest[\s\S]*switch\/busybox:1/);
@@ -62,6 +65,10 @@ describe('switching storage drivers', () => {
       const inspect = await d.docker(['inspect', 'keep']);
       assert.equal(inspect.code, 1);
       assert.match(inspect.stderr, /No such object: keep/);
+      // The hidden container's volume is still in use.
+      const vol = await d.docker(['volume', 'rm', 'upvol']);
+      assert.notEqual(vol.code, 0);
+      assert.match(vol.stderr, new RegExp(`volume is in use - \\[${up}\\]`));
       // The same image pulled and removed under vfs: the blobs overlay2's copy uses stay.
       await ok(d, ['pull', '-q', ref]);
       // The hidden container's name stays taken, and the refusal says by whom.
@@ -79,14 +86,16 @@ describe('switching storage drivers', () => {
       await d.restart({ graceful: true, extraArgs: ['--storage-driver', 'overlay2'] });
       assert.equal(await imagesOf(d), images);
       assert.equal(await containersOf(d), containers);
-      assert.equal(await ok(d, ['exec', up, 'cat', '/tmp/mark', '/etc/berth-hello']), 'alive\nhello from the registry\n', 'the running container ran on');
+      assert.equal(await ok(d, ['exec', up, 'cat', '/tmp/mark', '/etc/berth-hello', '/data/v', '/sys/class/net/eth0/operstate']), 'alive\nhello from the registry\nkept\nup\n', 'the running container ran on, volume and network too');
+      assert.equal(await ipOf(), ip);
       assert.equal(await ok(d, ['start', '-a', keep]), 'first\n');
       // The pulled image is whole: its layers and blobs are what save needs.
       const saved = path.join(d.dataRoot, 'tmp', 'saved.tar');
       await ok(d, ['save', '-o', saved, ref]);
       assert.ok(fs.statSync(saved).size > 100_000);
       fs.rmSync(saved);
-      await ok(d, ['rm', '-f', up, keep]);
+      await ok(d, ['rm', '-f', '-v', up, keep]);
+      await ok(d, ['volume', 'rm', 'upvol']);
       await ok(d, ['rmi', ref, 'busybox', 'hello-world']);
       assert.equal(await ok(d, ['images', '-q']), '');
     } finally {
