@@ -6,7 +6,7 @@
 import crypto from 'node:crypto';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { Conflict, InvalidParameter, NotFound } from '../errors.js';
+import { InvalidParameter, NotFound } from '../errors.js';
 import type { Image, ImageStore } from '../image/index.js';
 import { familiarString, parseReference } from '../image/reference.js';
 import { type Snapshotter, prepareOnBase } from '../storage/index.js';
