@@ -269,14 +269,15 @@ export class ContainerFiles {
     return this.containers.whileLocked(idOrName, async (c) => {
       const deleted = new Set<string>();
       const present = new Set<string>();
-      const opaque: string[] = [];
+      // A set: fuse-overlayfs marks an opaque dir three ways (xattr, a .wh..wh..opq file, a .wh..opq whiteout), each packed as a marker.
+      const opaque = new Set<string>();
       const extract = tar.extract();
       extract.on('entry', (h, stream, next) => {
         stream.resume();
         const name = '/' + h.name.replace(/^\.?\/+/, '').replace(/\/+$/, '');
         const dir = path.posix.dirname(name);
         const base = path.posix.basename(name);
-        if (base === OPQ) opaque.push(dir);
+        if (base === OPQ) opaque.add(dir);
         else if (base.startsWith(WH)) deleted.add(path.posix.join(dir, base.slice(WH.length)));
         else if (name !== '/') present.add(name);
         next();
@@ -301,7 +302,7 @@ export class ContainerFiles {
           }
         }
       };
-      if (parent === null || (present.size === 0 && opaque.length === 0)) await look(null);
+      if (parent === null || (present.size === 0 && opaque.size === 0)) await look(null);
       else {
         const key = `${c.id}-diff-${crypto.randomBytes(6).toString('hex')}`;
         try {
@@ -315,8 +316,19 @@ export class ContainerFiles {
   }
 }
 
-/** Whether the layers below have path p (its directories followed inside the root, the last component looked at, not followed). */
+/**
+ * Whether the layers below have path p as it is named: every component above the last a directory there,
+ * none followed. (A symlink the container replaced by a directory does not make p/x exist below: what the
+ * link points at is another path, and following it could leave the root.)
+ */
 function existsBelow(root: string, p: string): boolean {
-  const full = path.join(safeJoin(root, path.posix.dirname(p)), path.posix.basename(p));
-  return fs.lstatSync(full, { throwIfNoEntry: false }) !== undefined;
+  const parts = path.posix.normalize(p).split('/').filter((x) => x && x !== '..');
+  let at = root;
+  for (const [i, part] of parts.entries()) {
+    at = path.join(at, part);
+    const st = fs.lstatSync(at, { throwIfNoEntry: false });
+    if (!st) return false;
+    if (i < parts.length - 1 && !st.isDirectory()) return false;
+  }
+  return true;
 }

@@ -6,7 +6,7 @@
 import crypto from 'node:crypto';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { Conflict, InvalidParameter, NotFound } from '../errors.js';
+import { InvalidParameter, NotFound } from '../errors.js';
 import type { Image, ImageStore } from '../image/index.js';
 import { familiarString, parseReference } from '../image/reference.js';
 import { type Snapshotter, prepareOnBase } from '../storage/index.js';
@@ -30,10 +30,7 @@ export function pickName(store: ContainerStore, requested: string | null): strin
   if (!requested) return randomName((n) => store.nameInUse(n) !== undefined);
   if (!NAME_RE.test(requested)) throw new InvalidParameter(`Invalid container name (${requested}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
   const name = requested.replace(/^\//, '');
-  const other = store.nameInUse(name);
-  if (other) {
-    throw new Conflict(`Conflict. The container name "/${name}" is already in use by container "${other.id}". You have to remove (or rename) that container to be able to reuse that name.`);
-  }
+  store.checkName(name);
   return name;
 }
 

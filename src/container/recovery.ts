@@ -13,6 +13,8 @@ import type { Container } from './types.js';
 
 export interface RecoveryOps {
   containers(): Container[];
+  /** IDs of other storage drivers' containers: their runtime state is theirs, not an orphan's. */
+  hidden?(): string[];
   runtime: Runtime;
   /** Watch the exit of a container that still runs under its monitor. */
   adopt(c: Container): Promise<void>;
@@ -26,6 +28,7 @@ export interface RecoveryOps {
 
 export async function recoverContainers(ops: RecoveryOps): Promise<void> {
   const known = new Map((await ops.runtime.list()).map((r) => [r.id, r]));
+  for (const id of ops.hidden?.() ?? []) known.delete(id);
   for (const c of ops.containers()) {
     const r = known.get(c.id);
     known.delete(c.id);

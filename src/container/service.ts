@@ -128,7 +128,8 @@ export class ContainerService {
     this.events = deps.events;
     const remap = deps.isolation?.remap;
     this.mounts = new VolumeMounts(deps.volumes, deps.store, deps.events, remap);
-    deps.volumes.setUsers((name) => this.store.list().filter((c) => c.mounts?.some((m) => m.Type === 'volume' && m.Name === name)).map((c) => ({ id: c.id, running: isRunning(c.state) })));
+    // Other drivers' containers keep their volumes: switching back finds them intact.
+    deps.volumes.setUsers((name) => [...this.store.list(), ...this.store.hiddenList()].filter((c) => c.mounts?.some((m) => m.Type === 'volume' && m.Name === name)).map((c) => ({ id: c.id, running: isRunning(c.state) })));
     this.providers = [remap ? remapRootfsProvider(deps.storage, remap) : rootfsProvider(deps.storage), this.mounts.provider(), networkProvider(deps.network, (id) => this.store.find(id), (c) => isRemapped(c, remap)), shmProvider(), ipcProvider()];
     this.streams = new ContainerStreams(deps.store, deps.events, deps.runtime, (id) => this.runs.has(id));
   }
@@ -598,6 +599,7 @@ export class ContainerService {
   recover(): Promise<void> {
     return recoverContainers({
       containers: () => this.store.list(),
+      hidden: () => this.store.hiddenList().map((c) => c.id),
       runtime: this.deps.runtime,
       adopt: async (c) => {
         this.watchExit(c.id);

@@ -149,6 +149,8 @@ export interface Container {
   mounts?: MountPoint[];
   /** Set with the removing state: the removal (or recovery finishing it) also removes anonymous volumes (`rm -v`). */
   removeVolumes?: boolean;
+  /** The storage driver holding its snapshot (Docker's Driver): other drivers' daemons leave it hidden. */
+  driver?: string;
 }
 
 export const ZERO_TIME = '0001-01-01T00:00:00Z';

@@ -15,7 +15,7 @@ import { writeFileAtomic } from '../util/fs.js';
 import { log, setLevel } from '../log.js';
 import { loadConfig, type DaemonConfig } from './config.js';
 import { openContentStore } from '../content/index.js';
-import { graphDriverData, openSnapshotter, removeExtracts } from '../storage/index.js';
+import { driversHolding, graphDriverData, openSnapshotter, removeExtracts } from '../storage/index.js';
 import { chooseDriver } from '../storage/registry.js';
 import { openImageStore, publishImageEvents } from '../image/index.js';
 import { EventBus } from '../events/index.js';
@@ -171,7 +171,8 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   const storage = openSnapshotter(config.storageDriver, config.dataRoot, db, { options: config.storageOpts });
   // The one event bus: every service publishes what it changes; GET /events and waiters read it.
   const events = new EventBus();
-  const images = publishImageEvents(openImageStore(db, content, storage), events);
+  // Image records and container listings are the driver's own; an old shared record goes to the driver holding its layers.
+  const images = publishImageEvents(openImageStore(db, content, storage, { layerOwners: (chain) => driversHolding(db, chain) }), events);
   const runtime = createRuntime({
     runtimePath,
     conmonPath,
@@ -182,13 +183,14 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   fs.mkdirSync(containersRoot, { recursive: true, mode: 0o710 });
   const remapRoot = isolation.remap && { uid: isolation.remap.rootUid, gid: isolation.remap.rootGid };
   const volumes = new VolumeService(db, path.join(config.dataRoot, 'volumes'), events, remapRoot);
-  const containerStore = new ContainerStore(db);
+  const containerStore = new ContainerStore(db, storage.driver, (id) => driversHolding(db, [id]));
   const networks = new NetworkService(db, events, {
     execRoot: config.execRoot, bridge: config.bridge || 'berth0', bip: config.bip, mtu: config.mtu, icc: config.icc,
     iptables: config.iptables, ipForward: config.ipForward, userlandProxy: config.userlandProxy, pools: config.defaultAddressPools.length ? config.defaultAddressPools : DEFAULT_POOLS,
   }, (ref) => {
     try {
-      return containerStore.find(ref) ?? null;
+      // Another driver's container keeps its attachments and leases.
+      return containerStore.find(ref) ?? containerStore.findAnyById(ref) ?? null;
     } catch {
       return null;
     }
@@ -226,7 +228,7 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   await volumes.recover();
   await containers.recover();
   await networks.restore((id) => {
-    const c = containerStore.find(id);
+    const c = containerStore.findAnyById(id);
     return c !== undefined && isRunning(c.state);
   });
 

@@ -3,10 +3,14 @@
  *
  * An image is its config blob (in content/, its digest is the image ID, as in Docker) plus the layer
  * chain that config's rootfs.diff_ids describes (committed in storage/, keyed by chain ID). The store
- * keeps only metadata, in SQLite tables prefixed `image_`:
- *   image_images(id, config_digest, manifest_digest, parent, created, added_at)
- *   image_refs(ref, image_id, kind)    kind 'tag' → "docker.io/library/busybox:latest"
- *                                       kind 'digest' → "docker.io/library/busybox@sha256:…"
+ * keeps only metadata, in SQLite tables of the storage driver's own (as Docker's image/<driver>/), so
+ * switching drivers hides the other driver's images and switching back finds them:
+ *   image_<driver>_images(id, config_digest, manifest_digest, parent, created, added_at)
+ *   image_<driver>_refs(ref, image_id, kind)    kind 'tag' → "docker.io/library/busybox:latest"
+ *                                                kind 'digest' → "docker.io/library/busybox@sha256:…"
+ * Content blobs are shared by all drivers: GC keeps those any driver's images use. Data roots from
+ * before hold one shared image_images/image_refs; the first start moves each image to the drivers
+ * whose storage holds all its layers (see migrateShared).
  * Lifecycle: blobs and layers are written first (pull, import, build), then add() records the image and
  * its names in one transaction; remove() drops the rows in one transaction, then collect() removes the
  * layers and blobs no image uses and no lease (content/lease.ts) holds. collect() is the one GC path:
@@ -30,6 +34,8 @@ export type Database = BetterSqlite3.Database;
 
 /** The part of storage/'s Snapshotter the image store needs (the real Snapshotter satisfies it). */
 export interface LayerStore {
+  /** The storage driver's name: the image records are its own. */
+  readonly driver?: string;
   /** A committed layer by chain ID (null if absent). */
   stat(name: string): { size: number } | null;
   /** Conflict while a child or container uses it; NotFound if absent. */
@@ -136,32 +142,119 @@ function isIdPrefix(id: string, input: string): boolean {
   return id.startsWith(input) || id.slice('sha256:'.length).startsWith(input);
 }
 
+interface Tables { images: string; refs: string }
+
+/** The image tables of one storage driver. */
+export function imageTablesOf(driver: string): Tables {
+  const d = driver.replace(/[^a-z0-9]/g, '_');
+  return { images: `image_${d}_images`, refs: `image_${d}_refs` };
+}
+const IMAGES_TABLE_RE = /^image_[a-z0-9_]+_images$/;
+
+function createTables(db: Database, t: Tables): void {
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS ${t.images} (
+      id TEXT PRIMARY KEY,
+      config_digest TEXT NOT NULL,
+      manifest_digest TEXT,
+      parent TEXT NOT NULL DEFAULT '',
+      created TEXT NOT NULL DEFAULT '',
+      added_at INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS ${t.refs} (
+      ref TEXT PRIMARY KEY,
+      image_id TEXT NOT NULL,
+      kind TEXT NOT NULL CHECK (kind IN ('tag', 'digest'))
+    );
+    CREATE INDEX IF NOT EXISTS ${t.refs}_by_image ON ${t.refs}(image_id);
+  `);
+}
+
+function tableNames(db: Database): string[] {
+  return (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((r) => r.name);
+}
+
+export interface ImageStoreOptions {
+  /** The drivers whose storage holds every one of these chain IDs (where an old shared record goes). */
+  layerOwners?: (chainIds: string[]) => string[];
+}
+
 class SqliteImageStore implements ImageStore {
   private readonly bases = new Map<string, Base>();
+  private readonly t: Tables;
+  /** Blobs the other drivers' images use: never collected (their records cannot change while this driver runs). */
+  private readonly othersBlobs: Set<string>;
 
-  constructor(private readonly db: Database, private readonly content: ContentStore, private readonly storage: LayerStore) {
-    db.exec(`
-      CREATE TABLE IF NOT EXISTS image_images (
-        id TEXT PRIMARY KEY,
-        config_digest TEXT NOT NULL,
-        manifest_digest TEXT,
-        parent TEXT NOT NULL DEFAULT '',
-        created TEXT NOT NULL DEFAULT '',
-        added_at INTEGER NOT NULL
-      );
-      CREATE TABLE IF NOT EXISTS image_refs (
-        ref TEXT PRIMARY KEY,
-        image_id TEXT NOT NULL,
-        kind TEXT NOT NULL CHECK (kind IN ('tag', 'digest'))
-      );
-      CREATE INDEX IF NOT EXISTS image_refs_by_image ON image_refs(image_id);
-    `);
-    for (const row of db.prepare('SELECT id, config_digest, manifest_digest, parent, created FROM image_images').all() as ImageRow[]) {
+  constructor(private readonly db: Database, private readonly content: ContentStore, private readonly storage: LayerStore, opts: ImageStoreOptions = {}) {
+    const driver = storage.driver ?? 'default';
+    this.t = imageTablesOf(driver);
+    createTables(db, this.t);
+    this.migrateShared(driver, opts.layerOwners ?? (() => []));
+    for (const row of db.prepare(`SELECT id, config_digest, manifest_digest, parent, created FROM ${this.t.images}`).all() as ImageRow[]) {
       try {
         this.bases.set(row.id, this.loadBase(row.config_digest, row.manifest_digest, row.parent));
       } catch (err) {
         log.warn('image: cannot load image, ignoring it', { id: row.id, err: String(err) });
       }
+    }
+    this.othersBlobs = this.blobsOfOtherDrivers();
+  }
+
+  /**
+   * The shared image_images/image_refs of a data root from before per-driver records: each image goes,
+   * with its names, to every driver whose storage holds all its layers (to the current driver when none
+   * does, or when it has no layers); then the shared tables are dropped. One transaction: a crash redoes it.
+   */
+  private migrateShared(current: string, owners: (chainIds: string[]) => string[]): void {
+    const names = tableNames(this.db);
+    if (!names.includes('image_images')) return;
+    const rows = this.db.prepare('SELECT id, config_digest, manifest_digest, parent, created, added_at FROM image_images').all() as (ImageRow & { added_at: number })[];
+    const refs = names.includes('image_refs') ? this.db.prepare('SELECT ref, image_id, kind FROM image_refs').all() as RefRow[] : [];
+    this.db.transaction(() => {
+      for (const row of rows) {
+        let chain: string[] = [];
+        try {
+          chain = chainIds((JSON.parse(fs.readFileSync(this.content.path(row.config_digest), 'utf8')) as ImageConfig).rootfs.diff_ids);
+        } catch {}
+        const found = chain.length ? owners(chain) : [];
+        const to = found.length ? found : [current];
+        for (const d of to) {
+          const t = imageTablesOf(d);
+          createTables(this.db, t);
+          this.db.prepare(`INSERT OR IGNORE INTO ${t.images} (id, config_digest, manifest_digest, parent, created, added_at) VALUES (?, ?, ?, ?, ?, ?)`)
+            .run(row.id, row.config_digest, row.manifest_digest, row.parent, row.created, row.added_at);
+          for (const r of refs) {
+            if (r.image_id === row.id) this.db.prepare(`INSERT OR IGNORE INTO ${t.refs} (ref, image_id, kind) VALUES (?, ?, ?)`).run(r.ref, r.image_id, r.kind);
+          }
+        }
+        log.info('image: shared image record moved to the storage driver holding its layers', { id: row.id, drivers: to });
+      }
+      this.db.exec('DROP TABLE IF EXISTS image_refs; DROP TABLE IF EXISTS image_images;');
+    })();
+  }
+
+  private blobsOfOtherDrivers(): Set<string> {
+    const out = new Set<string>();
+    for (const name of tableNames(this.db)) {
+      if (!IMAGES_TABLE_RE.test(name) || name === this.t.images) continue;
+      for (const row of this.db.prepare(`SELECT config_digest, manifest_digest FROM ${name}`).all() as Pick<ImageRow, 'config_digest' | 'manifest_digest'>[]) {
+        out.add(row.config_digest);
+        if (!row.manifest_digest) continue;
+        out.add(row.manifest_digest);
+        for (const d of this.manifestLayers(row.manifest_digest)) out.add(d);
+      }
+    }
+    return out;
+  }
+
+  /** The layer blob digests a stored manifest names ([] when it cannot be read). */
+  private manifestLayers(manifestDigest: string): string[] {
+    try {
+      const m = JSON.parse(fs.readFileSync(this.content.path(manifestDigest), 'utf8')) as { layers?: { digest?: unknown }[] };
+      return (m.layers ?? []).map((l) => l.digest).filter((d): d is string => typeof d === 'string');
+    } catch (err) {
+      log.warn('image: cannot read manifest', { manifest: manifestDigest, err: String(err) });
+      return [];
     }
   }
 
@@ -186,18 +279,13 @@ class SqliteImageStore implements ImageStore {
     const blobs = new Set<string>([configDigest]);
     if (manifestDigest) {
       blobs.add(manifestDigest);
-      try {
-        const m = JSON.parse(fs.readFileSync(this.content.path(manifestDigest), 'utf8')) as { layers?: { digest?: unknown }[] };
-        for (const l of m.layers ?? []) if (typeof l.digest === 'string') blobs.add(l.digest);
-      } catch (err) {
-        log.warn('image: cannot read manifest', { manifest: manifestDigest, err: String(err) });
-      }
+      for (const d of this.manifestLayers(manifestDigest)) blobs.add(d);
     }
     return { id: configDigest, config, manifestDigest, parent, layers, blobs };
   }
 
   private refsOf(id: string): RefRow[] {
-    return this.db.prepare('SELECT ref, image_id, kind FROM image_refs WHERE image_id = ? ORDER BY ref').all(id) as RefRow[];
+    return this.db.prepare(`SELECT ref, image_id, kind FROM ${this.t.refs} WHERE image_id = ? ORDER BY ref`).all(id) as RefRow[];
   }
 
   private build(base: Base, refs: RefRow[]): Image {
@@ -239,9 +327,9 @@ class SqliteImageStore implements ImageStore {
       if (!this.storage.stat(l.chainId)) throw new NotFound(`layer ${l.chainId} of image ${configDigest} is not in storage`);
     }
 
-    const insertRef = this.db.prepare('INSERT OR REPLACE INTO image_refs (ref, image_id, kind) VALUES (?, ?, ?)');
+    const insertRef = this.db.prepare(`INSERT OR REPLACE INTO ${this.t.refs} (ref, image_id, kind) VALUES (?, ?, ?)`);
     this.db.transaction(() => {
-      this.db.prepare(`INSERT OR IGNORE INTO image_images (id, config_digest, manifest_digest, parent, created, added_at)
+      this.db.prepare(`INSERT OR IGNORE INTO ${this.t.images} (id, config_digest, manifest_digest, parent, created, added_at)
                        VALUES (?, ?, ?, ?, ?, ?)`)
         .run(configDigest, configDigest, base.manifestDigest, parent, base.config.created ?? '', Date.now());
       for (const t of tags) insertRef.run(t, configDigest, 'tag');
@@ -266,7 +354,7 @@ class SqliteImageStore implements ImageStore {
 
   list(): Image[] {
     const byImage = new Map<string, RefRow[]>();
-    for (const r of this.db.prepare('SELECT ref, image_id, kind FROM image_refs ORDER BY ref').all() as RefRow[]) {
+    for (const r of this.db.prepare(`SELECT ref, image_id, kind FROM ${this.t.refs} ORDER BY ref`).all() as RefRow[]) {
       const a = byImage.get(r.image_id) ?? [];
       a.push(r);
       byImage.set(r.image_id, a);
@@ -277,7 +365,7 @@ class SqliteImageStore implements ImageStore {
   /** Which image a name points at, with the stored ref key; null if the name is unknown. */
   private lookupRef(r: Reference): RefRow | null {
     const key = r.digest !== undefined ? `${repositoryName(r)}@${r.digest}` : formatReference(r);
-    const row = this.db.prepare('SELECT ref, image_id, kind FROM image_refs WHERE ref = ?').get(key) as RefRow | undefined;
+    const row = this.db.prepare(`SELECT ref, image_id, kind FROM ${this.t.refs} WHERE ref = ?`).get(key) as RefRow | undefined;
     return row && this.bases.has(row.image_id) ? row : null;
   }
 
@@ -309,14 +397,14 @@ class SqliteImageStore implements ImageStore {
   tag(id: string, ref: string): void {
     const img = this.resolve(id);
     const key = this.tagRef(ref);
-    this.db.prepare('INSERT OR REPLACE INTO image_refs (ref, image_id, kind) VALUES (?, ?, ?)').run(key, img.id, 'tag');
+    this.db.prepare(`INSERT OR REPLACE INTO ${this.t.refs} (ref, image_id, kind) VALUES (?, ?, ?)`).run(key, img.id, 'tag');
   }
 
   untag(ref: string): string | null {
     const r = parseReference(ref);
     const row = this.lookupRef(r);
     if (!row) return null;
-    this.db.prepare('DELETE FROM image_refs WHERE ref = ?').run(row.ref);
+    this.db.prepare(`DELETE FROM ${this.t.refs} WHERE ref = ?`).run(row.ref);
     return row.image_id;
   }
 
@@ -394,7 +482,7 @@ class SqliteImageStore implements ImageStore {
   }
 
   private deleteRef(row: RefRow, records: DeleteItem[]): void {
-    this.db.prepare('DELETE FROM image_refs WHERE ref = ?').run(row.ref);
+    this.db.prepare(`DELETE FROM ${this.t.refs} WHERE ref = ?`).run(row.ref);
     records.push({ Untagged: familiarString(parseNormalizedNamed(row.ref)) });
   }
 
@@ -446,7 +534,7 @@ class SqliteImageStore implements ImageStore {
     const base = this.bases.get(id)!;
     this.db.transaction(() => {
       for (const x of this.refsOf(id)) this.deleteRef(x, records);
-      this.db.prepare('DELETE FROM image_images WHERE id = ?').run(id);
+      this.db.prepare(`DELETE FROM ${this.t.images} WHERE id = ?`).run(id);
     })();
     this.bases.delete(id);
     records.push({ Deleted: id });
@@ -472,7 +560,7 @@ class SqliteImageStore implements ImageStore {
       }
     }
     for (const d of what.blobs ?? []) {
-      if (inUse((b) => b.blobs.has(d)) || leases.holdsBlob(d)) continue;
+      if (inUse((b) => b.blobs.has(d)) || this.othersBlobs.has(d) || leases.holdsBlob(d)) continue;
       await this.content.delete(d).catch((err) => log.warn('image: cannot delete blob', { digest: d, err: String(err) }));
     }
     return removed;
@@ -497,6 +585,6 @@ function isSingleReference(refs: RefRow[]): boolean {
   return digestRepos.size === 1 && digestRepos.has(repo);
 }
 
-export function openImageStore(db: Database, content: ContentStore, storage: LayerStore): ImageStore {
-  return new SqliteImageStore(db, content, storage);
+export function openImageStore(db: Database, content: ContentStore, storage: LayerStore, opts: ImageStoreOptions = {}): ImageStore {
+  return new SqliteImageStore(db, content, storage, opts);
 }

@@ -109,7 +109,7 @@ export function backingFs(root: string): { name: string; dType: boolean } {
 
 export { openOverlay2, openFuseOverlayfs } from './overlay2.js';
 export { openVfs } from './vfs.js';
-export { openSnapshotter, DRIVERS } from './registry.js';
+export { openSnapshotter, DRIVERS, driversHolding } from './registry.js';
 export { applyLayer, unpackLayer, chainIdOf, removeExtracts, type UnpackedLayer, type LayerTarget } from './layer.js';
 export { prepareOnBase, removeOnBase } from './init.js';
 export { snapshotDiff } from './diff.js';

@@ -113,6 +113,8 @@ export function quotaUnsupported(root: string): string {
   const b = backingFs(root);
   const opts = mountOptionsOf(root);
   if (b.name !== 'xfs') return `${root} is on ${b.name}`;
+  // The kernel's xfs quota code (CONFIG_XFS_QUOTA) makes /proc/fs/xfs/xqmstat; without it pquota does not mount.
+  if (!fs.existsSync('/proc/fs/xfs/xqmstat')) return `${root} is on xfs, but this kernel has no xfs quota support (CONFIG_XFS_QUOTA is not set), so project quotas cannot be enabled`;
   if (!opts.includes('prjquota') && !opts.includes('pquota')) return `${root} is on xfs without pquota`;
   return `${root} is on xfs with pquota, but berth does not implement xfs project quotas yet`;
 }
@@ -163,11 +165,13 @@ interface Flavor {
   tables: { layers: string; snapshots: string };
 }
 
-const KERNEL: Flavor = { driver: 'overlay2', mountType: 'overlay', extraOptions: ['index=off'], tables: { layers: 'storage_layers', snapshots: 'storage_snapshots' } };
-const FUSE: Flavor = {
-  driver: 'fuse-overlayfs', mountType: FUSE_OVERLAY, extraOptions: [],
-  tables: { layers: 'storage_fuse_overlayfs_layers', snapshots: 'storage_fuse_overlayfs_snapshots' },
-};
+/** Each flavor's tables: committed layers (chain_id) and active/view snapshots (key). */
+export const OVERLAY_TABLES = {
+  overlay2: { layers: 'storage_layers', snapshots: 'storage_snapshots' },
+  'fuse-overlayfs': { layers: 'storage_fuse_overlayfs_layers', snapshots: 'storage_fuse_overlayfs_snapshots' },
+} as const;
+const KERNEL: Flavor = { driver: 'overlay2', mountType: 'overlay', extraOptions: ['index=off'], tables: OVERLAY_TABLES.overlay2 };
+const FUSE: Flavor = { driver: 'fuse-overlayfs', mountType: FUSE_OVERLAY, extraOptions: [], tables: OVERLAY_TABLES['fuse-overlayfs'] };
 
 class Overlay2 implements Snapshotter {
   readonly whiteouts = 'overlay' as const;

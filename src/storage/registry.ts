@@ -10,7 +10,8 @@ import type { Database } from 'better-sqlite3';
 import { InvalidParameter } from '../errors.js';
 import * as sys from '../sys/index.js';
 import type { Snapshotter } from './index.js';
-import { openFuseOverlayfs, openOverlay2, onPath, quotaUnsupported } from './overlay2.js';
+import { OVERLAY_TABLES, openFuseOverlayfs, openOverlay2, onPath, quotaUnsupported } from './overlay2.js';
+import { treeTable } from './tree.js';
 import { openVfs } from './vfs.js';
 import { openBtrfs } from './btrfs.js';
 import { prepareOptionsOf } from './options.js';
@@ -88,6 +89,29 @@ export function checkDriverName(name: string): void {
 export function openSnapshotter(name: string, dataRoot: string, db: Database, opts: DriverOptions = {}): Snapshotter {
   checkDriverName(name);
   return DRIVERS[name]!(path.join(dataRoot, name), db, opts);
+}
+
+/** Where each driver records its snapshots' names: [table, name column], for asking without opening the driver. */
+const NAME_COLUMNS: Record<string, [string, string][]> = {
+  overlay2: [[OVERLAY_TABLES.overlay2.layers, 'chain_id'], [OVERLAY_TABLES.overlay2.snapshots, 'key']],
+  'fuse-overlayfs': [[OVERLAY_TABLES['fuse-overlayfs'].layers, 'chain_id'], [OVERLAY_TABLES['fuse-overlayfs'].snapshots, 'key']],
+  vfs: [[treeTable('vfs'), 'name']],
+  btrfs: [[treeTable('btrfs'), 'name']],
+};
+
+/**
+ * The drivers whose metadata holds every one of `names` (chain IDs of an image's layers, or a
+ * container's snapshot key), read from the database alone: the driver may not open on this host
+ * any more (btrfs off a btrfs data root), and its records still say what it owns.
+ */
+export function driversHolding(db: Database, names: string[]): string[] {
+  const tables = new Set((db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((r) => r.name));
+  return Object.keys(NAME_COLUMNS).filter((driver) => {
+    const cols = NAME_COLUMNS[driver]!.filter(([t]) => tables.has(t));
+    if (cols.length === 0) return false;
+    const has = cols.map(([t, c]) => db.prepare(`SELECT 1 FROM ${t} WHERE ${c} = ?`));
+    return names.every((n) => has.some((q) => q.get(n) !== undefined));
+  });
 }
 
 /** Can this process mount a kernel overlay on the filesystem of dir? Tried for real, and undone. */

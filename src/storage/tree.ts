@@ -48,6 +48,11 @@ interface Row {
 
 const EMPTY_VIEW = 'empty';
 
+/** The one table of a tree driver's snapshots, every kind (name = chain ID or key). */
+export function treeTable(driver: string): string {
+  return `storage_${driver.replace(/[^a-z0-9]/g, '_')}_snapshots`;
+}
+
 export class TreeSnapshotter implements Snapshotter {
   readonly whiteouts = 'delete' as const;
   private readonly table: string;
@@ -60,7 +65,7 @@ export class TreeSnapshotter implements Snapshotter {
   ) {
     this.trees = path.join(root, backend.dirName);
     fs.mkdirSync(this.trees, { recursive: true, mode: 0o700 });
-    this.table = `storage_${backend.driver.replace(/[^a-z0-9]/g, '_')}_snapshots`;
+    this.table = treeTable(backend.driver);
     db.exec(`
       CREATE TABLE IF NOT EXISTS ${this.table} (
         name TEXT PRIMARY KEY,

@@ -1,7 +1,9 @@
 /** container/'s pieces that need no runtime: the lock, the start seam's rollback, the HostConfig edge. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import BetterSqlite3 from 'better-sqlite3';
 import { KeyedLock } from '../../src/container/lock.js';
+import { ContainerStore } from '../../src/container/store.js';
 import { setupAll, teardownAll, type Provider, type StartContext } from '../../src/container/providers/index.js';
 import { normalizeHostConfig, checkConfig } from '../../src/container/hostconfig.js';
 import { InvalidParameter } from '../../src/errors.js';
@@ -84,4 +86,25 @@ test('HostConfig: implemented fields are kept typed, others refused by name, def
   checkConfig({ Healthcheck: { Test: ['NONE'] }, Volumes: {}, NetworkingConfig: { EndpointsConfig: { default: { IPAMConfig: null, Aliases: null, IPAddress: '' } } } });
   checkConfig({ Healthcheck: { Test: ['CMD', 'true'] } });
   checkConfig({ NetworkingConfig: { EndpointsConfig: { default: { Aliases: ['web'] } } } });
+});
+
+test('container records: each driver lists its own; a record without a driver takes the one holding its snapshot', () => {
+  const db = new BetterSqlite3(':memory:');
+  const rec = (id: string, name: string, driver?: string): Container => ({ id, name, created: id, driver } as unknown as Container);
+  const old = new ContainerStore(db);
+  old.insert(rec('aaaa', 'from-before'));
+  old.insert(rec('bbbb', 'also-before'));
+  const holds: Record<string, string[]> = { aaaa: ['vfs'], bbbb: [] };
+  const vfs = new ContainerStore(db, 'vfs', (id) => holds[id] ?? []);
+  vfs.insert(rec('cccc', 'on-vfs'));
+  assert.deepEqual(vfs.list().map((c) => c.id).sort(), ['aaaa', 'bbbb', 'cccc'], 'the unowned one goes to the current driver');
+  const overlay = new ContainerStore(db, 'overlay2', () => ['overlay2']);
+  assert.deepEqual(overlay.list(), []);
+  assert.equal(overlay.find('on-vfs'), undefined);
+  assert.equal(overlay.findAnyById('cccc')?.driver, 'vfs');
+  assert.throws(() => overlay.checkName('on-vfs'), /"\/on-vfs" is already in use by container "cccc" of storage driver vfs, hidden while berthd runs overlay2/);
+  overlay.insert(rec('dddd', 'on-overlay'));
+  assert.deepEqual(new ContainerStore(db, 'vfs').list().map((c) => c.id).sort(), ['aaaa', 'bbbb', 'cccc']);
+  assert.deepEqual(new ContainerStore(db, 'overlay2').list().map((c) => c.id), ['dddd']);
+  db.close();
 });

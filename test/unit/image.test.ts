@@ -470,7 +470,7 @@ test('kill -9 in the middle of tag/untag/import/rmi leaves a consistent store', 
   const store = openImageStore(env.db, content, layers);
   const images = store.list();
   assert.ok(images.length > 0, 'the child got some work done');
-  const rows = env.db.prepare('SELECT image_id FROM image_refs').all() as { image_id: string }[];
+  const rows = env.db.prepare('SELECT image_id FROM image_default_refs').all() as { image_id: string }[];
   const ids = new Set(images.map((i) => i.id));
   for (const r of rows) assert.ok(ids.has(r.image_id), `ref points at a recorded image ${r.image_id}`);
   for (const img of images) {
@@ -479,6 +479,32 @@ test('kill -9 in the middle of tag/untag/import/rmi leaves a consistent store', 
     for (const l of img.layers) assert.ok(layers.stat(l.chainId), 'layer present');
     assert.equal(store.resolve(img.id).id, img.id);
   }
-  const count = (env.db.prepare('SELECT count(*) AS n FROM image_images').get() as { n: number }).n;
+  const count = (env.db.prepare('SELECT count(*) AS n FROM image_default_images').get() as { n: number }).n;
   assert.equal(count, images.length, 'every row loads');
+});
+
+test('each storage driver has its own images; removing one under a driver keeps the blobs another driver\'s image uses', async (t) => {
+  const env = setup(t);
+  const a = Object.assign(new FakeLayers(), { driver: 'a' });
+  const b = Object.assign(new FakeLayers(), { driver: 'b' });
+  const storeA = openImageStore(env.db, env.content, a);
+  const tar = await makeTar({ 'bin/shared': 'same bytes' });
+  const img = await importImage(storeA, env.content, a, Readable.from([tar]), { ref: 'shared:1' });
+  const blobs = [img.id, img.manifestDigest!];
+
+  const storeB = openImageStore(env.db, env.content, b);
+  assert.deepEqual(storeB.list(), [], 'driver b sees none of a\'s images');
+  assert.throws(() => storeB.resolve('shared:1'), NotFound);
+  // The same image under b: its layer applied to b's storage, its config and manifest the shared blobs.
+  (await b.stageLayer(Readable.from([tar]))).commit(null);
+  storeB.add(img.id, { tags: ['shared:1'], manifestDigest: img.manifestDigest! });
+  await storeB.remove('shared:1', { force: false, noprune: false }, none);
+  assert.deepEqual(storeB.list(), []);
+  assert.equal(b.layers.size, 0, 'b\'s layer is collected');
+  for (const d of blobs) assert.ok(env.content.has(d), `blob ${d} that a's image uses is kept`);
+
+  const again = openImageStore(env.db, env.content, a);
+  assert.equal(again.resolve('shared:1').id, img.id);
+  await again.remove('shared:1', { force: false, noprune: false }, none);
+  for (const d of blobs) assert.ok(!env.content.has(d), `blob ${d} goes with the last image using it`);
 });
