@@ -39,7 +39,7 @@ export function untilTime(v: string): number {
   try {
     return Date.now() - parseGoDuration(v) / 1e6;
   } catch {
-    throw new InvalidParameter(`invalid filter 'until=${v}'`);
+    throw new InvalidParameter(`failed to parse value as time or duration: "${v}"`);
   }
 }
 
