@@ -14,8 +14,8 @@
  *
  * start   under the lock: providers' setup → OCI spec → runtime create (conmon + runc) → providers'
  *         created hooks → running, saved → exit watched → runtime start.
- * exit    under the lock, once per run: runtime state released, providers torn down, exited
- *         saved, `die` published; then AutoRemove or the restart policy. A verb that holds the lock
+ * exit    under the lock, once per run: runtime state released, exited saved, `die` published,
+ *         providers torn down; then AutoRemove or the restart policy. A verb that holds the lock
  *         and needs the exit (stop, kill -9, rm -f) processes it itself; the watcher then finds it
  *         done.
  * remove  under the lock: removing saved, providers torn down, snapshot and files deleted, record
@@ -340,9 +340,11 @@ export class ContainerService {
     const { runtime } = this.deps;
     const oom = runtime.oomKilled(id);
     await runtime.delete(id).catch((err) => log.warn('runtime delete failed', { id, error: errorMessage(err) }));
-    await teardownAll(this.providers, this.context(c));
+    // Exited and `die` first, then the teardown (network disconnect, unmounts), as dockerd orders them:
+    // readers see the exit as soon as it is known; verbs wait for the teardown on the lock.
     this.save(c, toExited(c.state, code, oom));
     this.publish('die', c, { exitCode: String(code) });
+    await teardownAll(this.providers, this.context(c));
     if (c.hostConfig.AutoRemove) {
       await this.removeLocked(c).catch((err) => log.error('auto-remove failed', { id, error: errorMessage(err) }));
     } else if (shouldRestart(c, code)) {

@@ -48,6 +48,9 @@ test('docker events --since --until replays a run --rm: create, attach, start, d
   const t1 = now();
   const r = await ok(['events', '--since', t0, '--until', t1, '--filter', 'type=container', '--format', '{{.Type}} {{.Action}}']);
   assert.deepEqual(lines(r.stdout), ['container create', 'container attach', 'container start', 'container die', 'container destroy']);
+  // With the network's events, in dockerd's order: connect before start, disconnect after die.
+  const all = await ok(['events', '--since', t0, '--until', t1, '--filter', 'type=container', '--filter', 'type=network', '--format', '{{.Type}} {{.Action}}']);
+  assert.deepEqual(lines(all.stdout), ['container create', 'container attach', 'network connect', 'container start', 'container die', 'network disconnect', 'container destroy']);
 
   // The same over the API, as dockerd writes it.
   const api = await d.api('GET', `/events?since=${t0}&until=${t1}&filters=${encodeURIComponent(JSON.stringify({ event: ['die'] }))}`);
