@@ -615,8 +615,10 @@ export class NetworkService {
   // ---- the container's files and DNS -------------------------------------------------------------
 
   private hostsFor(c: NetContainer, live: Attachment[]): string {
-    const hostname = c.config.Hostname;
-    const names = c.config.Domainname ? [`${hostname}.${c.config.Domainname}`, hostname] : [hostname];
+    // dockerd's: the full name, then its first label if it has several (-h a.b gives "a.b a", like -h a --domainname b).
+    const fqdn = c.config.Domainname ? `${c.config.Hostname}.${c.config.Domainname}` : c.config.Hostname;
+    const dot = fqdn.indexOf('.');
+    const names = dot > 0 ? [fqdn, fqdn.slice(0, dot)] : [fqdn];
     const entries: [string, ...string[]][] = [];
     // A link names another container of the same network: on the default bridge the legacy way,
     // on a user network as an alias only the linking container sees (both through /etc/hosts).
