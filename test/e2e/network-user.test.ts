@@ -7,6 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
+import net from 'node:net';
 import { startDaemon, loadTestImages, printLogTail, daemonRules, type Daemon } from '../harness.js';
 import { answer, parseQuestion } from '../../src/network/dns.js';
 
@@ -148,6 +149,71 @@ test('the embedded DNS forwards names it does not know to the container\'s --dns
   } finally {
     upstream.close();
     await d.docker(['network', 'rm', 'dnsnet']);
+  }
+});
+
+/** A DNS query for `name` (type A, RD), framed for TCP (two-byte length first), as busybox printf octal escapes. */
+function tcpQueryEscaped(name: string, id: number): string {
+  const qname = Buffer.concat([...name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0])]);
+  const msg = Buffer.concat([Buffer.from([id >> 8, id & 255, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), qname, Buffer.from([0, 1, 0, 1])]);
+  const framed = Buffer.concat([Buffer.from([msg.length >> 8, msg.length & 255]), msg]);
+  return [...framed].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
+}
+
+/** What a TCP DNS reply (od -An -tx1 output) says: its id, rcode and the A addresses. */
+function tcpReply(hex: string): { id: number; rcode: number; ips: string[] } {
+  const buf = Buffer.from(hex.replace(/\s+/g, ''), 'hex');
+  assert.ok(buf.length >= 14, `a framed reply, got ${buf.length} bytes`);
+  assert.equal(buf.readUInt16BE(0), buf.length - 2, 'the length prefix matches the reply');
+  const msg = buf.subarray(2);
+  const q = parseQuestion(msg)!;
+  const ips: string[] = [];
+  let off = q.end;
+  for (let i = 0; i < msg.readUInt16BE(6); i++) {
+    off += 2; // a compressed name
+    const type = msg.readUInt16BE(off);
+    const len = msg.readUInt16BE(off + 8);
+    if (type === 1) ips.push([...msg.subarray(off + 10, off + 14)].join('.'));
+    off += 10 + len;
+  }
+  return { id: msg.readUInt16BE(0), rcode: msg.readUInt16BE(2) & 0xf, ips };
+}
+
+test('the embedded DNS: AAAA of a container name is an empty NOERROR; TCP queries are answered and forwarded too', { timeout: 60_000 }, async () => {
+  // A fake upstream on a loopback address of the host's, over TCP: every A question gets 10.9.8.6.
+  const addr = `127.${10 + Math.floor(Math.random() * 200)}.${Math.floor(Math.random() * 250)}.${1 + Math.floor(Math.random() * 250)}`;
+  const upstream = net.createServer((conn) => conn.on('data', (b: Buffer) => {
+    const msg = b.subarray(2);
+    const q = parseQuestion(msg);
+    if (!q) return;
+    const out = answer(msg, q, ['10.9.8.6']);
+    conn.write(Buffer.concat([Buffer.from([out.length >> 8, out.length & 255]), out]));
+  }));
+  await new Promise<void>((r) => upstream.listen(53, addr, () => r()));
+  await docker(['network', 'create', '--subnet', freeSubnet(), 'dns6net']);
+  try {
+    const web = (await docker(['run', '-d', '--name', 'web6', '--network', 'dns6net', 'busybox', 'sleep', '60'])).trim();
+    const ip = JSON.parse(await docker(['inspect', web]))[0].NetworkSettings.Networks.dns6net.IPAddress;
+    const gw = JSON.parse(await docker(['network', 'inspect', 'dns6net']))[0].IPAM.Config[0].Gateway;
+    // NXDOMAIN would make nslookup print "can't find" and exit 1; an empty NOERROR prints no address.
+    const aaaa = await d.docker(['run', '--rm', '--network', 'dns6net', 'busybox', 'nslookup', '-type=aaaa', 'web6']);
+    assert.equal(aaaa.code, 0, aaaa.stdout + aaaa.stderr);
+    assert.doesNotMatch(aaaa.stdout + aaaa.stderr, /can't find|NXDOMAIN|SERVFAIL/);
+    assert.doesNotMatch(aaaa.stdout, /Address: [0-9a-f:]+$/m);
+    // Plain nslookup asks A and AAAA together: the address, and no error for the AAAA half.
+    const both = await d.docker(['run', '--rm', '--network', 'dns6net', 'busybox', 'nslookup', 'web6']);
+    assert.equal(both.code, 0, both.stdout + both.stderr);
+    assert.match(both.stdout, new RegExp(`Address: ${ip.replace(/\./g, '\\.')}$`, 'm'));
+    assert.doesNotMatch(both.stdout + both.stderr, /can't find/);
+    // Over TCP, from a container: busybox nc to the gateway's port 53 (its nc quits at the end of stdin, so stdin stays open a moment).
+    const viaTcp = async (name: string, id: number) => tcpReply(await docker(['run', '--rm', '--network', 'dns6net', '--dns', addr, 'busybox', 'sh', '-c',
+      `(printf '${tcpQueryEscaped(name, id)}'; sleep 1) | nc ${gw} 53 | od -An -tx1 -v`]));
+    assert.deepEqual(await viaTcp('web6', 0x4242), { id: 0x4242, rcode: 0, ips: [ip] });
+    assert.deepEqual(await viaTcp('elsewhere.example', 0x4343), { id: 0x4343, rcode: 0, ips: ['10.9.8.6'] }, 'forwarded over TCP to the --dns server');
+  } finally {
+    upstream.close();
+    await d.docker(['rm', '-f', 'web6']);
+    await d.docker(['network', 'rm', 'dns6net']);
   }
 });
 
