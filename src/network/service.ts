@@ -506,7 +506,7 @@ export class NetworkService {
       const first = live[0]!;
       const sandbox: Sandbox = { containerId: c.id, netns: this.netnsPath(c.id), target: first.a.live!.ip, ports: [] };
       this.store.saveSandbox(sandbox);
-      await createSandbox(sandbox.netns, live.map(({ n, a }, i) => this.vethSpec(n, a.live!, i === 0)));
+      createSandbox(sandbox.netns, live.map(({ n, a }, i) => this.vethSpec(n, a.live!, i === 0)));
       const wanted = wantedPorts(c.hostConfig.PortBindings, c.hostConfig.PublishAllPorts === true, c.config.ExposedPorts);
       if (wanted.length) {
         sandbox.ports = await this.bindPorts(c, sandbox, wanted);
@@ -565,7 +565,7 @@ export class NetworkService {
     const s = this.store.sandbox(containerId);
     const attachments = this.store.attachmentsOf(containerId);
     const veths = attachments.flatMap((a) => (a.live ? [a.live.veth] : []));
-    if (s) await destroySandbox(s.netns);
+    if (s) destroySandbox(s.netns);
     else for (const v of veths) deleteLinkByName(v);
     for (const a of attachments) {
       if (!a.live) continue;
