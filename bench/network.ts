@@ -134,7 +134,7 @@ async function stackCost(n: number): Promise<Stats> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-netns-'));
   const unhook = onExitSync(() => void spawnSync('ip', ['link', 'del', br]));
   try {
-    await ensureBridge(br, bip, 1500);
+    ensureBridge(br, bip, 1500);
     const out: number[] = [];
     for (let i = 0; i < n; i++) {
       const file = path.join(dir, `ns${i}`);

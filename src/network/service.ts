@@ -188,7 +188,7 @@ export class NetworkService {
 
   private async bringUp(n: NetworkRecord): Promise<void> {
     const pool = n.ipam[0]!;
-    await ensureBridge(n.bridge, `${pool.Gateway}/${parseCidr(pool.Subnet).bits}`, n.mtu);
+    ensureBridge(n.bridge, `${pool.Gateway}/${parseCidr(pool.Subnet).bits}`, n.mtu);
     // Without the proxy, loopback traffic is DNATed onto the bridge, which the kernel refuses unless told.
     if (!this.cfg.userlandProxy) fs.writeFileSync(`/proc/sys/net/ipv4/conf/${n.bridge}/route_localnet`, '1');
     if (!n.builtin && !this.dns.has(n.id)) {
