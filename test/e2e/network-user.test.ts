@@ -5,9 +5,11 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { startDaemon, loadTestImages, printLogTail, daemonRules, type Daemon } from '../harness.js';
 import { answer, parseQuestion } from '../../src/network/dns.js';
 
@@ -217,12 +219,33 @@ test('the embedded DNS: AAAA of a container name is an empty NOERROR; TCP querie
   }
 });
 
+/**
+ * The host's links this daemon could have made: its networks' bridges, the links plugged into
+ * them, and any link holding an address of `subnet` (where a failed create's bridge would be).
+ * Not every link of the host: other engines on the machine add and remove theirs meanwhile.
+ */
+async function linksOfOurs(subnet: string): Promise<string[]> {
+  const nets = (await d.api('GET', '/networks')).body as { Id: string; Driver: string; Options: Record<string, string> }[];
+  const bridges = new Set(nets.filter((n) => n.Driver === 'bridge').map((n) => n.Options['com.docker.network.bridge.name'] || `br-${n.Id.slice(0, 12)}`));
+  const prefix = subnet.replace(/0\/24$/, '');
+  const ifaces = JSON.parse(spawnSync('ip', ['-j', '-4', 'addr'], { encoding: 'utf8' }).stdout) as { ifname: string; addr_info: { local: string }[] }[];
+  const out = new Set(ifaces.filter((i) => i.addr_info.some((a) => a.local.startsWith(prefix))).map((i) => i.ifname));
+  for (const name of fs.readdirSync('/sys/class/net')) {
+    let master = '';
+    try {
+      master = path.basename(fs.readlinkSync(`/sys/class/net/${name}/master`));
+    } catch {}
+    if (bridges.has(name) || bridges.has(master)) out.add(name);
+  }
+  return [...out].sort();
+}
+
 test('bad input gets docker\'s error and changes nothing', { timeout: 60_000 }, async () => {
   const subnet = freeSubnet();
   await docker(['network', 'create', '--subnet', subnet, 'taken']);
   try {
     const before = JSON.stringify((await d.api('GET', '/networks')).body);
-    const bridgesBefore = fs.readdirSync('/sys/class/net').sort();
+    const bridgesBefore = await linksOfOurs(subnet);
     await fails(['network', 'create', '--subnet', subnet, 'clash'], /Pool overlaps with other one on this address space/);
     await fails(['network', 'create', '--subnet', '10.1.2.300/24', 'badcidr'], /invalid CIDR address: 10\.1\.2\.300\/24/);
     await fails(['network', 'create', 'taken'], /network with name taken already exists/);
@@ -234,7 +257,7 @@ test('bad input gets docker\'s error and changes nothing', { timeout: 60_000 }, 
     await fails(['run', '--rm', '--ip', '10.0.0.5', 'busybox', 'true'], /user specified IP address is supported on user defined networks only/, 125);
     await fails(['run', '--rm', '--network', 'taken', '--ip', '192.0.2.99', 'busybox', 'true'], /no configured subnet or ip-range contain the IP address 192\.0\.2\.99/, 125);
     assert.equal(JSON.stringify((await d.api('GET', '/networks')).body), before);
-    assert.deepEqual(fs.readdirSync('/sys/class/net').sort(), bridgesBefore);
+    assert.deepEqual(await linksOfOurs(subnet), bridgesBefore);
     assert.deepEqual((await d.api('GET', '/containers/json?all=1')).body, []);
   } finally {
     await d.docker(['network', 'rm', 'taken']);
