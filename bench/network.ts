@@ -3,14 +3,16 @@
  *
  *   node --import tsx bench/network.ts [--with-dockerd] [-n 30] [--warmup 3]
  *
- * For each engine (berthd always; dockerd when Debian's docker.io is installed, or installed under
- * --with-dockerd), on its own dirs and its own bridge:
- *   1. `docker run --rm busybox true` on the default bridge and with `--network none`, taking
- *      turns, N each: min/median/max, and the bridge's extra cost (median bridge − median none);
+ * Both engines (berthd always; dockerd when Debian's docker.io is installed, or installed under
+ * --with-dockerd) run at once, each on its own dirs and its own bridge, and take turns at every
+ * iteration (the order flips each time), so both see the same load from whatever else runs:
+ *   1. `docker run --rm busybox true` on the default bridge and with `--network none`, N each:
+ *      min/median/max, and the bridge's extra cost (median bridge − median none);
  *   2. `docker network create` + `docker network rm` of a user network, N times;
  *   3. `docker run -d -p 127.0.0.1::8080 busybox httpd` until `curl` of the published port
  *      answers, then `rm -f` (not timed), N times.
- * Traffic only between the host's loopback and the engine's own bridge. Prints a table and a JSON line.
+ * berthd's own mechanism (netns + veth + addresses + route, then teardown) is timed alone after.
+ * Traffic only between the host's loopback and the engines' own bridges. Prints a table and a JSON line.
  */
 import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -53,52 +55,75 @@ function curlOk(url: string): Promise<boolean> {
 
 const HTTPD = ['busybox', 'sh', '-c', 'mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www'];
 
-async function measure(engine: Engine, n: number, warmup: number): Promise<Result> {
-  const res: Result = { engine: engine.name, version: await engine.version() };
-  const docker = (args: string[]) => engine.docker(args).then((r) => must(r, `${engine.name}: docker ${args.join(' ')}`));
-  await loadBusybox(engine);
-  const bridgeRun = ['run', '--rm', 'busybox', 'true'];
-  const noneRun = ['run', '--rm', '--network', 'none', 'busybox', 'true'];
-  for (let i = 0; i < warmup; i++) {
-    await docker(bridgeRun);
-    await docker(noneRun);
-  }
-  const bridge: number[] = [];
-  const none: number[] = [];
-  for (let i = 0; i < n; i++) {
-    bridge.push(await time(() => docker(bridgeRun)));
-    none.push(await time(() => docker(noneRun)));
-  }
-  res.bridge = stats(bridge);
-  res.none = stats(none);
-  res.overheadMs = (res.bridge.median - res.none.median) * 1000;
+/** One timed operation of an engine's; `after` (not timed) cleans up. */
+type Step = (engine: Engine) => Promise<{ seconds: number; after?: () => Promise<unknown> }>;
 
-  const nets: number[] = [];
-  for (let i = 0; i < n; i++) {
+const docker = (engine: Engine, args: string[]) => engine.docker(args).then((r) => must(r, `${engine.name}: docker ${args.join(' ')}`));
+const BRIDGE_RUN = ['run', '--rm', 'busybox', 'true'];
+const NONE_RUN = ['run', '--rm', '--network', 'none', 'busybox', 'true'];
+
+const steps: Record<'bridge' | 'none' | 'netCreateRm' | 'publishCurl', Step> = {
+  bridge: async (e) => ({ seconds: await time(() => docker(e, BRIDGE_RUN)) }),
+  none: async (e) => ({ seconds: await time(() => docker(e, NONE_RUN)) }),
+  netCreateRm: async (e) => {
     const name = `bench-${randomBytes(3).toString('hex')}`;
-    nets.push(await time(async () => {
-      await docker(['network', 'create', name]);
-      await docker(['network', 'rm', name]);
-    }));
-  }
-  res.netCreateRm = stats(nets);
-
-  const pub: number[] = [];
-  for (let i = 0; i < n; i++) {
+    return { seconds: await time(async () => {
+      await docker(e, ['network', 'create', name]);
+      await docker(e, ['network', 'rm', name]);
+    }) };
+  },
+  publishCurl: async (e) => {
     let id = '';
-    pub.push(await time(async () => {
-      id = (await docker(['run', '-d', '-p', '127.0.0.1::8080', ...HTTPD])).stdout.trim();
-      const port = (await docker(['port', id, '8080'])).stdout.trim().split('\n')[0]!.split(':')[1];
+    const seconds = await time(async () => {
+      id = (await docker(e, ['run', '-d', '-p', '127.0.0.1::8080', ...HTTPD])).stdout.trim();
+      const port = (await docker(e, ['port', id, '8080'])).stdout.trim().split('\n')[0]!.split(':')[1];
       const deadline = Date.now() + 10_000;
       while (!(await curlOk(`http://127.0.0.1:${port}/`))) {
-        if (Date.now() > deadline) throw new Error(`${engine.name}: published port ${port} never answered`);
+        if (Date.now() > deadline) throw new Error(`${e.name}: published port ${port} never answered`);
       }
-    }));
-    await docker(['rm', '-f', id]);
+    });
+    return { seconds, after: () => docker(e, ['rm', '-f', id]) };
+  },
+};
+
+/**
+ * Every step N times, the engines taking turns (the first one alternating); bridge and none
+ * alternate too. An engine that fails leaves the rotation with its error; the others go on.
+ */
+async function measureInTurns(engines: Engine[], results: Map<Engine, Result>, n: number, warmup: number): Promise<void> {
+  const samples = new Map(engines.map((e) => [e, { bridge: [] as number[], none: [] as number[], netCreateRm: [] as number[], publishCurl: [] as number[] }]));
+  const live = () => engines.filter((e) => !results.get(e)!.error);
+  const turn = async (i: number, step: Step, record: ((e: Engine, s: number) => void) | null) => {
+    const order = i % 2 ? [...live()].reverse() : live();
+    for (const e of order) {
+      try {
+        const r = await step(e);
+        record?.(e, r.seconds);
+        await r.after?.();
+      } catch (err) {
+        results.get(e)!.error = (err as Error).message;
+        process.stderr.write(`bench: ${e.name} failed: ${(err as Error).message}\n${e.log()}\n`);
+      }
+    }
+  };
+  for (let i = 0; i < warmup; i++) {
+    await turn(i, steps.bridge, null);
+    await turn(i, steps.none, null);
   }
-  res.publishCurl = stats(pub);
-  if (engine.name === 'berthd') res.stack = await stackCost(n);
-  return res;
+  const keys = ['bridge', 'none', 'netCreateRm', 'publishCurl'] as const;
+  for (const key of keys.filter((k) => k !== 'none')) {
+    for (let i = 0; i < n; i++) {
+      await turn(i, steps[key], (e, sec) => samples.get(e)![key].push(sec));
+      if (key === 'bridge') await turn(i + 1, steps.none, (e, sec) => samples.get(e)!.none.push(sec));
+    }
+  }
+  for (const e of engines) {
+    const res = results.get(e)!;
+    if (res.error) continue;
+    const got = samples.get(e)!;
+    for (const k of keys) res[k] = stats(got[k]);
+    res.overheadMs = (res.bridge!.median - res.none!.median) * 1000;
+  }
 }
 
 /** What berthd does per bridged container, timed alone: createSandbox then destroySandbox on a bridge of its own. */
@@ -109,14 +134,14 @@ async function stackCost(n: number): Promise<Stats> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-netns-'));
   const unhook = onExitSync(() => void spawnSync('ip', ['link', 'del', br]));
   try {
-    await ensureBridge(br, bip, 1500);
+    ensureBridge(br, bip, 1500);
     const out: number[] = [];
     for (let i = 0; i < n; i++) {
       const file = path.join(dir, `ns${i}`);
       const veth = `vbn${randomBytes(4).toString('hex')}`;
       out.push(await time(async () => {
-        await createSandbox(file, [{ ifname: 'eth0', veth, bridge: br, mac: '02:42:0a:00:00:02', ip: `${base}2`, prefixLen: 24, gateway: `${base}1`, mtu: 1500 }]);
-        await destroySandbox(file);
+        createSandbox(file, [{ ifname: 'eth0', veth, bridge: br, mac: '02:42:0a:00:00:02', ip: `${base}2`, prefixLen: 24, gateway: `${base}1`, mtu: 1500 }]);
+        destroySandbox(file);
       }));
     }
     return stats(out);
@@ -152,36 +177,44 @@ async function main(): Promise<void> {
   const dockerd = await ensureDockerd(o.withDockerd);
   if (!dockerd) process.stderr.write('bench: dockerd not installed; measuring berthd only (--with-dockerd installs docker.io)\n');
   await testImages();
-  const results: Result[] = [];
-  for (const which of dockerd ? ['berthd', 'dockerd'] : ['berthd']) {
-    let engine: Engine | undefined;
-    let bridge: { flags: string[]; remove: () => void } | undefined;
-    const res: Result = { engine: which };
-    try {
-      if (which === 'dockerd') {
-        bridge = await dockerdBridge();
-        engine = await startDockerd(dockerd!, {}, bridge.flags);
-      } else engine = await startBerth();
-      process.stderr.write(`bench: measuring ${which}...\n`);
-      Object.assign(res, await measure(engine, o.n, o.warmup));
-    } catch (e) {
-      res.error = (e as Error).message;
-      process.stderr.write(`bench: ${which} failed: ${res.error}\n${engine ? engine.log() : ''}\n`);
-    } finally {
-      if (engine) await engine.stop();
-      bridge?.remove();
+  const engines: Engine[] = [];
+  const results = new Map<Engine, Result>();
+  const failed: Result[] = [];
+  let bridge: { flags: string[]; remove: () => void } | undefined;
+  try {
+    for (const which of dockerd ? ['berthd', 'dockerd'] : ['berthd']) {
+      try {
+        let engine: Engine;
+        if (which === 'dockerd') {
+          bridge = await dockerdBridge();
+          engine = await startDockerd(dockerd!, {}, bridge.flags);
+        } else engine = await startBerth();
+        engines.push(engine);
+        results.set(engine, { engine: which, version: await engine.version() });
+        await loadBusybox(engine);
+      } catch (e) {
+        failed.push({ engine: which, error: (e as Error).message });
+        process.stderr.write(`bench: ${which} failed to start: ${(e as Error).message}\n`);
+      }
     }
-    results.push(res);
+    process.stderr.write(`bench: measuring ${engines.map((e) => e.name).join(' and ')}, taking turns...\n`);
+    await measureInTurns(engines, results, o.n, o.warmup);
+  } finally {
+    for (const e of engines) await e.stop();
+    bridge?.remove();
   }
+  const berthRes = [...results.values()].find((r) => r.engine === 'berthd');
+  if (berthRes && !berthRes.error) berthRes.stack = await stackCost(o.n);
+  const all = [...results.values(), ...failed].sort((a, b) => (a.engine === 'berthd' ? -1 : b.engine === 'berthd' ? 1 : 0));
   const head = ['engine', 'version', 'run --rm (bridge) ms', 'run --rm (none) ms', 'bridge cost ms', 'stack setup+teardown ms', 'network create+rm ms', 'run -d -p + curl ms'];
-  const rows = results.map((r) => r.error ? [r.engine, r.version ?? '-', 'error', '-', '-', '-', '-', '-']
+  const rows = all.map((r) => r.error ? [r.engine, r.version ?? '-', 'error', '-', '-', '-', '-', '-']
     : [r.engine, r.version ?? '-', triple(r.bridge), triple(r.none), (r.overheadMs ?? 0).toFixed(1), triple(r.stack), triple(r.netCreateRm), triple(r.publishCurl)]);
-  process.stdout.write(`docker CLI wall times, N=${o.n} each after ${o.warmup} warm-ups; min / median / max\n${formatTable(head, rows, (i) => i < 2)}\n`);
-  const b = results.find((r) => r.engine === 'berthd');
-  const d = results.find((r) => r.engine === 'dockerd');
+  process.stdout.write(`docker CLI wall times, N=${o.n} each after ${o.warmup} warm-ups, engines taking turns; min / median / max\n${formatTable(head, rows, (i) => i < 2)}\n`);
+  const b = all.find((r) => r.engine === 'berthd');
+  const d = all.find((r) => r.engine === 'dockerd');
   if (b?.bridge && d?.bridge) process.stdout.write(`berthd/dockerd median on the bridge: ${(b.bridge.median / d.bridge.median).toFixed(2)}x\n`);
-  process.stdout.write(JSON.stringify({ bench: 'network', n: o.n, results }) + '\n');
-  if (results.some((r) => r.error)) process.exitCode = 1;
+  process.stdout.write(JSON.stringify({ bench: 'network', n: o.n, results: all }) + '\n');
+  if (all.some((r) => r.error)) process.exitCode = 1;
 }
 
 main().catch((e: Error) => {

@@ -284,6 +284,7 @@ export class ContainerService {
       cwd,
       user,
       hostname: c.config.Hostname,
+      domainname: c.config.Domainname,
       tty: c.config.Tty,
       openStdin: c.config.OpenStdin,
       network: contributions.network,

@@ -1,17 +1,22 @@
 /**
- * The embedded DNS server of a user-defined network: a UDP listener in berthd on the network's
- * gateway address, port 53 (the containers' resolv.conf points there). It answers A queries for the
- * names, short IDs and aliases of the containers on that network, and relays every other question,
- * unchanged, to the host's resolvers.
+ * The embedded DNS server of a user-defined network: berthd listens on the network's gateway
+ * address, port 53, over UDP and TCP (the containers' resolv.conf points there). It answers A
+ * queries for the names, short IDs and aliases of the containers on that network (AAAA and other
+ * types for those names get an empty NOERROR: the name exists, without such records, so resolvers
+ * asking A and AAAA together do not wait), and relays every other question, unchanged, to the
+ * upstream resolvers (over the transport it came by).
  */
 import dgram from 'node:dgram';
 import fs from 'node:fs';
+import net from 'node:net';
 import { log } from '../log.js';
 
 const TYPE_A = 1;
 const CLASS_IN = 1;
 const TTL = 600;
 const FORWARD_TIMEOUT_MS = 3000;
+/** A TCP client that sends nothing for this long is dropped. */
+const TCP_IDLE_MS = 10_000;
 
 export interface Question {
   id: number;
@@ -76,22 +81,22 @@ export interface DnsServer {
   close(): Promise<void>;
 }
 
+type Transport = 'udp' | 'tcp';
+
 /**
- * Serves `address`:53. `lookup(name)` gives the addresses of a name of the network's, or null when
- * the name is not one of its own (the question is then forwarded).
+ * Serves `address`:53 over UDP and TCP. `lookup(name)` gives the addresses of a name of the
+ * network's, or null when the name is not one of its own (the question is then forwarded).
  */
 export async function serveDns(address: string, lookup: (name: string) => string[] | null, upstream: () => string[] = hostNameservers): Promise<DnsServer> {
-  const sock = dgram.createSocket({ type: 'udp4', reuseAddr: true });
-  sock.on('message', (msg, rinfo) => {
+  const handle = (msg: Buffer, via: Transport, reply: (out: Buffer) => void) => {
     const q = parseQuestion(msg);
     if (!q) return;
     const ips = q.cls === CLASS_IN ? lookup(q.name) : null;
-    if (ips) {
-      sock.send(answer(msg, q, ips), rinfo.port, rinfo.address);
-      return;
-    }
-    forward(msg, upstream(), (reply) => sock.send(reply ?? answer(msg, q, [], 2), rinfo.port, rinfo.address));
-  });
+    if (ips) return reply(answer(msg, q, ips));
+    forward(msg, via, upstream(), (got) => reply(got ?? answer(msg, q, [], 2)));
+  };
+  const sock = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+  sock.on('message', (msg, rinfo) => handle(msg, 'udp', (out) => sock.send(out, rinfo.port, rinfo.address)));
   sock.on('error', (err) => log.warn('embedded DNS server error', { address, error: err.message }));
   await new Promise<void>((resolve, reject) => {
     sock.once('error', reject);
@@ -100,27 +105,76 @@ export async function serveDns(address: string, lookup: (name: string) => string
       resolve();
     });
   });
-  return { close: () => new Promise<void>((r) => sock.close(() => r())) };
+  const tcp = net.createServer((conn) => {
+    conn.setTimeout(TCP_IDLE_MS, () => conn.destroy());
+    conn.on('error', () => conn.destroy());
+    readFramed(conn, (msg) => handle(msg, 'tcp', (out) => {
+      if (!conn.destroyed) conn.write(framed(out));
+    }));
+  });
+  // UDP is what resolvers use first; a TCP listener that cannot bind costs only the fallback.
+  await new Promise<void>((resolve) => {
+    tcp.once('error', (err) => {
+      log.warn('embedded DNS server: no TCP listener', { address, error: err.message });
+      resolve();
+    });
+    tcp.listen(53, address, () => resolve());
+  });
+  return {
+    close: async () => {
+      await new Promise<void>((r) => sock.close(() => r()));
+      if (tcp.listening) await new Promise<void>((r) => tcp.close(() => r()));
+    },
+  };
 }
 
-/** Asks the servers in turn; `done(null)` once none answered in time. */
-function forward(msg: Buffer, servers: string[], done: (reply: Buffer | null) => void): void {
+/** A DNS message as TCP carries it: a two-byte length first. */
+function framed(msg: Buffer): Buffer {
+  const len = Buffer.alloc(2);
+  len.writeUInt16BE(msg.length, 0);
+  return Buffer.concat([len, msg]);
+}
+
+/** Calls `each` for every length-prefixed message that arrives on `conn`. */
+function readFramed(conn: net.Socket, each: (msg: Buffer) => void): void {
+  let buf = Buffer.alloc(0);
+  conn.on('data', (chunk: Buffer) => {
+    buf = Buffer.concat([buf, chunk]);
+    while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+      const len = buf.readUInt16BE(0);
+      each(buf.subarray(2, 2 + len));
+      buf = buf.subarray(2 + len);
+    }
+  });
+}
+
+/** Asks the servers in turn (over `via`); `done(null)` once none answered in time. */
+function forward(msg: Buffer, via: Transport, servers: string[], done: (reply: Buffer | null) => void): void {
   const server = servers[0];
   if (!server) return done(null);
-  const up = dgram.createSocket('udp4');
-  const timer = setTimeout(() => {
-    up.close();
-    forward(msg, servers.slice(1), done);
-  }, FORWARD_TIMEOUT_MS);
-  up.on('message', (reply) => {
+  let settled = false;
+  const finish = (reply: Buffer | null) => {
+    if (settled) return;
+    settled = true;
     clearTimeout(timer);
-    up.close();
-    done(reply);
-  });
-  up.on('error', () => {
-    clearTimeout(timer);
-    up.close();
-    forward(msg, servers.slice(1), done);
-  });
-  up.send(msg, 53, server);
+    close();
+    if (reply) done(reply);
+    else forward(msg, via, servers.slice(1), done);
+  };
+  const timer = setTimeout(() => finish(null), FORWARD_TIMEOUT_MS);
+  let close: () => void;
+  if (via === 'udp') {
+    const up = dgram.createSocket('udp4');
+    close = () => up.close();
+    up.on('message', (reply) => finish(reply));
+    up.on('error', () => finish(null));
+    up.send(msg, 53, server);
+  } else {
+    const up = net.connect(53, server);
+    close = () => up.destroy();
+    up.on('error', () => finish(null));
+    up.on('close', () => finish(null));
+    readFramed(up, (reply) => finish(Buffer.from(reply)));
+    up.write(framed(msg));
+  }
 }

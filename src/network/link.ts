@@ -1,51 +1,34 @@
 /**
  * Links and namespaces. A container's netns is a file under the exec root (bind-mounted), so it
- * outlives the daemon and can be found again from the record alone; it and its veths are made with
- * rtnetlink from the daemon itself (netlink.ts), no process per container. Bridges, which change
- * rarely, go through one batched `ip -batch -`.
+ * outlives the daemon and can be found again from the record alone; it, its veths and the
+ * networks' bridges are made with rtnetlink from the daemon itself (netlink.ts), no process;
+ * only a bridge's deletion runs `ip` (see deleteLink).
  */
-import { spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { SystemError } from '../errors.js';
 import { MNT_DETACH, MS_BIND, mount, umount } from '../sys/index.js';
-import { type VethRequest, addVethPair, loopbackUp, netnsSocket } from './netlink.js';
+import { type VethRequest, addVethPair, ensureBridgeLink, loopbackUp, netnsSocket } from './netlink.js';
 
-/** Runs `argv` with the lines on stdin; rejects with ip's own message when it fails. */
-function batch(argv: string[], lines: string[]): Promise<void> {
+/** A bridge with the gateway address ("10.0.0.1/24"), up; idempotent (a bridge left by an earlier daemon is reused). */
+export function ensureBridge(name: string, gatewayCidr: string, mtu: number): void {
+  const [ip, bits] = gatewayCidr.split('/');
+  ensureBridgeLink(name, ip!, Number(bits), mtu);
+}
+
+/**
+ * Deletes a link (a bridge) of the daemon's namespace; absent is fine. By an `ip` process, not
+ * netlink: the kernel holds the request for an RCU grace period (20–60 ms measured here), which
+ * would stall the daemon; a bridge's creation takes no such wait and is done by netlink.
+ */
+export function deleteLink(name: string): Promise<void> {
+  if (!fs.existsSync(`/sys/class/net/${name}`)) return Promise.resolve();
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'ignore', 'pipe'] });
-    let err = '';
-    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    child.on('error', (e) => reject(new SystemError(`${argv[0]}: ${e.message}`)));
-    child.on('close', (code) => {
-      if (code === 0) resolve();
-      else reject(new SystemError(err.trim().split('\n').filter((l) => !/^Command failed/.test(l)).join('; ') || `${argv.join(' ')} exited ${code}`));
+    execFile('ip', ['link', 'del', name], (err, _out, stderr) => {
+      if (err && fs.existsSync(`/sys/class/net/${name}`)) reject(new SystemError(stderr.trim() || err.message));
+      else resolve();
     });
-    child.stdin.on('error', () => {});
-    child.stdin.end(lines.join('\n') + '\n');
-  });
-}
-
-export function ipHost(lines: string[], force = false): Promise<void> {
-  return batch(['ip', ...(force ? ['-force'] : []), '-batch', '-'], lines);
-}
-
-export function linkExists(name: string): boolean {
-  return fs.existsSync(`/sys/class/net/${name}`);
-}
-
-/** A bridge with the gateway address, up; idempotent (a bridge left by an earlier daemon is reused). */
-export async function ensureBridge(name: string, gatewayCidr: string, mtu: number): Promise<void> {
-  const lines = linkExists(name) ? [] : [`link add ${name} mtu ${mtu} type bridge`];
-  lines.push(`addr replace ${gatewayCidr} dev ${name}`, `link set ${name} up`);
-  await ipHost(lines);
-}
-
-export async function deleteLink(name: string): Promise<void> {
-  if (linkExists(name)) await ipHost([`link del ${name}`]).catch((err) => {
-    if (linkExists(name)) throw err;
   });
 }
 
@@ -55,17 +38,21 @@ function bindMount(source: string, target: string): void {
   mount(source, target, null, MS_BIND, null);
 }
 
-/** A new netns bind-mounted on `file` with lo up and the given veths; all or nothing. */
-export async function createSandbox(file: string, veths: VethRequest[]): Promise<void> {
-  await fsp.mkdir(path.dirname(file), { recursive: true, mode: 0o711 });
-  await fsp.writeFile(file, '', { mode: 0o444 });
+/**
+ * A new netns bind-mounted on `file` with lo up and the given veths; all or nothing. Synchronous,
+ * like the netlink requests: each step is a few µs of kernel work, and a round trip through the
+ * thread pool per step would cost more than the work on a loaded machine.
+ */
+export function createSandbox(file: string, veths: VethRequest[]): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o711 });
+  fs.writeFileSync(file, '', { mode: 0o444 });
   let inside: number | null = null;
   try {
     inside = netnsSocket(file, true, bindMount);
     loopbackUp(inside);
     for (const v of veths) addVethPair(file, inside, v);
   } catch (err) {
-    await destroySandbox(file);
+    destroySandbox(file);
     throw err;
   } finally {
     if (inside !== null) fs.closeSync(inside);
@@ -87,14 +74,14 @@ export function addVeth(file: string, v: VethRequest): void {
  * runtime's, inside a container's own user namespace, where a remapped root can mount sysfs and
  * exec can join it. The runtime brought lo up. All or nothing.
  */
-export async function adoptSandbox(file: string, existing: string, veths: VethRequest[]): Promise<void> {
+export function adoptSandbox(file: string, existing: string, veths: VethRequest[]): void {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o711 });
   fs.writeFileSync(file, '', { mode: 0o444 });
   try {
     bindMount(existing, file);
     for (const v of veths) addVeth(file, v);
   } catch (err) {
-    await destroySandbox(file);
+    destroySandbox(file);
     throw err;
   }
 }
@@ -104,9 +91,9 @@ export async function adoptSandbox(file: string, existing: string, veths: VethRe
  * reference was the mount: the container has exited) and the veths with it, asynchronously. Deleting
  * each veth here instead would block the daemon for an RCU grace period (20–40 ms) per link.
  */
-export async function destroySandbox(file: string): Promise<void> {
+export function destroySandbox(file: string): void {
   try {
     umount(file, MNT_DETACH);
   } catch {}
-  await fsp.rm(file, { force: true });
+  fs.rmSync(file, { force: true });
 }

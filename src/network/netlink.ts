@@ -1,5 +1,6 @@
 /**
- * rtnetlink requests, synchronously, from the daemon itself: a container's stack costs no process.
+ * rtnetlink requests, synchronously, from the daemon itself: a container's stack, and a network's
+ * bridge, cost no process.
  * A request is one netlink message; the kernel handles it within send() and queues the answer
  * (an ACK, an error, or the link asked for), which recv() then reads. Sockets are made in the
  * namespace they act on (see inNetns) and keep it for life.
@@ -17,6 +18,7 @@ const RTM_NEWROUTE = 24;
 const NLMSG_ERROR = 2;
 const NLM_F_REQUEST = 1;
 const NLM_F_ACK = 4;
+const NLM_F_REPLACE = 0x100;
 const NLM_F_EXCL = 0x200;
 const NLM_F_CREATE = 0x400;
 const IFLA_ADDRESS = 1;
@@ -171,13 +173,7 @@ export function addVethPair(file: string, inside: number, v: VethRequest): void 
   try {
     const got = request(inside, RTM_GETLINK, 0, [ifinfomsg(), str(IFLA_IFNAME, v.ifname)], `get ${v.ifname}`);
     const index = got.readInt32LE(16 + 4);
-    const a = Buffer.alloc(8);
-    a.writeUInt8(AF_INET, 0);
-    a.writeUInt8(v.prefixLen, 1);
-    a.writeInt32LE(index, 4);
-    const broadcast = (((ipToInt(v.ip) ?? 0) | (v.prefixLen === 32 ? 0 : 0xffffffff >>> v.prefixLen)) >>> 0);
-    const bcast = [broadcast >>> 24, (broadcast >>> 16) & 255, (broadcast >>> 8) & 255, broadcast & 255].join('.');
-    request(inside, RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, [a, ipv4(IFA_LOCAL, v.ip), ipv4(IFA_ADDRESS, v.ip), ipv4(IFA_BROADCAST, bcast)], `address ${v.ip}`);
+    addAddress(inside, index, v.ip, v.prefixLen, NLM_F_EXCL);
     request(inside, RTM_NEWLINK, NLM_F_ACK, [ifinfomsg(index, true)], `set ${v.ifname} up`);
     if (v.gateway) {
       const r = Buffer.alloc(12);
@@ -192,6 +188,37 @@ export function addVethPair(file: string, inside: number, v: VethRequest): void 
     deleteLinkByName(v.veth);
     throw err;
   }
+}
+
+/** ip/prefixLen (with its broadcast address) on link `index`; `mode` NLM_F_EXCL fails if it is there, NLM_F_REPLACE does not. */
+function addAddress(sock: number, index: number, ip: string, prefixLen: number, mode: number): void {
+  const a = Buffer.alloc(8);
+  a.writeUInt8(AF_INET, 0);
+  a.writeUInt8(prefixLen, 1);
+  a.writeInt32LE(index, 4);
+  const broadcast = (((ipToInt(ip) ?? 0) | (prefixLen === 32 ? 0 : 0xffffffff >>> prefixLen)) >>> 0);
+  const bcast = [broadcast >>> 24, (broadcast >>> 16) & 255, (broadcast >>> 8) & 255, broadcast & 255].join('.');
+  request(sock, RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | mode, [a, ipv4(IFA_LOCAL, ip), ipv4(IFA_ADDRESS, ip), ipv4(IFA_BROADCAST, bcast)], `address ${ip}`);
+}
+
+/**
+ * A bridge of the daemon's namespace with the address ip/prefixLen, up; a bridge already there
+ * (an earlier daemon's) is reused and given the address if it lacks it.
+ */
+export function ensureBridgeLink(name: string, ip: string, prefixLen: number, mtu: number): void {
+  const h = host();
+  if (!fs.existsSync(`/sys/class/net/${name}`)) {
+    try {
+      request(h.sock, RTM_NEWLINK, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, [
+        ifinfomsg(), str(IFLA_IFNAME, name), u32(IFLA_MTU, mtu), attr(IFLA_LINKINFO, str(IFLA_INFO_KIND, 'bridge')),
+      ], `add bridge ${name}`);
+    } catch (err) {
+      if ((err as { errno?: number }).errno !== 17) throw err;
+    }
+  }
+  const index = ifindex(name);
+  addAddress(h.sock, index, ip, prefixLen, NLM_F_REPLACE);
+  request(h.sock, RTM_NEWLINK, NLM_F_ACK, [ifinfomsg(index, true)], `set ${name} up`);
 }
 
 /** Deletes a link of the daemon's namespace by name (a veth takes its peer with it); absent is fine. */

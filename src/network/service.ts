@@ -188,7 +188,7 @@ export class NetworkService {
 
   private async bringUp(n: NetworkRecord): Promise<void> {
     const pool = n.ipam[0]!;
-    await ensureBridge(n.bridge, `${pool.Gateway}/${parseCidr(pool.Subnet).bits}`, n.mtu);
+    ensureBridge(n.bridge, `${pool.Gateway}/${parseCidr(pool.Subnet).bits}`, n.mtu);
     // Without the proxy, loopback traffic is DNATed onto the bridge, which the kernel refuses unless told.
     if (!this.cfg.userlandProxy) fs.writeFileSync(`/proc/sys/net/ipv4/conf/${n.bridge}/route_localnet`, '1');
     if (!n.builtin && !this.dns.has(n.id)) {
@@ -510,7 +510,7 @@ export class NetworkService {
       const first = live[0]!;
       const sandbox: Sandbox = { containerId: c.id, netns: this.netnsPath(c.id), target: first.a.live!.ip, ports: [] };
       this.store.saveSandbox(sandbox);
-      if (!opts.runtimeNetns) await createSandbox(sandbox.netns, live.map(({ n, a }, i) => this.vethSpec(n, a.live!, i === 0)));
+      if (!opts.runtimeNetns) createSandbox(sandbox.netns, live.map(({ n, a }, i) => this.vethSpec(n, a.live!, i === 0)));
       const wanted = wantedPorts(c.hostConfig.PortBindings, c.hostConfig.PublishAllPorts === true, c.config.ExposedPorts);
       if (wanted.length) {
         sandbox.ports = await this.bindPorts(c, sandbox, wanted);
@@ -539,7 +539,7 @@ export class NetworkService {
       if (!n) throw new NotFound(`network ${a.networkId} not found`);
       return this.vethSpec(n, a.live!, i === 0);
     });
-    await adoptSandbox(s.netns, nsPath, veths);
+    adoptSandbox(s.netns, nsPath, veths);
   }
 
   /** Opens each wanted port (a range takes its first free port); records what was bound. */
@@ -586,7 +586,7 @@ export class NetworkService {
     const s = this.store.sandbox(containerId);
     const attachments = this.store.attachmentsOf(containerId);
     const veths = attachments.flatMap((a) => (a.live ? [a.live.veth] : []));
-    if (s) await destroySandbox(s.netns);
+    if (s) destroySandbox(s.netns);
     else for (const v of veths) deleteLinkByName(v);
     for (const a of attachments) {
       if (!a.live) continue;
@@ -636,8 +636,10 @@ export class NetworkService {
   // ---- the container's files and DNS -------------------------------------------------------------
 
   private hostsFor(c: NetContainer, live: Attachment[]): string {
-    const hostname = c.config.Hostname;
-    const names = c.config.Domainname ? [`${hostname}.${c.config.Domainname}`, hostname] : [hostname];
+    // dockerd's: the full name, then its first label if it has several (-h a.b gives "a.b a", like -h a --domainname b).
+    const fqdn = c.config.Domainname ? `${c.config.Hostname}.${c.config.Domainname}` : c.config.Hostname;
+    const dot = fqdn.indexOf('.');
+    const names = dot > 0 ? [fqdn, fqdn.slice(0, dot)] : [fqdn];
     const entries: [string, ...string[]][] = [];
     // A link names another container of the same network: on the default bridge the legacy way,
     // on a user network as an alias only the linking container sees (both through /etc/hosts).

@@ -335,15 +335,18 @@ class ConmonRuntime implements Runtime {
     validId(id);
     const bundle = this.bundle(id);
     const cg = this.cgroupPath(id);
-    try {
-      await this.runc(['delete', '--force', id]);
-    } catch (err) {
-      if (!/does not exist/.test(errorMessage(err))) log.warn('runc delete', { id, error: errorMessage(err) });
+    // Neither a bundle nor runc's state (a removal after the exit's delete): a runc process would only say "does not exist".
+    if (fs.existsSync(bundle) || fs.existsSync(path.join(this.o.runtimeRoot, id))) {
+      try {
+        await this.runc(['delete', '--force', id]);
+      } catch (err) {
+        if (!/does not exist/.test(errorMessage(err))) log.warn('runc delete', { id, error: errorMessage(err) });
+      }
     }
     // conmon notices the container's death, writes the exit file and leaves; wait so it does not
-    // write into a bundle (or exit dir) we have already cleaned.
+    // write into a bundle (or exit dir) we have already cleaned. It is usually gone within a few ms.
     const conmonPid = readIntFile(path.join(bundle, 'conmon.pid'));
-    for (let i = 0; i < 50 && conmonAlive(conmonPid); i++) await sleep(20);
+    for (let i = 0; i < 500 && conmonAlive(conmonPid); i++) await sleep(2);
     if (conmonAlive(conmonPid)) {
       try { process.kill(conmonPid as number, 'SIGKILL'); } catch { /* gone */ }
       for (let i = 0; i < 50 && conmonAlive(conmonPid); i++) await sleep(20);

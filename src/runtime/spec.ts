@@ -63,6 +63,8 @@ export interface SpecOptions {
   args: string[]; env: string[]; cwd: string;
   user: { uid: number; gid: number; additionalGids: number[] };
   hostname: string; tty: boolean; openStdin: boolean;
+  /** The NIS domain name (Config.Domainname), set as the kernel.domainname sysctl as dockerd does: the OCI spec runc 1.1 reads has no field for it. */
+  domainname?: string;
   /** none = a new, empty network namespace (loopback only). */
   network: { mode: 'none' | 'host' | 'netns'; path?: string };
   ipcHost?: boolean; pidHost?: boolean; utsHost?: boolean;
@@ -314,12 +316,16 @@ export function buildSpec(o: SpecOptions): OciSpec {
     spec.linux.uidMappings = o.idMappings.uid;
     spec.linux.gidMappings = o.idMappings.gid;
   }
+  const sysctl: Record<string, string> = {};
   if (o.network.mode !== 'host') {
     // Docker ≥20.10 lets unprivileged users bind low ports and ping inside their own netns.
-    spec.linux.sysctl = { 'net.ipv4.ip_unprivileged_port_start': '0', 'net.ipv4.ping_group_range': '0 2147483647' };
+    sysctl['net.ipv4.ip_unprivileged_port_start'] = '0';
+    // In a user namespace only mapped gids may be named, so dockerd leaves ping_group_range alone there.
+    if (!o.idMappings) sysctl['net.ipv4.ping_group_range'] = '0 2147483647';
   }
-  // In a user namespace only mapped gids may be named, so dockerd leaves ping_group_range alone there.
-  if (o.idMappings && spec.linux.sysctl) delete spec.linux.sysctl['net.ipv4.ping_group_range'];
+  // Even with --uts=host, as dockerd: runc then refuses it ("not in a separate kernel namespace").
+  if (o.domainname) sysctl['kernel.domainname'] = o.domainname;
+  if (Object.keys(sysctl).length) spec.linux.sysctl = sysctl;
   if (o.labels && Object.keys(o.labels).length) spec.annotations = { ...o.labels };
   return spec;
 }

@@ -5,8 +5,11 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
 import { startDaemon, loadTestImages, printLogTail, daemonRules, type Daemon } from '../harness.js';
 import { answer, parseQuestion } from '../../src/network/dns.js';
 
@@ -151,12 +154,98 @@ test('the embedded DNS forwards names it does not know to the container\'s --dns
   }
 });
 
+/** A DNS query for `name` (type A, RD), framed for TCP (two-byte length first), as busybox printf octal escapes. */
+function tcpQueryEscaped(name: string, id: number): string {
+  const qname = Buffer.concat([...name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0])]);
+  const msg = Buffer.concat([Buffer.from([id >> 8, id & 255, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), qname, Buffer.from([0, 1, 0, 1])]);
+  const framed = Buffer.concat([Buffer.from([msg.length >> 8, msg.length & 255]), msg]);
+  return [...framed].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
+}
+
+/** What a TCP DNS reply (od -An -tx1 output) says: its id, rcode and the A addresses. */
+function tcpReply(hex: string): { id: number; rcode: number; ips: string[] } {
+  const buf = Buffer.from(hex.replace(/\s+/g, ''), 'hex');
+  assert.ok(buf.length >= 14, `a framed reply, got ${buf.length} bytes`);
+  assert.equal(buf.readUInt16BE(0), buf.length - 2, 'the length prefix matches the reply');
+  const msg = buf.subarray(2);
+  const q = parseQuestion(msg)!;
+  const ips: string[] = [];
+  let off = q.end;
+  for (let i = 0; i < msg.readUInt16BE(6); i++) {
+    off += 2; // a compressed name
+    const type = msg.readUInt16BE(off);
+    const len = msg.readUInt16BE(off + 8);
+    if (type === 1) ips.push([...msg.subarray(off + 10, off + 14)].join('.'));
+    off += 10 + len;
+  }
+  return { id: msg.readUInt16BE(0), rcode: msg.readUInt16BE(2) & 0xf, ips };
+}
+
+test('the embedded DNS: AAAA of a container name is an empty NOERROR; TCP queries are answered and forwarded too', { timeout: 60_000 }, async () => {
+  // A fake upstream on a loopback address of the host's, over TCP: every A question gets 10.9.8.6.
+  const addr = `127.${10 + Math.floor(Math.random() * 200)}.${Math.floor(Math.random() * 250)}.${1 + Math.floor(Math.random() * 250)}`;
+  const upstream = net.createServer((conn) => conn.on('data', (b: Buffer) => {
+    const msg = b.subarray(2);
+    const q = parseQuestion(msg);
+    if (!q) return;
+    const out = answer(msg, q, ['10.9.8.6']);
+    conn.write(Buffer.concat([Buffer.from([out.length >> 8, out.length & 255]), out]));
+  }));
+  await new Promise<void>((r) => upstream.listen(53, addr, () => r()));
+  await docker(['network', 'create', '--subnet', freeSubnet(), 'dns6net']);
+  try {
+    const web = (await docker(['run', '-d', '--name', 'web6', '--network', 'dns6net', 'busybox', 'sleep', '60'])).trim();
+    const ip = JSON.parse(await docker(['inspect', web]))[0].NetworkSettings.Networks.dns6net.IPAddress;
+    const gw = JSON.parse(await docker(['network', 'inspect', 'dns6net']))[0].IPAM.Config[0].Gateway;
+    // NXDOMAIN would make nslookup print "can't find" and exit 1; an empty NOERROR prints no address.
+    const aaaa = await d.docker(['run', '--rm', '--network', 'dns6net', 'busybox', 'nslookup', '-type=aaaa', 'web6']);
+    assert.equal(aaaa.code, 0, aaaa.stdout + aaaa.stderr);
+    assert.doesNotMatch(aaaa.stdout + aaaa.stderr, /can't find|NXDOMAIN|SERVFAIL/);
+    assert.doesNotMatch(aaaa.stdout, /Address: [0-9a-f:]+$/m);
+    // Plain nslookup asks A and AAAA together: the address, and no error for the AAAA half.
+    const both = await d.docker(['run', '--rm', '--network', 'dns6net', 'busybox', 'nslookup', 'web6']);
+    assert.equal(both.code, 0, both.stdout + both.stderr);
+    assert.match(both.stdout, new RegExp(`Address: ${ip.replace(/\./g, '\\.')}$`, 'm'));
+    assert.doesNotMatch(both.stdout + both.stderr, /can't find/);
+    // Over TCP, from a container: busybox nc to the gateway's port 53 (its nc quits at the end of stdin, so stdin stays open a moment).
+    const viaTcp = async (name: string, id: number) => tcpReply(await docker(['run', '--rm', '--network', 'dns6net', '--dns', addr, 'busybox', 'sh', '-c',
+      `(printf '${tcpQueryEscaped(name, id)}'; sleep 1) | nc ${gw} 53 | od -An -tx1 -v`]));
+    assert.deepEqual(await viaTcp('web6', 0x4242), { id: 0x4242, rcode: 0, ips: [ip] });
+    assert.deepEqual(await viaTcp('elsewhere.example', 0x4343), { id: 0x4343, rcode: 0, ips: ['10.9.8.6'] }, 'forwarded over TCP to the --dns server');
+  } finally {
+    upstream.close();
+    await d.docker(['rm', '-f', 'web6']);
+    await d.docker(['network', 'rm', 'dns6net']);
+  }
+});
+
+/**
+ * The host's links this daemon could have made: its networks' bridges, the links plugged into
+ * them, and any link holding an address of `subnet` (where a failed create's bridge would be).
+ * Not every link of the host: other engines on the machine add and remove theirs meanwhile.
+ */
+async function linksOfOurs(subnet: string): Promise<string[]> {
+  const nets = (await d.api('GET', '/networks')).body as { Id: string; Driver: string; Options: Record<string, string> }[];
+  const bridges = new Set(nets.filter((n) => n.Driver === 'bridge').map((n) => n.Options['com.docker.network.bridge.name'] || `br-${n.Id.slice(0, 12)}`));
+  const prefix = subnet.replace(/0\/24$/, '');
+  const ifaces = JSON.parse(spawnSync('ip', ['-j', '-4', 'addr'], { encoding: 'utf8' }).stdout) as { ifname: string; addr_info: { local: string }[] }[];
+  const out = new Set(ifaces.filter((i) => i.addr_info.some((a) => a.local.startsWith(prefix))).map((i) => i.ifname));
+  for (const name of fs.readdirSync('/sys/class/net')) {
+    let master = '';
+    try {
+      master = path.basename(fs.readlinkSync(`/sys/class/net/${name}/master`));
+    } catch {}
+    if (bridges.has(name) || bridges.has(master)) out.add(name);
+  }
+  return [...out].sort();
+}
+
 test('bad input gets docker\'s error and changes nothing', { timeout: 60_000 }, async () => {
   const subnet = freeSubnet();
   await docker(['network', 'create', '--subnet', subnet, 'taken']);
   try {
     const before = JSON.stringify((await d.api('GET', '/networks')).body);
-    const bridgesBefore = fs.readdirSync('/sys/class/net').sort();
+    const bridgesBefore = await linksOfOurs(subnet);
     await fails(['network', 'create', '--subnet', subnet, 'clash'], /Pool overlaps with other one on this address space/);
     await fails(['network', 'create', '--subnet', '10.1.2.300/24', 'badcidr'], /invalid CIDR address: 10\.1\.2\.300\/24/);
     await fails(['network', 'create', 'taken'], /network with name taken already exists/);
@@ -168,7 +257,7 @@ test('bad input gets docker\'s error and changes nothing', { timeout: 60_000 }, 
     await fails(['run', '--rm', '--ip', '10.0.0.5', 'busybox', 'true'], /user specified IP address is supported on user defined networks only/, 125);
     await fails(['run', '--rm', '--network', 'taken', '--ip', '192.0.2.99', 'busybox', 'true'], /no configured subnet or ip-range contain the IP address 192\.0\.2\.99/, 125);
     assert.equal(JSON.stringify((await d.api('GET', '/networks')).body), before);
-    assert.deepEqual(fs.readdirSync('/sys/class/net').sort(), bridgesBefore);
+    assert.deepEqual(await linksOfOurs(subnet), bridgesBefore);
     assert.deepEqual((await d.api('GET', '/containers/json?all=1')).body, []);
   } finally {
     await d.docker(['network', 'rm', 'taken']);

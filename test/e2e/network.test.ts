@@ -277,6 +277,36 @@ test('--add-host (with host-gateway), --dns, --dns-search, --dns-option, --hostn
   await docker(['rm', '-f', target]);
 });
 
+test('--domainname sets the UTS domain name and /etc/hosts, -h with dots is kept whole, as dockerd 20.10 does', { timeout: 60_000 }, async () => {
+  const show = 'hostname; uname -n; cat /proc/sys/kernel/domainname; hostname -d; tail -n1 /etc/hosts';
+  const lines = async (args: string[]) => (await docker(['run', '--rm', ...args, 'busybox', 'sh', '-c', show])).trim().split('\n');
+  const [h1, n1, dn1, d1, hosts1] = await lines(['-h', 'h1', '--domainname', 'example.com']);
+  assert.deepEqual([h1, n1, dn1, d1], ['h1', 'h1', 'example.com', 'example.com']);
+  assert.match(hosts1!, /\th1\.example\.com h1$/);
+  // dockerd does not split a dotted hostname into a domain: the kernel's domain stays unset, /etc/hosts names the first label too.
+  const [h2, n2, dn2, d2, hosts2] = await lines(['-h', 'host.example']);
+  assert.deepEqual([h2, n2, dn2, d2], ['host.example', 'host.example', '(none)', 'example']);
+  assert.match(hosts2!, /\thost\.example host$/);
+  const [dn3, hosts3] = (await docker(['run', '--rm', '-h', 'a.b', '--domainname', 'example.com', 'busybox', 'sh', '-c', 'cat /proc/sys/kernel/domainname; tail -n1 /etc/hosts'])).trim().split('\n');
+  assert.equal(dn3, 'example.com');
+  assert.match(hosts3!, /\ta\.b\.example\.com a$/);
+  // Without -h the hostname is the short id; other network modes get the domain too (their own UTS namespace).
+  const id = (await docker(['run', '-d', '--domainname', 'example.com', 'busybox', 'sleep', '30'])).trim();
+  assert.equal((await docker(['exec', id, 'hostname', '-d'])).trim(), 'example.com');
+  assert.equal((await docker(['exec', id, 'cat', '/proc/sys/kernel/domainname'])).trim(), 'example.com');
+  assert.equal(JSON.parse(await docker(['inspect', id]))[0].Config.Domainname, 'example.com');
+  await docker(['rm', '-f', id]);
+  for (const mode of ['none', 'host']) {
+    assert.equal((await docker(['run', '--rm', '--network', mode, '--domainname', 'example.com', 'busybox', 'cat', '/proc/sys/kernel/domainname'])).trim(), 'example.com', mode);
+  }
+  // The host's UTS namespace cannot take a domain name: runc's refusal, the host's name untouched.
+  const hostDomain = fs.readFileSync('/proc/sys/kernel/domainname', 'utf8');
+  const bad = await d.docker(['run', '--rm', '--uts', 'host', '--domainname', 'example.com', 'busybox', 'true']);
+  assert.equal(bad.code, 125);
+  assert.match(bad.stderr, /kernel\.domainname.*not in a separate kernel namespace/);
+  assert.equal(fs.readFileSync('/proc/sys/kernel/domainname', 'utf8'), hostDomain);
+});
+
 test('daemon.json: icc=false keeps containers on the default bridge apart; iptables=false writes no rule; mtu reaches eth0', { timeout: 120_000 }, async () => {
   const strict = await startDaemon({ config: { icc: false, mtu: 1400 } });
   try {

@@ -1,11 +1,12 @@
-/** The pure parts of src/network: CIDR arithmetic and pools, ports, /etc files, DNS messages, iptables rules. */
+/** The pure parts of src/network: CIDR arithmetic and pools, ports, /etc files, DNS messages (and the DNS server's TCP framing, on loopback), iptables rules. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { InvalidParameter } from '../../src/errors.js';
 import { formatCidr, macFromIp, nextFree, overlaps, parseCidr, pickSubnet, ipToInt, intToIp } from '../../src/network/ipam.js';
 import { checkPortBindings, portMap, wantedPorts } from '../../src/network/ports.js';
 import { hostsFile, parseExtraHost } from '../../src/network/files.js';
-import { answer, parseQuestion } from '../../src/network/dns.js';
+import net from 'node:net';
+import { answer, parseQuestion, serveDns } from '../../src/network/dns.js';
 import { Iptables } from '../../src/network/iptables.js';
 
 test('CIDRs parse strictly, overlap and pick the first free subnet of the pools', () => {
@@ -76,6 +77,38 @@ test('DNS: a question parses, an answer carries A records; other types get none;
   assert.equal(answer(aaaa, parseQuestion(aaaa)!, ['10.1.2.3']).readUInt16BE(6), 0);
   assert.equal(answer(q, parsed, [], 3).readUInt16BE(2) & 0xf, 3);
   assert.equal(parseQuestion(Buffer.from('1234', 'hex')), null);
+});
+
+test('DNS over TCP: queries split across segments or sharing one are each answered, framed', async () => {
+  const addr = `127.${10 + Math.floor(Math.random() * 200)}.${Math.floor(Math.random() * 250)}.${1 + Math.floor(Math.random() * 250)}`;
+  const server = await serveDns(addr, (name) => (name === 'web' ? ['10.1.2.3'] : null), () => []);
+  try {
+    const query = (id: number) => {
+      const msg = Buffer.from(`${id.toString(16).padStart(4, '0')}01000001000000000000037765620000010001`, 'hex');
+      return Buffer.concat([Buffer.from([0, msg.length]), msg]);
+    };
+    const conn = net.connect(53, addr);
+    const replies: Buffer[] = [];
+    let buf = Buffer.alloc(0);
+    const got = new Promise<void>((resolve) => conn.on('data', (b: Buffer) => {
+      buf = Buffer.concat([buf, b]);
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        replies.push(buf.subarray(2, 2 + buf.readUInt16BE(0)));
+        buf = buf.subarray(2 + buf.readUInt16BE(0));
+      }
+      if (replies.length === 3) resolve();
+    }));
+    const first = query(1);
+    conn.write(first.subarray(0, 5));
+    await new Promise((r) => setTimeout(r, 50));
+    conn.write(Buffer.concat([first.subarray(5), query(2), query(3)]));
+    await got;
+    conn.destroy();
+    assert.deepEqual(replies.map((r) => r.readUInt16BE(0)), [1, 2, 3]);
+    for (const r of replies) assert.deepEqual([...r.subarray(r.length - 4)], [10, 1, 2, 3]);
+  } finally {
+    await server.close();
+  }
 });
 
 test('iptables: one restore input for masquerade, DNAT, isolation, internal networks and icc=false', () => {

@@ -4,9 +4,10 @@
  * bind-mounted. "host" shares the host's stack; "none" gets a new namespace with loopback only;
  * "container:<id>" joins the other container's namespace and files; every other mode is a bridge
  * network of the network service, which builds the netns (veths, addresses, ports) and the files'
- * text, and undoes it all at teardown.
+ * text, and undoes it all at teardown. The files are a few hundred bytes each: written synchronously,
+ * as a thread-pool round trip per file costs more than the write on a loaded machine.
  */
-import fsp from 'node:fs/promises';
+import fs from 'node:fs';
 import { Conflict, NotFound } from '../../errors.js';
 import type { OciMount } from '../../runtime/index.js';
 import type { Container } from '../types.js';
@@ -40,9 +41,17 @@ function files(c: Container): OciMount[] {
 }
 
 /** The host's resolv.conf without its loopback resolvers, which the container's own netns cannot reach. */
-async function isolatedResolv(): Promise<string> {
-  const hostResolv = await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => '');
+function isolatedResolv(): string {
+  const hostResolv = readOr('/etc/resolv.conf', '');
   return hostResolv.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1)/.test(l)).join('\n');
+}
+
+function readOr(file: string, fallback: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return fallback;
+  }
 }
 
 /**
@@ -55,7 +64,7 @@ export function networkProvider(backend?: NetworkBackend, find?: (idOrName: stri
     name: 'network',
     async setup({ container: c }) {
       const mode = c.hostConfig.NetworkMode;
-      await fsp.writeFile(c.hostnamePath, c.config.Hostname + '\n');
+      fs.writeFileSync(c.hostnamePath, c.config.Hostname + '\n');
       if (mode.startsWith('container:')) {
         const ref = mode.slice('container:'.length);
         const other = find?.(ref);
@@ -70,8 +79,8 @@ export function networkProvider(backend?: NetworkBackend, find?: (idOrName: stri
       if (backend && backend.bridged(c)) {
         const stack = await backend.setup(c, { runtimeNetns: ownUserns(c) });
         try {
-          await fsp.writeFile(c.hostsPath, stack.hosts);
-          await fsp.writeFile(c.resolvConfPath, stack.resolv);
+          fs.writeFileSync(c.hostsPath, stack.hosts);
+          fs.writeFileSync(c.resolvConfPath, stack.resolv);
         } catch (err) {
           await backend.teardown(c);
           throw err;
@@ -80,13 +89,13 @@ export function networkProvider(backend?: NetworkBackend, find?: (idOrName: stri
       }
       const host = mode === 'host';
       const h = c.hostConfig;
-      let hosts = host ? await fsp.readFile('/etc/hosts', 'utf8').catch(() => '127.0.0.1\tlocalhost\n') : LOCAL_HOSTS;
+      let hosts = host ? readOr('/etc/hosts', '127.0.0.1\tlocalhost\n') : LOCAL_HOSTS;
       if (h.ExtraHosts?.length) hosts = hostsFile({ extraHosts: h.ExtraHosts, hostGateway: backend?.hostGateway() ?? '', entries: [], base: hosts });
-      await fsp.writeFile(c.hostsPath, hosts);
+      fs.writeFileSync(c.hostsPath, hosts);
       const custom = h.Dns?.length || h.DnsSearch?.length || h.DnsOptions?.length;
       const resolv = custom ? resolvConf({ embedded: null, dns: h.Dns ?? [], search: h.DnsSearch ?? [], options: h.DnsOptions ?? [] })
-        : host ? await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => '') : await isolatedResolv();
-      await fsp.writeFile(c.resolvConfPath, resolv);
+        : host ? readOr('/etc/resolv.conf', '') : isolatedResolv();
+      fs.writeFileSync(c.resolvConfPath, resolv);
       return { network: { mode: host ? 'host' : 'none' }, mounts: files(c) };
     },
     async created({ container: c }, pid) {
