@@ -263,7 +263,8 @@ class ConmonExecRuntime implements ExecRuntime {
       },
     };
     const exit = exited.then((code) => {
-      cleanup();
+      // The code is reported at once; the directory goes after (its removal is no part of the exec).
+      setImmediate(cleanup);
       return code < 0 ? 137 : code;
     });
     return { pid, streams, exit, resize: () => undefined };
