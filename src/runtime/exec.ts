@@ -21,7 +21,8 @@
  *           and the directory is removed.
  *
  * Nothing is persisted: like dockerd, a restarted daemon forgets exec sessions (sweep() removes
- * the directories of ones whose conmon is gone; a direct exec dies with its client's connection).
+ * the directories of ones whose conmon is gone). A direct exec outlives its client (its output is
+ * read and dropped) but not berthd: once the daemon is gone its pipes are, and its next write fails.
  */
 import fs from 'node:fs';
 import path from 'node:path';
