@@ -264,8 +264,8 @@ class ConmonExecRuntime implements ExecRuntime {
       },
     };
     const exit = exited.then((code) => {
-      // The code is reported at once; the directory goes after (its removal is no part of the exec).
-      setImmediate(cleanup);
+      // The code is reported at once; the directory goes after, off the event loop (no part of the exec).
+      void fs.promises.rm(dir, { recursive: true, force: true }).catch(() => undefined);
       return code < 0 ? 137 : code;
     });
     return { pid, streams, exit, resize: () => undefined };
