@@ -1,29 +1,36 @@
 /**
- * Extra processes in a running container (`docker exec`), run by conmon in
- * exec mode: conmon calls `runc exec --process <spec>`, so the process joins
- * the container's namespaces and cgroup, and conmon holds its stdio (a pty
- * when asked, which Node cannot receive over SCM_RIGHTS by itself).
+ * Extra processes in a running container (`docker exec`).
+ *
+ * An attached exec without a tty (the docker CLI's `exec c cmd`, health probes) is `runc exec`
+ * run by berthd itself with three pipes as the process's stdio: nothing stands between the
+ * client's stream and the process, and the exit code is runc's exit status. A tty or a detached
+ * exec goes through conmon in exec mode instead (conmon calls `runc exec --process <spec>`), as
+ * conmon receives the pty (Node cannot take an fd over SCM_RIGHTS by itself) and outlives berthd,
+ * so `exec -d` runs on after a `kill -9` of the daemon.
  *
  * Lifecycle of one exec, all of it under <bundlesDir>/exec/<execId12>/:
  *
- *   exec    process.json is written; conmon is spawned with three pipes:
- *           sync (fd 3: the pid, or runc's error, then the exit code),
- *           start (fd 4: "go") and attach (fd 5: "the attach socket is
- *           ready"). When attached, we connect to the socket *before* letting
- *           runc start, so not a byte of output is lost.
- *   exit    conmon reports the exit code on the sync pipe, closes the attach
- *           socket (our output streams end) and exits; EOF on the sync pipe
- *           means it is gone, and the directory is removed.
+ *   direct  process.json is written; runc exec runs with --pid-file: once that file exists the
+ *           command runs; a runc that exits without it failed to start it (its words are in
+ *           runc.log). runc exits with the process's code (128+n when signal n ended it).
+ *   conmon  conmon is spawned with three pipes: sync (fd 3: the pid, or runc's error, then the
+ *           exit code), start (fd 4: "go") and attach (fd 5: "the attach socket is ready").
+ *           When attached, we connect to the socket *before* letting runc start, so not a byte
+ *           of output is lost. conmon reports the exit code on the sync pipe, closes the attach
+ *           socket (our output streams end) and exits; EOF on the sync pipe means it is gone,
+ *           and the directory is removed.
  *
- * Nothing is persisted: like dockerd, a restarted daemon forgets exec
- * sessions (sweep() removes the directories of ones whose conmon is gone).
+ * Nothing is persisted: like dockerd, a restarted daemon forgets exec sessions (sweep() removes
+ * the directories of ones whose conmon is gone). A direct exec outlives its client (its output is
+ * read and dropped) but not berthd: once the daemon is gone its pipes are, and its next write fails.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import { spawn } from 'node:child_process';
+import os from 'node:os';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { Conflict, ExecStartFailed, InvalidParameter, SystemError, errorMessage } from '../errors.js';
 import { log } from '../log.js';
-import { writeFileAtomic } from '../util/fs.js';
 import { attachSocket, type AttachStreams } from './attach.js';
 import { conmonArgs, runcMessage, startConmon, startFailure } from './conmon.js';
 import type { OciProcess, OciSpec } from './spec.js';
@@ -195,12 +202,73 @@ class ConmonExecRuntime implements ExecRuntime {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const cleanup = () => fs.rmSync(dir, { recursive: true, force: true });
     try {
-      writeFileAtomic(path.join(dir, 'process.json'), JSON.stringify(proc), 0o600);
+      // Read once by runc right away and never again: no need to make it durable.
+      fs.writeFileSync(path.join(dir, 'process.json'), JSON.stringify(proc), { mode: 0o600 });
+      if (io.attach && !io.tty) return await this.direct(containerId, dir, io, cleanup);
       return await this.spawn(containerId, execId, dir, io, cleanup);
     } catch (err) {
       cleanup();
       throw err;
     }
+  }
+
+  /** `runc exec` as our own child, its stdio our pipes (see the header). Resolves once the command runs. */
+  private async direct(containerId: string, dir: string, io: ExecIO, cleanup: () => void): Promise<ExecProcess> {
+    const pidFile = path.join(dir, 'pid');
+    const child = spawn(this.o.runtimePath, [
+      '--root', this.o.runtimeRoot, '--log', path.join(dir, 'runc.log'), '--log-format', 'json',
+      'exec', '--process', path.join(dir, 'process.json'), '--pid-file', pidFile, containerId,
+    ], { stdio: [io.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'], detached: true });
+    const exited = new Promise<number>((resolve) => {
+      child.on('error', (err) => {
+        log.error('spawn runc exec', { error: errorMessage(err) });
+        resolve(-1);
+      });
+      child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? os.constants.signals[signal] : 9)));
+    });
+    const readPid = (): number => {
+      try { return parseInt(fs.readFileSync(pidFile, 'utf8'), 10) || 0; } catch { return 0; }
+    };
+    // runc writes the pid file (by rename) once the command has been exec'd in the container.
+    let watcher: fs.FSWatcher | undefined;
+    const pid = await new Promise<number>((resolve) => {
+      watcher = fs.watch(dir, () => { const p = readPid(); if (p > 0) resolve(p); });
+      const p = readPid();
+      if (p > 0) resolve(p);
+      void exited.then(() => resolve(readPid()));
+    }).finally(() => watcher?.close());
+    const [stdin, stdout, stderr] = [child.stdin, child.stdout, child.stderr] as [Writable | null, Readable, Readable];
+    if (pid <= 0) {
+      // runc printed its error on stderr too: the client gets docker's wording from the log instead.
+      stdout.destroy();
+      stderr.destroy();
+      stdin?.destroy();
+      await exited;
+      const message = this.failure(dir, null, 'runc exec exited before the process started');
+      cleanup();
+      throw startFailure(message, ExecStartFailed);
+    }
+    stdin?.on('error', () => undefined);
+    let closed = false;
+    const streams: AttachStreams = {
+      stdin: stdin ?? devNullWritable(),
+      stdout,
+      stderr,
+      close: () => {
+        if (closed) return;
+        closed = true;
+        // The client went: the process runs on (as under dockerd), its output read and dropped.
+        stdin?.destroy();
+        stdout.resume();
+        stderr.resume();
+      },
+    };
+    const exit = exited.then((code) => {
+      // The code is reported at once; the directory goes after, off the event loop (no part of the exec).
+      void fs.promises.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      return code < 0 ? 137 : code;
+    });
+    return { pid, streams, exit, resize: () => undefined };
   }
 
   private async spawn(containerId: string, execId: string, dir: string, io: ExecIO, cleanup: () => void): Promise<ExecProcess> {
@@ -307,6 +375,11 @@ class ConmonExecRuntime implements ExecRuntime {
       fs.closeSync(fd);
     }
   }
+}
+
+/** stdin of an exec without one: input is dropped. */
+function devNullWritable(): Writable {
+  return new PassThrough().resume();
 }
 
 async function waitNull(r: LineReader): Promise<void> {

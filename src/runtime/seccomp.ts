@@ -7,6 +7,14 @@
  * checks are enough inside namespaces; a syscall that acts on something the namespaces do not cover
  * (the kernel keyring, kexec, modules, the clock, mounts, new namespaces) is open only to a container
  * that holds the capability the kernel would ask for, so `--cap-add SYS_ADMIN` gets mount back.
+ *
+ * What the filter costs: runc (1.1.5, libseccomp 2.5.4 here) compiles it at every start and every
+ * exec, in time that grows faster than the number of names times architectures (measured: ~9 ms of
+ * runc CPU for this profile on x86_64 + x86, ~4 ms with x86_64 alone, ~2.4 ms for a deny-list of
+ * the ~96 names this one refuses). It stays an allow-list all the same: a deny-list lets through
+ * every syscall libseccomp cannot name (on kernel 6.18: statmount, listmount, lsm_*, mseal,
+ * *xattrat, open_tree_attr, file_getattr/setattr), where this profile answers ENOSYS. The names go
+ * in one rule: one rule per name costs runc more (~2 ms).
  */
 import os from 'node:os';
 import { InvalidParameter } from '../errors.js';

@@ -5,6 +5,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startDaemon, loadTestImages, leftovers, paths, printLogTail, run, type Daemon, type RunResult } from '../harness.js';
@@ -116,6 +117,33 @@ async function inPty(line: string): Promise<string> {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
+
+test('an attached exec: runc\'s failure is told once in docker\'s words, a signal gives 128+n, the process outlives a client that goes', async () => {
+  // runc also prints its error on the stderr it shares with the process: only docker's sentence may reach the client.
+  const nf = await d.docker(['exec', 'c1', 'nope']);
+  assert.equal(nf.code, 127);
+  const out = nf.stdout + nf.stderr;
+  assert.equal(out.match(/executable file not found/g)?.length, 1, out);
+  assert.match(out, /^OCI runtime exec failed: exec failed: unable to start container process: exec: "nope": executable file not found in \$PATH: unknown/m);
+  assert.equal((await d.docker(['exec', 'c1', 'sh', '-c', 'kill -9 $$'])).code, 137);
+
+  // The client is killed while the process sleeps; the process writes after that and still finishes its work.
+  const cli = spawn(paths.docker, ['exec', 'c1', 'sh', '-c', 'echo started; sleep 1; echo after; touch /outlived'], { env: d.env, stdio: ['ignore', 'pipe', 'ignore'] });
+  await new Promise<void>((resolve, reject) => {
+    cli.stdout.on('data', (b: Buffer) => { if (b.toString().includes('started')) resolve(); });
+    cli.on('exit', () => reject(new Error('docker exec ended before it was killed')));
+  });
+  cli.kill('SIGKILL');
+  let seen = false;
+  for (let i = 0; i < 50 && !seen; i++) {
+    seen = (await d.docker(['exec', 'c1', 'test', '-e', '/outlived'])).code === 0;
+    if (!seen) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(seen, 'the process ran on after its client went');
+  const execDir = path.join(d.execRoot, 'c', 'exec');
+  for (let i = 0; i < 50 && fs.readdirSync(execDir).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(fs.readdirSync(execDir), [], 'finished execs leave no state');
+});
 
 test('exec through the API: create, start, inspect; errors docker gives', async () => {
   const cr = await d.api('POST', `/containers/c1/exec`, { Cmd: ['sh', '-c', 'exit 7'], AttachStdout: true });
