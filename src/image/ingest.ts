@@ -13,7 +13,8 @@
 import { once } from 'node:events';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type { BlobInfo, ContentStore, Lease } from '../content/index.js';
-import { chainIdOf, unpackLayer, type Info, type LayerTarget, type UnpackedLayer } from '../storage/index.js';
+import type { Packed } from '../archive/index.js';
+import { chainIdOf, unpackLayer, type Info, type LayerDiff, type LayerTarget, type UnpackedLayer } from '../storage/index.js';
 
 function isAbort(err: unknown): boolean {
   return (err as Error)?.name === 'AbortError';
@@ -104,5 +105,41 @@ export async function ingestLayer(content: ContentStore, storage: LayerTarget, c
     throw isAbort(w.reason) && u.status === 'rejected' ? u.reason : w.reason;
   }
   if (u.status === 'rejected') throw u.reason;
+  return { blob: w.value, ...leased(u.value, opts.lease) };
+}
+
+/**
+ * A snapshot's changes → blob and new layer, in one pass: the packer applies each entry into the new
+ * layer as it packs it, and its tar goes to the content writer only (nothing is unpacked again).
+ * The blob is the uncompressed tar, so its digest is the diffId.
+ */
+export async function ingestDiff(content: ContentStore, storage: LayerTarget, diff: LayerDiff, opts: {
+  parent: Promise<string | null>; lease: Lease;
+}): Promise<IngestedLayer> {
+  let packed: (p: Packed) => void = () => {};
+  let unready: (err: unknown) => void = () => {};
+  const ready = new Promise<Packed>((resolve, reject) => { packed = resolve; unready = reject; });
+  const unpacking = unpackLayer(storage, (into) => {
+    const p = diff.pack(into);
+    packed(p);
+    return p.done;
+  }, opts.parent);
+  // No layer dir to fill (prepare failed): no tar either.
+  unpacking.catch(unready);
+  async function* bytes(): AsyncGenerator<Buffer> {
+    yield* (await ready).tar as AsyncIterable<Buffer>;
+  }
+  const writing = writeBlob(content, bytes(), { lease: opts.lease });
+  const [u, w] = await Promise.allSettled([unpacking, writing]);
+  if (w.status === 'rejected') {
+    if (u.status === 'fulfilled') await u.value.discard();
+    // The packer's failure stopped the tar: its error is the one that tells.
+    throw isAbort(w.reason) && u.status === 'rejected' ? u.reason : w.reason;
+  }
+  if (u.status === 'rejected') throw u.reason;
+  if (u.value.diffId !== w.value.digest) {
+    await u.value.discard();
+    throw new Error(`layer diffId ${u.value.diffId} differs from its blob ${w.value.digest}`);
+  }
   return { blob: w.value, ...leased(u.value, opts.lease) };
 }
