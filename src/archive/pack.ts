@@ -118,6 +118,8 @@ class Aborted extends Error {
 export class Packer {
   private buf = Buffer.allocUnsafe(CHUNK);
   private off = 0;
+  /** Complete chunks (and big files' pieces), in order, not yet out. */
+  private readonly pending: Buffer[] = [];
   private readonly hash = crypto.createHash('sha256');
   /** "dev:ino" -> first name, for hard links. */
   private readonly seen = new Map<string, string>();
@@ -138,7 +140,6 @@ export class Packer {
   }
 
   /** The chunk so far goes out at the next flush; a fresh one (never reused: the applier may hold slices of the old). */
-  private pending: Buffer[] = [];
   private spill(): void {
     if (this.off === 0) return;
     this.pending.push(this.buf.subarray(0, this.off));
@@ -277,17 +278,7 @@ export class Packer {
         return;
       }
       await this.flush(true);
-      const self = this;
-      async function* pieces(): AsyncGenerator<Buffer> {
-        for (let pos = 0; pos < m.size; pos += CHUNK) {
-          const piece = Buffer.allocUnsafe(Math.min(CHUNK, m.size - pos));
-          readFully(fd, piece, pos);
-          self.pending.push(piece);
-          await self.flush();
-          yield piece;
-        }
-      }
-      const body = pieces();
+      const body = this.pieces(fd, m.size);
       await this.apply(m, body);
       // Whatever the applier left unread (nothing, unless it failed) still goes into the tar.
       for await (const _ of body);
@@ -295,6 +286,17 @@ export class Packer {
       await this.flush();
     } finally {
       fs.closeSync(fd);
+    }
+  }
+
+  /** A big file's content, a chunk at a time: each piece goes into the tar before the applier gets it. */
+  private async *pieces(fd: number, size: number): AsyncGenerator<Buffer> {
+    for (let pos = 0; pos < size; pos += CHUNK) {
+      const piece = Buffer.allocUnsafe(Math.min(CHUNK, size - pos));
+      readFully(fd, piece, pos);
+      this.pending.push(piece);
+      await this.flush();
+      yield piece;
     }
   }
 

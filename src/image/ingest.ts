@@ -21,6 +21,29 @@ function isAbort(err: unknown): boolean {
 }
 
 /**
+ * Until `tee` drains or closes. Both listeners go once either fires: a 'close' listener left behind
+ * per wait added up over a big layer.
+ */
+function room(tee: Writable, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const finish = (err?: Error): void => {
+      tee.off('drain', ok);
+      tee.off('close', ok);
+      signal?.removeEventListener('abort', aborted);
+      if (err) reject(err);
+      else resolve();
+    };
+    const ok = (): void => finish();
+    // As events.once would reject: an AbortError, the signal's reason as its cause.
+    const aborted = (): void => finish(Object.assign(new Error('The operation was aborted', { cause: signal?.reason }), { name: 'AbortError' }));
+    if (signal?.aborted) return aborted();
+    tee.on('drain', ok);
+    tee.on('close', ok);
+    signal?.addEventListener('abort', aborted);
+  });
+}
+
+/**
  * Write `chunks` into a new blob, also into `tee` (ended once the digest verified, destroyed on failure).
  * A failure aborts the writer: no blob, no ingest file.
  */
@@ -37,7 +60,7 @@ export async function writeBlob(content: ContentStore, chunks: AsyncIterable<Buf
       // Both 'drain' listeners go on at once: one registered after waiting for the other could miss its event.
       const full: Promise<unknown>[] = [];
       if (!w.write(b)) full.push(once(w, 'drain', { signal }));
-      if (tee && !tee.destroyed && !tee.write(b)) full.push(Promise.race([once(tee, 'drain', { signal }), once(tee, 'close', { signal })]));
+      if (tee && !tee.destroyed && !tee.write(b)) full.push(room(tee, signal));
       if (full.length) await Promise.all(full);
     }
     const info = await w.commit(expected);

@@ -179,6 +179,14 @@ for (const driver of DRIVERS) {
       }
     });
 
+    it('commit: a container of the committed image sees what the container saw', T, async () => {
+      // The layer is written while its tar is packed (ingestDiff), on this driver's own path.
+      await docker(['commit', id, `committed-${driver}`]);
+      const seen = await docker(['run', '--rm', `committed-${driver}`, 'sh', '-c', LOOK]);
+      assert.equal(seen, views.get(driver));
+      await docker(['rmi', `committed-${driver}`]);
+    });
+
     it('--storage-opt size= limits the container\'s writes where the driver can, and is refused with the reason where not', T, async () => {
       if (driver === 'btrfs') {
         // A qgroup limit on the container's subvolume: 16 MiB fit, the rest of 100 MiB stops at the limit.
