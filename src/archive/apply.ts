@@ -261,8 +261,10 @@ class Applier implements EntryApplier {
 
   /** safeJoinParent, creating the parent; cached per directory until a removal could change the answer. */
   private resolve(rel: string): { parent: string; target: string; base: string } {
-    const dir = path.posix.dirname(rel);
-    const base = path.posix.basename(rel);
+    // rel is clean (cleanName): its last slash splits it, as dirname/basename would.
+    const slash = rel.lastIndexOf('/');
+    const dir = slash < 0 ? '.' : rel.slice(0, slash);
+    const base = rel.slice(slash + 1);
     let parent = this.parents.get(dir);
     if (parent === undefined) {
       parent = safeJoin(this.root, dir);
@@ -270,7 +272,7 @@ class Applier implements EntryApplier {
       this.parents.set(dir, parent);
       for (let d = parent; this.created && !this.created.has(d); d = path.dirname(d)) this.created.add(d);
     }
-    return { parent, target: path.join(parent, base), base };
+    return { parent, target: parent.endsWith('/') ? parent + base : `${parent}/${base}`, base };
   }
 
   /** docker's NoOverwriteDirNonDir: a directory stays a directory and a non-directory stays one. */

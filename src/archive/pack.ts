@@ -82,12 +82,21 @@ function encodeHeader(m: Member, records: [string, Buffer][], h: Buffer): void {
   writeOctal(h, m.devminor ?? 0, 337, 8);
 }
 
-function checksum(h: Buffer): void {
+/** Bytes from here on stay zero in our headers (no uname, gname or prefix): the checksum need not add them. */
+const HEADER_END = 345;
+
+function checksum(h: Buffer, withLink: boolean): void {
   h.fill(0x20, 148, 156);
   let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += h[i]!;
+  // Without a link name, 157-256 are zeros too.
+  const skipFrom = withLink ? HEADER_END : 157;
+  for (let i = 0; i < skipFrom; i++) sum += h[i]!;
+  for (let i = withLink ? HEADER_END : 257; i < HEADER_END; i++) sum += h[i]!;
   h.write(sum.toString(8).padStart(6, '0') + '\u0000 ', 148, 'ascii');
 }
+
+/** Where headers are encoded before they go into the chunk (one at a time: encoding is synchronous). */
+const scratch = Buffer.alloc(BLOCK);
 
 const paddingOf = (size: number): number => (BLOCK - (size % BLOCK)) % BLOCK;
 
@@ -163,18 +172,21 @@ export class Packer {
   }
 
   private header(m: Member): void {
-    const records: [string, Buffer][] = [...(m.records ?? [])];
-    const main = Buffer.alloc(BLOCK);
+    const records: [string, Buffer][] = m.records?.length ? [...m.records] : [];
+    const main = scratch.fill(0);
     encodeHeader(m, records, main);
+    checksum(main, m.linkname !== undefined);
     if (records.length) {
+      const saved = Buffer.from(main);
       const pax = encodePax(records);
       const ph = this.take(BLOCK).fill(0);
       encodeHeader({ name: 'PaxHeader', type: TYPE.pax, mode: 0o644, uid: 0, gid: 0, size: pax.length, mtime: m.mtime }, [], ph);
-      checksum(ph);
+      checksum(ph, false);
       for (let o = 0; o < pax.length; o += CHUNK) pax.copy(this.take(Math.min(CHUNK, pax.length - o)), 0, o);
       this.zeros(paddingOf(pax.length));
+      saved.copy(this.take(BLOCK));
+      return;
     }
-    checksum(main);
     main.copy(this.take(BLOCK));
   }
 
@@ -199,8 +211,14 @@ export class Packer {
 
   /** Every entry of `dir` as `${prefix}/<entry>` (`<entry>` for an empty prefix), depth first, names sorted. */
   async tree(dir: string, prefix: string, overlay: boolean): Promise<void> {
+    await this.below(path.resolve(dir), prefix, overlay);
+  }
+
+  /** tree() below a resolved dir: paths are joined by hand (path.join per entry cost more than its lstat). */
+  private async below(dir: string, prefix: string, overlay: boolean): Promise<void> {
+    const at = dir.endsWith('/') ? dir : `${dir}/`;
     for (const entry of fs.readdirSync(dir).sort()) {
-      await this.member(path.join(dir, entry), prefix ? `${prefix}/${entry}` : entry, overlay);
+      await this.entry(at + entry, prefix ? `${prefix}/${entry}` : entry, overlay);
     }
   }
 
@@ -219,6 +237,10 @@ export class Packer {
 
   /** One path (never followed) as member `name`, and everything below it if it is a directory. */
   async member(full: string, name: string, overlay: boolean): Promise<void> {
+    await this.entry(path.resolve(full), name, overlay);
+  }
+
+  private async entry(full: string, name: string, overlay: boolean): Promise<void> {
     const st = fs.lstatSync(full);
     const type = st.mode & S_IFMT;
     if (overlay && type === sys.S_IFCHR && st.rdev === 0) {
@@ -233,7 +255,7 @@ export class Packer {
     if (st.isDirectory()) {
       await this.plain({ ...m, name: `${name}/`, type: TYPE.dir });
       if (overlay && sys.getxattr(full, 'trusted.overlay.opaque')?.toString() === 'y') await this.plain(marker(`${name}/.wh..wh..opq`, st));
-      await this.tree(full, name, overlay);
+      await this.below(full, name, overlay);
     } else if (st.isSymbolicLink()) {
       await this.plain({ ...m, type: TYPE.symlink, linkname: fs.readlinkSync(full) });
     } else if (st.isFile()) {
