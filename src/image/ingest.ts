@@ -1,9 +1,13 @@
 /**
- * The one ingest path for layers, shared by pull and import (and later load):
+ * The one ingest path for layers, shared by pull, import and load (ingestLayer):
  *
  *   bytes ──→ content writer (hashed; verified against the expected digest at commit)
  *        └──→ unpacker, into a staged or prepared snapshot (storage/layer.ts)
  *   … then commit in chain order, once the blob verified and the layer below is committed.
+ *
+ * and its twin for layers berth makes itself, commit and build steps (ingestDiff): the packer reads
+ * the snapshot's changes once, writes each entry into the staged or prepared snapshot and its tar to
+ * the content writer, so nothing is unpacked from the tar again.
  *
  * Everything it creates is held by the caller's lease until the caller is done; on failure nothing
  * half-made stays (the writer aborts, the snapshot is discarded), and what was fully made is left to
