@@ -39,9 +39,25 @@ export interface ApplyResult {
   size: number;
 }
 
-type TarHeader = Omit<tar.Header, 'pax' | 'type'> & { type?: tar.Header['type'] | null };
-/** An entry's content stream (a streamx Readable: async-iterable, resumable). */
-type Body = AsyncIterable<unknown> & { resume(): unknown };
+export type TarHeader = Partial<Omit<tar.Header, 'pax' | 'type'>> & Pick<tar.Header, 'name'> & { type?: tar.Header['type'] | null };
+/**
+ * An entry's content: tar-stream's stream (a streamx Readable: async-iterable, resumable), the whole
+ * content in one buffer, or pieces from a packer that applies while it packs (it reads them itself).
+ */
+type Body = (AsyncIterable<unknown> & { resume(): unknown }) | Buffer | AsyncIterable<Buffer>;
+
+/** Let the body go unread. */
+function skip(body: Body): void {
+  if (!Buffer.isBuffer(body) && 'resume' in body) body.resume();
+}
+
+/** Entries applied one by one onto a directory, as applyLayer does from a tar; finish() once after the last. */
+export interface EntryApplier {
+  /** Bytes of file content applied so far. */
+  readonly size: number;
+  entry(header: TarHeader, body: Body, pax: PaxRecords): Promise<void>;
+  finish(): void;
+}
 
 const WHITEOUT_PREFIX = '.wh.';
 const OPAQUE = '.wh..wh..opq';
@@ -106,6 +122,7 @@ const SMALL_FILE = 1 << 20;
 const UMASK = process.umask();
 
 async function collect(body: Body): Promise<Buffer> {
+  if (Buffer.isBuffer(body)) return body;
   const chunks: Buffer[] = [];
   for await (const c of body) chunks.push(c as Buffer);
   return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
@@ -116,7 +133,7 @@ async function collect(body: Body): Promise<Buffer> {
  * its directory, so handing each call to the libuv pool overlapped nothing and cost ~20 µs of
  * dispatch per call on the main thread; the event loop still runs between entries.
  */
-class Applier {
+class Applier implements EntryApplier {
   size = 0;
   private readonly dirs: DirTimes[] = [];
   /** Resolved, existing parent directories by tar dirname; dropped whenever a removal could change a resolution. */
@@ -150,12 +167,12 @@ class Applier {
     const rel = at ? cleanName(`${at}/${cleanName(h.name)}`) : cleanName(h.name);
     if (at && cleanName(h.name) === '') {
       // The tar's own root is the extraction point, which exists already: nothing of it changes.
-      body.resume();
+      skip(body);
       return;
     }
     if (rel === '') {
       // The root itself ("./"): only its metadata applies.
-      body.resume();
+      skip(body);
       if (h.type === 'directory') this.meta(this.root, h, pax, true);
       return;
     }
@@ -164,7 +181,7 @@ class Applier {
     if (this.whiteouts === 'none') {
       if (this.opts.noOverwriteDirNonDir) this.checkOverwrite(target, h.type === 'directory', rel);
     } else if (base === OPAQUE) {
-      body.resume();
+      skip(body);
       if (this.whiteouts === 'overlay') {
         sys.setxattr(parent, 'trusted.overlay.opaque', Buffer.from('y'));
         return;
@@ -176,7 +193,7 @@ class Applier {
       }
       return;
     } else if (base.startsWith(WHITEOUT_PREFIX)) {
-      body.resume();
+      skip(body);
       const victim = path.join(parent, base.slice(WHITEOUT_PREFIX.length));
       if (path.dirname(victim) !== parent) throw new InvalidParameter(`invalid whiteout name ${h.name}`);
       this.clear(victim, false);
@@ -190,7 +207,7 @@ class Applier {
     const perm = (h.mode ?? 0o644) & 0o7777;
     switch (h.type) {
       case 'directory': {
-        body.resume();
+        skip(body);
         if (!this.clear(target, true)) fs.mkdirSync(target, { mode: 0o700 });
         this.meta(target, h, pax, true);
         this.parents.set(rel, target);
@@ -202,23 +219,23 @@ class Applier {
       case undefined: {
         this.clear(target, false);
         this.size += h.size ?? 0;
-        if ((h.size ?? 0) <= SMALL_FILE) {
+        if (Buffer.isBuffer(body) || (h.size ?? 0) <= SMALL_FILE) {
           this.writeSmall(target, await collect(body), h, pax);
           return;
         }
         // 'wx' is O_CREAT|O_EXCL: never opens through a symlink planted at target.
-        await pipeline(body, fs.createWriteStream(target, { flags: 'wx', mode: 0o600 }));
+        await pipeline(body as AsyncIterable<unknown>, fs.createWriteStream(target, { flags: 'wx', mode: 0o600 }));
         break;
       }
       case 'symlink': {
-        body.resume();
+        skip(body);
         // No cached parent can pass through target: it was no directory a moment ago (clear() drops the cache when it removes one).
         this.clear(target, false);
         fs.symlinkSync(h.linkname ?? '', target);
         break;
       }
       case 'link': {
-        body.resume();
+        skip(body);
         const link = cleanName(h.linkname ?? '');
         const src = safeJoinParent(this.root, at ? cleanName(`${at}/${link}`) : link).target;
         if (src === this.root || src === target) throw new InvalidParameter(`invalid hardlink ${h.name} -> ${h.linkname}`);
@@ -229,14 +246,14 @@ class Applier {
       case 'character-device':
       case 'block-device':
       case 'fifo': {
-        body.resume();
+        skip(body);
         this.clear(target, false);
         const kind = h.type === 'fifo' ? sys.S_IFIFO : h.type === 'block-device' ? sys.S_IFBLK : sys.S_IFCHR;
         sys.mknod(target, kind | perm, h.devmajor ?? 0, h.devminor ?? 0);
         break;
       }
       default:
-        body.resume();
+        skip(body);
         throw new InvalidParameter(`unhandled tar entry type ${String(h.type)} for ${h.name}`);
     }
     this.meta(target, h, pax, false);
@@ -244,8 +261,10 @@ class Applier {
 
   /** safeJoinParent, creating the parent; cached per directory until a removal could change the answer. */
   private resolve(rel: string): { parent: string; target: string; base: string } {
-    const dir = path.posix.dirname(rel);
-    const base = path.posix.basename(rel);
+    // rel is clean (cleanName): its last slash splits it, as dirname/basename would.
+    const slash = rel.lastIndexOf('/');
+    const dir = slash < 0 ? '.' : rel.slice(0, slash);
+    const base = rel.slice(slash + 1);
     let parent = this.parents.get(dir);
     if (parent === undefined) {
       parent = safeJoin(this.root, dir);
@@ -253,7 +272,7 @@ class Applier {
       this.parents.set(dir, parent);
       for (let d = parent; this.created && !this.created.has(d); d = path.dirname(d)) this.created.add(d);
     }
-    return { parent, target: path.join(parent, base), base };
+    return { parent, target: parent.endsWith('/') ? parent + base : `${parent}/${base}`, base };
   }
 
   /** docker's NoOverwriteDirNonDir: a directory stays a directory and a non-directory stays one. */
@@ -346,9 +365,14 @@ class Applier {
  * Every write goes through safeJoin, so a hostile tar cannot escape dir.
  */
 export async function applyLayer(input: Readable, dir: string, whiteouts: WhiteoutMode = 'overlay'): Promise<ApplyResult> {
+  return run(input, layerApplier(dir, whiteouts));
+}
+
+/** The applier applyLayer uses, for a caller that has the entries without a tar (the packer, applying while it packs). */
+export function layerApplier(dir: string, whiteouts: WhiteoutMode): EntryApplier {
   const root = safeJoin(dir, '/');
   fs.mkdirSync(root, { recursive: true });
-  return run(input, new Applier(root, whiteouts));
+  return new Applier(root, whiteouts);
 }
 
 /**
@@ -359,7 +383,7 @@ export async function extractTar(input: Readable, root: string, opts: ExtractOpt
   return run(input, new Applier(path.resolve(root), 'none', opts));
 }
 
-async function run(input: Readable, applier: Applier): Promise<ApplyResult> {
+async function run(input: Readable, applier: EntryApplier): Promise<ApplyResult> {
   const digester = new Digester();
   const extract = tar.extract();
   const tap = new PaxTap();

@@ -46,8 +46,12 @@ export function safeJoin(root: string, p: string): string {
   return done.length === 0 ? base : path.join(base, ...done);
 }
 
+const DOT_PART = /(^|\/)\.\.?(\/|$)/;
+
 /** Clean a tar member name to a root-relative path ('' for the root itself); `..` cannot climb above root. */
 export function cleanName(name: string): string {
+  // Most names are clean already (no leading or double slash, no . or .. part): only a trailing slash to drop.
+  if (name[0] !== '/' && !name.includes('//') && !DOT_PART.test(name)) return name.endsWith('/') ? name.slice(0, -1) : name;
   return path.posix.normalize('/' + name).replace(/^\/+/, '').replace(/\/+$/, '');
 }
 

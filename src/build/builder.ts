@@ -5,7 +5,7 @@
  * image whose parent is the previous, as dockerd keeps them):
  *   metadata (ENV, CMD, LABEL, …)  → a config-only image (history entry with empty_layer);
  *   RUN                            → a real container (ContainerService: create → start → wait),
- *                                    whose rw layer (snapshotDiff) becomes the layer, then removed;
+ *                                    whose rw layer (snapshotChanges) becomes the layer, then removed;
  *   COPY / ADD / WORKDIR           → the files written into a fresh snapshot of the image, whose diff
  *                                    becomes the layer.
  * Every layer goes through createChildImage (image/commit.ts): the one ingest path. Before running a
@@ -25,7 +25,7 @@ import { type ContainerConfig, type HealthConfig, type Image, type ImageStore, c
 import { log } from '../log.js';
 import type { JSONMessage, RegistryClient } from '../registry/client/index.js';
 import { resolveUserSync } from '../runtime/user.js';
-import { type Snapshotter, snapshotDiff, withMounts } from '../storage/index.js';
+import { type Snapshotter, snapshotChanges, withMounts } from '../storage/index.js';
 import { BuildCache } from './cache.js';
 import { BuildContext, hasWildcard, type Source } from './context.js';
 import { type Owner, copyInto, downloadInto, writeFileInto } from './copy.js';
@@ -538,7 +538,7 @@ export class Builder {
     try {
       await withMounts(mounts, write);
       const img = await createChildImage(this.d.images, this.d.content, storage, {
-        base: st.image, layer: snapshotDiff(storage, snap), config, createdBy, author: st.author, lease: this.lease,
+        base: st.image, layer: snapshotChanges(storage, snap), config, createdBy, author: st.author, lease: this.lease,
       });
       this.advance(st, img, key, false);
     } finally {
@@ -651,7 +651,7 @@ export class Builder {
       this.o.signal.throwIfAborted();
       if (StatusCode !== 0) throw new BuildError(`The command '${argv.join(' ')}' returned a non-zero code: ${StatusCode}`, StatusCode);
       const img = await createChildImage(this.d.images, this.d.content, this.d.storage, {
-        base: st.image, layer: snapshotDiff(this.d.storage, Id), config, createdBy, author: st.author, lease: this.lease,
+        base: st.image, layer: snapshotChanges(this.d.storage, Id), config, createdBy, author: st.author, lease: this.lease,
       });
       ok = true;
       if (this.o.rm || this.o.forceRm) {

@@ -1,21 +1,20 @@
 /**
- * A new image on top of another: a layer tar of changes (a container's, read through storage's
- * snapshotDiff, or a build step's) plus a container config and one history entry. `docker commit`
+ * A new image on top of another: a layer of changes (a container's or a build step's snapshot, read
+ * through storage's snapshotChanges) plus a container config and one history entry. `docker commit`
  * and every build step end here.
  *
- * The layer goes through the one ingest path (ingest.ts: blob and snapshot from the same bytes), then
+ * The layer goes through ingest.ts (ingestDiff: blob and snapshot from the same bytes, in one pass), then
  * the config and manifest blobs are written and store.add() records the image — the single commit point.
  * A lease holds everything meanwhile; on failure it is released and what was made is collected.
  * A step without a layer (ENV, LABEL… in a build) adds only a history entry marked empty_layer.
  */
-import type { Readable } from 'node:stream';
 import type { ContentStore, Lease } from '../content/index.js';
-import type { LayerTarget } from '../storage/index.js';
+import type { LayerDiff, LayerTarget } from '../storage/index.js';
 import { log } from '../log.js';
 import type { EventBus } from '../events/index.js';
 import { applyChanges } from './changes.js';
 import { imageAttributes } from './events.js';
-import { ingestLayer } from './ingest.js';
+import { ingestDiff } from './ingest.js';
 import { MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_LAYER, MEDIA_TYPE_OCI_MANIFEST, parsePlatform } from './import.js';
 import { familiarString, parseReference } from './reference.js';
 import type { ContainerConfig, HistoryEntry, Image, ImageConfig, ImageStore } from './store.js';
@@ -23,8 +22,8 @@ import type { ContainerConfig, HistoryEntry, Image, ImageConfig, ImageStore } fr
 export interface ChildImageOptions {
   /** The image below; null for FROM scratch. */
   base: Image | null;
-  /** The changes as a layer tar, or null for a config-only step. */
-  layer: Readable | null;
+  /** The changes (storage's snapshotChanges), or null for a config-only step. */
+  layer: LayerDiff | null;
   config: ContainerConfig;
   createdBy?: string;
   comment?: string;
@@ -65,7 +64,7 @@ export async function createChildImage(store: ImageStore, content: ContentStore,
     let emptyLayer = true;
     const dropped: string[] = [];
     if (opts.layer) {
-      const ingested = await ingestLayer(content, storage, opts.layer, { parent: Promise.resolve(parentTop), lease });
+      const ingested = await ingestDiff(content, storage, opts.layer, { parent: Promise.resolve(parentTop), lease });
       if (ingested.diffId === EMPTY_LAYER_DIFF_ID) {
         // No change at all: like dockerd, no layer, only a history entry marked empty_layer.
         await ingested.discard();

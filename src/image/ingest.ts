@@ -1,9 +1,13 @@
 /**
- * The one ingest path for layers, shared by pull and import (and later load):
+ * The one ingest path for layers, shared by pull, import and load (ingestLayer):
  *
  *   bytes ──→ content writer (hashed; verified against the expected digest at commit)
  *        └──→ unpacker, into a staged or prepared snapshot (storage/layer.ts)
  *   … then commit in chain order, once the blob verified and the layer below is committed.
+ *
+ * and its twin for layers berth makes itself, commit and build steps (ingestDiff): the packer reads
+ * the snapshot's changes once, writes each entry into the staged or prepared snapshot and its tar to
+ * the content writer, so nothing is unpacked from the tar again.
  *
  * Everything it creates is held by the caller's lease until the caller is done; on failure nothing
  * half-made stays (the writer aborts, the snapshot is discarded), and what was fully made is left to
@@ -13,10 +17,34 @@
 import { once } from 'node:events';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type { BlobInfo, ContentStore, Lease } from '../content/index.js';
-import { chainIdOf, unpackLayer, type Info, type LayerTarget, type UnpackedLayer } from '../storage/index.js';
+import type { Packed } from '../archive/index.js';
+import { chainIdOf, unpackLayer, type Info, type LayerDiff, type LayerTarget, type UnpackedLayer } from '../storage/index.js';
 
 function isAbort(err: unknown): boolean {
   return (err as Error)?.name === 'AbortError';
+}
+
+/**
+ * Until `tee` drains or closes. Both listeners go once either fires: a 'close' listener left behind
+ * per wait added up over a big layer.
+ */
+function room(tee: Writable, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const finish = (err?: Error): void => {
+      tee.off('drain', ok);
+      tee.off('close', ok);
+      signal?.removeEventListener('abort', aborted);
+      if (err) reject(err);
+      else resolve();
+    };
+    const ok = (): void => finish();
+    // As events.once would reject: an AbortError, the signal's reason as its cause.
+    const aborted = (): void => finish(Object.assign(new Error('The operation was aborted', { cause: signal?.reason }), { name: 'AbortError' }));
+    if (signal?.aborted) return aborted();
+    tee.on('drain', ok);
+    tee.on('close', ok);
+    signal?.addEventListener('abort', aborted);
+  });
 }
 
 /**
@@ -36,7 +64,7 @@ export async function writeBlob(content: ContentStore, chunks: AsyncIterable<Buf
       // Both 'drain' listeners go on at once: one registered after waiting for the other could miss its event.
       const full: Promise<unknown>[] = [];
       if (!w.write(b)) full.push(once(w, 'drain', { signal }));
-      if (tee && !tee.destroyed && !tee.write(b)) full.push(Promise.race([once(tee, 'drain', { signal }), once(tee, 'close', { signal })]));
+      if (tee && !tee.destroyed && !tee.write(b)) full.push(room(tee, signal));
       if (full.length) await Promise.all(full);
     }
     const info = await w.commit(expected);
@@ -104,5 +132,41 @@ export async function ingestLayer(content: ContentStore, storage: LayerTarget, c
     throw isAbort(w.reason) && u.status === 'rejected' ? u.reason : w.reason;
   }
   if (u.status === 'rejected') throw u.reason;
+  return { blob: w.value, ...leased(u.value, opts.lease) };
+}
+
+/**
+ * A snapshot's changes → blob and new layer, in one pass: the packer applies each entry into the new
+ * layer as it packs it, and its tar goes to the content writer only (nothing is unpacked again).
+ * The blob is the uncompressed tar, so its digest is the diffId.
+ */
+export async function ingestDiff(content: ContentStore, storage: LayerTarget, diff: LayerDiff, opts: {
+  parent: Promise<string | null>; lease: Lease;
+}): Promise<IngestedLayer> {
+  let packed: (p: Packed) => void = () => {};
+  let unready: (err: unknown) => void = () => {};
+  const ready = new Promise<Packed>((resolve, reject) => { packed = resolve; unready = reject; });
+  const unpacking = unpackLayer(storage, (into) => {
+    const p = diff.pack(into);
+    packed(p);
+    return p.done;
+  }, opts.parent);
+  // No layer dir to fill (prepare failed): no tar either.
+  unpacking.catch(unready);
+  async function* bytes(): AsyncGenerator<Buffer> {
+    yield* (await ready).tar as AsyncIterable<Buffer>;
+  }
+  const writing = writeBlob(content, bytes(), { lease: opts.lease });
+  const [u, w] = await Promise.allSettled([unpacking, writing]);
+  if (w.status === 'rejected') {
+    if (u.status === 'fulfilled') await u.value.discard();
+    // The packer's failure stopped the tar: its error is the one that tells.
+    throw isAbort(w.reason) && u.status === 'rejected' ? u.reason : w.reason;
+  }
+  if (u.status === 'rejected') throw u.reason;
+  if (u.value.diffId !== w.value.digest) {
+    await u.value.discard();
+    throw new Error(`layer diffId ${u.value.diffId} differs from its blob ${w.value.digest}`);
+  }
   return { blob: w.value, ...leased(u.value, opts.lease) };
 }

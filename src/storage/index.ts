@@ -11,11 +11,12 @@
  * (Conflict) while a child uses a committed one and throws NotFound for a name that does not exist.
  * recover() at start-up throws away what a crash left half-written.
  *
- * Around it: layer.ts applies a layer tar onto a snapshot (overlay2's optional stageLayer unpacks before
- * the parent is known: pull's fast path), init.ts builds Docker's init layer with prepare → fill → commit,
+ * Around it: layer.ts fills a layer from a tar or a packer applying a diff (overlay2's optional stageLayer
+ * fills before the parent is known: pull's fast path), init.ts builds Docker's init layer with prepare → fill → commit,
  * registry.ts opens the driver the daemon's `storage-driver` names.
  */
 import type { Readable } from 'node:stream';
+import type { LayerFill } from '../archive/index.js';
 import { readdirTypes, DT_UNKNOWN } from '../sys/dirent.js';
 import * as sys from '../sys/index.js';
 import fs from 'node:fs';
@@ -51,7 +52,7 @@ export interface PrepareOptions {
  */
 export type WhiteoutMode = 'overlay' | 'delete';
 
-/** A layer unpacked by stageLayer, not yet part of any chain. */
+/** A layer filled by stageLayer, not yet part of any chain. */
 export interface StagedLayer {
   diffId: string;
   size: number;
@@ -88,8 +89,8 @@ export interface Snapshotter {
    * parent; entries older than that are the parent's unchanged. null when unknown.
    */
   baseline?(key: string): bigint | null;
-  /** Optional fast path: unpack a layer tar before its parent is known (a crash leaves nothing). */
-  stageLayer?(tar: Readable): Promise<StagedLayer>;
+  /** Optional fast path: fill a layer (unpack a tar, or apply a diff) before its parent is known (a crash leaves nothing). */
+  stageLayer?(source: Readable | LayerFill): Promise<StagedLayer>;
 }
 
 /** The backing filesystem of root, and whether it reports file types in readdir (overlay needs d_type). */
@@ -111,6 +112,7 @@ export { openOverlay2, openFuseOverlayfs } from './overlay2.js';
 export { openVfs } from './vfs.js';
 export { openSnapshotter, DRIVERS, driversHolding } from './registry.js';
 export { applyLayer, unpackLayer, chainIdOf, removeExtracts, type UnpackedLayer, type LayerTarget } from './layer.js';
+export type { LayerFill } from '../archive/index.js';
 export { prepareOnBase, removeOnBase } from './init.js';
-export { snapshotDiff } from './diff.js';
+export { snapshotDiff, snapshotChanges, type LayerDiff } from './diff.js';
 export { prepareOptionsOf } from './options.js';

@@ -1,11 +1,12 @@
 /**
- * A layer tar onto a snapshotter, whatever the driver: with the driver's stageLayer when it has one
+ * A layer onto a snapshotter, whatever the driver: with the driver's stageLayer when it has one
  * (overlay2 unpacks before the parent is known, so every layer of a pull unpacks while it downloads),
- * else prepare on the parent → apply onto its mounts → commit, once the parent is committed.
+ * else prepare on the parent → fill its mounts → commit, once the parent is committed. The layer comes
+ * as a tar to unpack, or as a LayerFill (commit: a packer writing the files as it packs them).
  */
 import crypto from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { applyToMounts } from '../archive/index.js';
+import { fillMounts, fillOf, type LayerFill } from '../archive/index.js';
 import { Conflict, NotFound } from '../errors.js';
 import { DIFF_VIEW_PREFIX } from './diff.js';
 import type { Info, Snapshotter } from './index.js';
@@ -43,12 +44,12 @@ export interface UnpackedLayer {
 }
 
 /**
- * Unpack `tar` for a layer whose parent is known once `parent` resolves. With stageLayer the tar is read
+ * Unpack `source` for a layer whose parent is known once `parent` resolves. With stageLayer it is read
  * at once; without it, not before the parent is committed (the caller's stream waits, with backpressure).
  */
-export async function unpackLayer(s: LayerTarget, tar: Readable, parent: Promise<string | null>): Promise<UnpackedLayer> {
+export async function unpackLayer(s: LayerTarget, source: Readable | LayerFill, parent: Promise<string | null>): Promise<UnpackedLayer> {
   if (s.stageLayer) {
-    const staged = await s.stageLayer(tar);
+    const staged = await s.stageLayer(source);
     return {
       diffId: staged.diffId,
       size: staged.size,
@@ -62,7 +63,7 @@ export async function unpackLayer(s: LayerTarget, tar: Readable, parent: Promise
   const mounts = await s.prepare(key, base);
   let result;
   try {
-    result = await applyToMounts(tar, mounts);
+    result = await fillMounts(mounts, fillOf(source));
   } catch (err) {
     await s.remove(key).catch(() => {});
     throw err;

@@ -2,10 +2,10 @@ import { execFile as execFileCb } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import type { Database } from 'better-sqlite3';
-import { applyLayerOffThread as unpack, type ApplyResult } from '../archive/index.js';
+import type { Readable } from 'node:stream';
+import { fillOf, type ApplyResult, type LayerFill } from '../archive/index.js';
 import { Conflict, InvalidParameter, NotFound } from '../errors.js';
 import { log } from '../log.js';
 import * as sys from '../sys/index.js';
@@ -353,11 +353,11 @@ class Overlay2 implements Snapshotter {
     return [...layers, ...snaps];
   }
 
-  async stageLayer(tar: Readable): Promise<StagedLayer> {
+  async stageLayer(source: Readable | LayerFill): Promise<StagedLayer> {
     const { cacheId, diff } = this.stage();
     let result: ApplyResult;
     try {
-      result = await unpack(tar, diff);
+      result = await fillOf(source)({ dir: diff, whiteouts: 'overlay' });
     } catch (err) {
       this.discard(cacheId);
       throw err;

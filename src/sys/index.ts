@@ -85,11 +85,17 @@ export function setxattr(path: string, name: string, value: Buffer): void {
   check(c.lsetxattr(path, name, value, value.length, 0), 'lsetxattr', path);
 }
 
+/**
+ * One buffer for every xattr read (the calls are synchronous): a zeroed 64 KiB per call was most of
+ * the cost of reading a small file's xattrs when packing a layer. Values are copied out of it.
+ */
+const xattrBuf = Buffer.alloc(65536);
+
 export function getxattr(path: string, name: string): Buffer | null {
-  const buf = Buffer.alloc(65536);
+  const buf = xattrBuf;
   try {
     const n = check(c.lgetxattr(path, name, buf, buf.length), 'lgetxattr', path);
-    return buf.subarray(0, n);
+    return Buffer.from(buf.subarray(0, n));
   } catch (err) {
     if (err instanceof SysError && (err.code === 'ENODATA' || err.code === 'ENOTSUP')) return null;
     throw err;
@@ -97,7 +103,7 @@ export function getxattr(path: string, name: string): Buffer | null {
 }
 
 export function listxattr(path: string): string[] {
-  const buf = Buffer.alloc(65536);
+  const buf = xattrBuf;
   let n: number;
   try {
     n = check(c.llistxattr(path, buf, buf.length), 'llistxattr', path);
@@ -105,7 +111,7 @@ export function listxattr(path: string): string[] {
     if (err instanceof SysError && err.code === 'ENOTSUP') return [];
     throw err;
   }
-  return buf.subarray(0, n).toString('latin1').split('\0').filter(Boolean);
+  return n === 0 ? [] : buf.toString('latin1', 0, n).split('\0').filter(Boolean);
 }
 
 /** The filesystem magic (f_type) of the filesystem holding `path`. */

@@ -4,7 +4,11 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startDaemon, loadTestImages, printLogTail, type Daemon } from '../harness.js';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startDaemon, loadTestImages, printLogTail, run, type Daemon } from '../harness.js';
 
 let d: Daemon;
 
@@ -87,6 +91,77 @@ test('commit of a running container pauses it meanwhile and leaves it running; b
   const events = await ok('docker', ['events', '--since', '0', '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', 'event=commit', '--format', '{{.Actor.Attributes.imageRef}}']);
   assert.match(events.stdout, /live:1/);
   await ok('docker', ['rm', '-f', 'c3']);
+});
+
+/** "md5  name" lines of every file under /data in a new container of `image`. */
+async function dataSums(image: string): Promise<string> {
+  return (await ok('docker', ['run', '--rm', '--network', 'none', image, 'sh', '-c', 'cd /data && find . -type f | sort | xargs md5sum'])).stdout;
+}
+
+test('commit --pause=false while the container keeps writing: the image is its layer tar, and stays as committed', { timeout: 180_000 }, async () => {
+  // Rewrites 40 files and appends to a log as fast as it can: commit reads files that change underneath.
+  await ok('docker', ['run', '-d', '--name', 'writer', '--network', 'none', 'busybox', 'sh', '-c',
+    'mkdir /data; i=0; while true; do echo "$i $i $i" > /data/f$((i % 40)); echo $i >> /data/log; i=$((i+1)); done']);
+  try {
+    for (let i = 0; i < 100; i++) {
+      const e = await d.docker(['exec', 'writer', 'test', '-e', '/data/f39']);
+      if (e.code === 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await ok('docker', ['commit', '--pause=false', 'writer', 'written:1']);
+    const first = await dataSums('written:1');
+    assert.match(first, / \.\/f39\n/);
+    assert.match(first, / \.\/log\n/);
+    // The container goes on writing into its own layer, not the image's.
+    const grew = (await ok('docker', ['exec', 'writer', 'wc', '-c', '/data/log'])).stdout;
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.notEqual((await ok('docker', ['exec', 'writer', 'wc', '-c', '/data/log'])).stdout, grew);
+    assert.equal(await dataSums('written:1'), first, 'the committed image did not change');
+
+    // The layer berth would push holds exactly what containers of the image see, and is the diff ID.
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-commit-'));
+    try {
+      await ok('docker', ['save', '-o', path.join(tmp, 'img.tar'), 'written:1']);
+      assert.equal((await run('tar', ['-xf', path.join(tmp, 'img.tar'), '-C', tmp])).code, 0);
+      const manifest = JSON.parse(fs.readFileSync(path.join(tmp, 'manifest.json'), 'utf8'));
+      const config = JSON.parse(fs.readFileSync(path.join(tmp, manifest[0].Config), 'utf8'));
+      const top = fs.readFileSync(path.join(tmp, manifest[0].Layers.at(-1)));
+      assert.equal(`sha256:${crypto.createHash('sha256').update(top).digest('hex')}`, config.rootfs.diff_ids.at(-1));
+      const layer = path.join(tmp, 'layer');
+      fs.mkdirSync(layer);
+      fs.writeFileSync(path.join(tmp, 'top.tar'), top);
+      assert.equal((await run('tar', ['-xf', path.join(tmp, 'top.tar'), '-C', layer])).code, 0);
+      const names = fs.readdirSync(path.join(layer, 'data')).sort();
+      const fromTar = names.map((n) => `${crypto.createHash('md5').update(fs.readFileSync(path.join(layer, 'data', n))).digest('hex')}  ./${n}\n`).join('');
+      assert.equal(fromTar, first);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  } finally {
+    await ok('docker', ['rm', '-f', 'writer']);
+  }
+});
+
+test('kill -9 of the daemon during a commit of many files: after restart, no half layer, and the commit works', { timeout: 240_000 }, async () => {
+  await ok('docker', ['run', '--name', 'many', '--network', 'none', 'busybox', 'sh', '-c',
+    'mkdir /many && cd /many && i=0; while [ $i -lt 5000 ]; do echo $i > f$i; i=$((i+1)); done']);
+  const id = (await ok('docker', ['inspect', '-f', '{{.Id}}', 'many'])).stdout.trim();
+  const committing = d.api('POST', `/commit?container=${id}&repo=killed&tag=1`, undefined, { timeoutMs: 120_000 }).catch(() => null);
+  await new Promise((r) => setTimeout(r, 100 + Math.random() * 600));
+  await d.kill9();
+  await committing;
+  await d.restart();
+  // The overlay drivers stage a layer in .tmp-<id> (the tree drivers in an extract- snapshot, which recovery removes the same way).
+  for (const storage of ['overlay2', 'fuse-overlayfs'].map((n) => path.join(d.dataRoot, n)).filter((p) => fs.existsSync(p))) {
+    assert.deepEqual(fs.readdirSync(storage).filter((n) => n.startsWith('.tmp-')), [], 'no staged layer left');
+  }
+  assert.deepEqual(fs.readdirSync(path.join(d.dataRoot, 'content', 'ingest')), [], 'no half-written blob left');
+  // Whether the kill came before or after the commit point, what is there is whole.
+  const listed = (await ok('docker', ['images', '-q', 'killed:1'])).stdout.trim();
+  if (listed) assert.equal((await ok('docker', ['run', '--rm', 'killed:1', 'sh', '-c', 'ls /many | wc -l'])).stdout.trim(), '5000');
+  await ok('docker', ['commit', 'many', 'killed:2']);
+  assert.equal((await ok('docker', ['run', '--rm', 'killed:2', 'sh', '-c', 'ls /many | wc -l; cat /many/f4999'])).stdout, '5000\n4999\n');
+  await ok('docker', ['rm', 'many']);
 });
 
 test('commit of a missing container fails like docker and makes no image', { timeout: 60_000 }, async () => {

@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
 import zlib from 'node:zlib';
 import tar from 'tar-stream';
-import { applyLayer, applyLayerOffThread, diffLayer, packDir, safeJoin } from '../../src/archive/index.js';
+import { applyLayer, applyLayerOffThread, diffLayer, packDir, packWith, safeJoin } from '../../src/archive/index.js';
 import { InvalidParameter } from '../../src/errors.js';
 import * as sys from '../../src/sys/index.js';
 import { makeTar, type Entry } from '../tar-fixtures.js';
@@ -244,6 +244,106 @@ describe('diffLayer / packDir', () => {
     assert.equal(fs.statSync(path.join(dst, 'a/b/c')).mode & 0o777, 0o751);
     assert.equal(fs.readlinkSync(path.join(dst, 'a/l')), 'b/c');
     assert.equal(sys.getxattr(path.join(dst, 'a/b/c'), 'user.k')?.toString(), 'v');
+  });
+});
+
+/** Everything applyLayer can set on each path under root: type, mode, owner, size, mtime, content, link target, device, xattrs, hard links. */
+function describeTree(root: string): string[] {
+  const inodes = new Map<number, string>();
+  return listTree(root, '').map((p) => {
+    const st = fs.lstatSync(p);
+    const rel = path.relative(root, p);
+    const xattrs = sys.listxattr(p).sort().map((n) => `${n}=${sys.getxattr(p, n)?.toString('hex')}`).join(',');
+    let what = '';
+    if (st.isFile()) {
+      what = crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex');
+      const first = inodes.get(st.ino);
+      if (first) what += ` =${first}`;
+      else inodes.set(st.ino, rel);
+    } else if (st.isSymbolicLink()) what = `-> ${fs.readlinkSync(p)}`;
+    else if (st.isCharacterDevice() || st.isBlockDevice()) what = `dev ${st.rdev}`;
+    // Directories' times are the unpack's where the tar does not list them: only files' and links' count.
+    const mtime = st.isDirectory() ? '' : String(Math.floor(st.mtimeMs / 1000));
+    return `${rel} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${st.isDirectory() ? '' : st.size} ${mtime} ${what} [${xattrs}]`;
+  });
+}
+
+describe('packWith(job, into): apply while packing', () => {
+  /** An overlay upper dir with one of everything, files of every size class included. */
+  function upperDir(name: string): string {
+    const upper = fresh(name);
+    fs.mkdirSync(path.join(upper, 'd/e'), { recursive: true });
+    fs.writeFileSync(path.join(upper, 'd/empty'), '');
+    fs.writeFileSync(path.join(upper, 'd/small'), 'small\n', { mode: 0o4755 });
+    fs.writeFileSync(path.join(upper, 'd/e/mid'), crypto.randomBytes(100 << 10));
+    fs.writeFileSync(path.join(upper, 'big'), crypto.randomBytes((2 << 20) + 12345));
+    fs.chownSync(path.join(upper, 'd/e/mid'), 1000, 1001);
+    fs.linkSync(path.join(upper, 'd/small'), path.join(upper, 'd/e/hard'));
+    fs.symlinkSync('../big', path.join(upper, 'd/sym'));
+    sys.mknod(path.join(upper, 'd/gone'), sys.S_IFCHR, 0, 0);
+    sys.mknod(path.join(upper, 'fifo'), sys.S_IFIFO | 0o600, 0, 0);
+    fs.mkdirSync(path.join(upper, 'opaque'));
+    sys.setxattr(path.join(upper, 'opaque'), 'trusted.overlay.opaque', Buffer.from('y'));
+    fs.writeFileSync(path.join(upper, 'opaque/kept'), 'k');
+    sys.setxattr(path.join(upper, 'd/small'), 'user.bin', Buffer.from([0, 0xff, 0x3d]));
+    const long = 'l'.repeat(120);
+    fs.writeFileSync(path.join(upper, 'd/e', long), 'long name');
+    fs.utimesSync(path.join(upper, 'd/small'), new Date(1_500_000_000_000), new Date(1_500_000_000_000));
+    return upper;
+  }
+
+  it('applies exactly what unpacking its tar gives, and its diffId is the tar\'s', async () => {
+    const upper = upperDir('pw-upper');
+    const direct = fresh('pw-direct');
+    const packed = packWith((p) => p.tree(upper, '', true), { dir: direct, whiteouts: 'overlay' });
+    const chunks: Buffer[] = [];
+    for await (const c of packed.tar) chunks.push(c as Buffer);
+    const tarBytes = Buffer.concat(chunks);
+    const result = await packed.done;
+    const unpacked = fresh('pw-unpacked');
+    const viaTar = await applyLayer(Readable.from([tarBytes]), unpacked);
+    assert.equal(result.diffId, `sha256:${crypto.createHash('sha256').update(tarBytes).digest('hex')}`);
+    assert.deepEqual(result, viaTar);
+    assert.deepEqual(describeTree(direct), describeTree(unpacked));
+    // The same tar as the plain packer's, and the tree really has what the upper dir had.
+    const plain: Buffer[] = [];
+    for await (const c of diffLayer(upper)) plain.push(c as Buffer);
+    assert.ok(Buffer.concat(plain).equals(tarBytes));
+    assert.ok(fs.lstatSync(path.join(direct, 'd/gone')).isCharacterDevice());
+    assert.equal(sys.getxattr(path.join(direct, 'opaque'), 'trusted.overlay.opaque')?.toString(), 'y');
+    assert.equal(fs.lstatSync(path.join(direct, 'd/e/hard')).ino, fs.lstatSync(path.join(direct, 'd/small')).ino);
+    assert.ok(fs.readFileSync(path.join(direct, 'big')).equals(fs.readFileSync(path.join(upper, 'big'))));
+    // A copy, not links into the source: writing the source later changes nothing applied.
+    fs.appendFileSync(path.join(upper, 'd/small'), 'more');
+    assert.equal(fs.readFileSync(path.join(direct, 'd/small'), 'utf8'), 'small\n');
+  });
+
+  it("whiteouts 'delete' onto a full tree: the same as unpacking the tar there", async () => {
+    const upper = upperDir('pw-del-upper');
+    const base = (name: string): string => {
+      const t = fresh(name);
+      fs.mkdirSync(path.join(t, 'd'));
+      fs.writeFileSync(path.join(t, 'd/gone'), 'to be deleted');
+      fs.mkdirSync(path.join(t, 'opaque/old'), { recursive: true });
+      fs.writeFileSync(path.join(t, 'big'), 'replaced');
+      return t;
+    };
+    const direct = base('pw-del-direct');
+    const packed = packWith((p) => p.tree(upper, '', true), { dir: direct, whiteouts: 'delete' });
+    const unpacked = base('pw-del-unpacked');
+    const viaTar = await applyLayer(packed.tar, unpacked, 'delete');
+    assert.deepEqual(await packed.done, viaTar);
+    assert.deepEqual(describeTree(direct), describeTree(unpacked));
+    assert.equal(fs.existsSync(path.join(direct, 'd/gone')), false);
+    assert.deepEqual(fs.readdirSync(path.join(direct, 'opaque')), ['kept']);
+  });
+
+  it('a reader that goes away stops the packer, which reports it', async () => {
+    const upper = upperDir('pw-stop-upper');
+    const packed = packWith((p) => p.tree(upper, '', true), { dir: fresh('pw-stop'), whiteouts: 'overlay' });
+    packed.tar.once('data', () => packed.tar.destroy());
+    packed.tar.on('error', () => {});
+    await assert.rejects(packed.done, (err: Error) => err.name === 'AbortError');
   });
 });
 
