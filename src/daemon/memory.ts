@@ -18,10 +18,12 @@ const QUIET_MS = 1000;
  */
 const MAX_INTERVAL_MS = 30_000;
 
-type GcOptions = { type: 'major'; execution: 'sync'; flavor: 'last-resort' };
-
+/**
+ * A full mark-compact. Node 20's gc() runs one only when called with no argument: given an options
+ * object (even { type: 'major' }) it runs a scavenge, which frees none of what a pull left in old space.
+ */
 function collectAll(): void {
-  (globalThis as { gc?: (o: GcOptions) => void }).gc?.({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+  (globalThis as { gc?: () => void }).gc?.();
 }
 
 export function tuneMalloc(): void {
@@ -36,8 +38,8 @@ export function trimWhenQuiet(servers: http.Server[]): void {
   const trim = (): void => {
     timer = null;
     lastTrim = Date.now();
-    // Really quiet: V8's own last-resort collection first (bin/berthd passes --expose-gc), which
-    // compacts and unmaps what the work left (a plain gc() frees it but keeps the pages).
+    // Really quiet: V8's full collection first (bin/berthd passes --expose-gc), then glibc's trim
+    // of what that and the work freed.
     if (Date.now() - lastDone >= QUIET_MS) collectAll();
     mallocTrim();
   };
