@@ -6,7 +6,7 @@
  * requests stop the arenas' free pages are trimmed.
  */
 import type http from 'node:http';
-import { mallocTrim, setMmapThreshold } from '../sys/index.js';
+import { collectUnderPressure, mallocTrim, setMmapThreshold } from '../sys/index.js';
 
 /** glibc's own starting threshold: zlib's 256 KiB output chunks and the unpackers' 1 MiB batches lie above it. */
 const MMAP_THRESHOLD = 128 << 10;
@@ -18,33 +18,38 @@ const QUIET_MS = 1000;
  */
 const MAX_INTERVAL_MS = 30_000;
 
-type GcOptions = { type: 'major'; execution: 'sync'; flavor: 'last-resort' };
-
-function collectAll(): void {
-  (globalThis as { gc?: (o: GcOptions) => void }).gc?.({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+/**
+ * V8's shrinking collection (sys: memory pressure); where the node binary lacks that API, a full
+ * mark-compact, which frees but keeps its pages (bin/berthd passes --expose-gc; Node 20's gc() runs
+ * one only when called with no argument: with an options object, even { type: 'major' }, it scavenges).
+ */
+async function collectAll(): Promise<void> {
+  if (!(await collectUnderPressure())) (globalThis as { gc?: () => void }).gc?.();
 }
 
 export function tuneMalloc(): void {
   setMmapThreshold(MMAP_THRESHOLD);
 }
 
-/** Trims the heap once requests to `servers` have stopped finishing for QUIET_MS (or MAX_INTERVAL_MS passed). */
+/**
+ * Collects and trims once requests to `servers` have stopped finishing for QUIET_MS; under a steady
+ * stream of them, only trims, at most once per MAX_INTERVAL_MS.
+ */
 export function trimWhenQuiet(servers: http.Server[]): void {
-  let timer: NodeJS.Timeout | null = null;
+  let quietTimer: NodeJS.Timeout | null = null;
   let lastTrim = Date.now();
-  let lastDone = Date.now();
-  const trim = (): void => {
-    timer = null;
+  const trim = async (quiet: boolean): Promise<void> => {
     lastTrim = Date.now();
-    // Really quiet: V8's own last-resort collection first (bin/berthd passes --expose-gc), which
-    // compacts and unmaps what the work left (a plain gc() frees it but keeps the pages).
-    if (Date.now() - lastDone >= QUIET_MS) collectAll();
+    if (quiet) await collectAll();
     mallocTrim();
   };
   const requestDone = (): void => {
-    lastDone = Date.now();
-    if (timer) clearTimeout(timer);
-    timer = setTimeout(trim, Math.min(QUIET_MS, Math.max(0, lastTrim + MAX_INTERVAL_MS - Date.now()))).unref();
+    if (quietTimer) clearTimeout(quietTimer);
+    if (Date.now() - lastTrim >= MAX_INTERVAL_MS) void trim(false);
+    quietTimer = setTimeout(() => {
+      quietTimer = null;
+      void trim(true);
+    }, QUIET_MS).unref();
   };
   for (const server of servers) server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => res.once('close', requestDone));
 }

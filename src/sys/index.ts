@@ -205,6 +205,48 @@ export function mallocTrim(): void {
   malloc.trim(0);
 }
 
+/**
+ * V8's embedder API, which the node binary exports for native addons. Only memory-pressure
+ * notification is used: from a thread other than the isolate's it makes V8 collect on its own
+ * thread at the next safe point, the way Chrome reacts to a low-memory signal: compacting old space,
+ * shrinking the young generation and unmapping the pages it pools. (Called on the isolate's own
+ * thread through koffi, a collection would run on koffi's call stack, which V8 cannot scan.)
+ */
+const v8api = (() => {
+  try {
+    const self = koffi.load(null as unknown as string);
+    return {
+      currentIsolate: self.func('void *_ZN2v87Isolate10GetCurrentEv()'),
+      pressure: self.func('void _ZN2v87Isolate26MemoryPressureNotificationENS_19MemoryPressureLevelE(void *isolate, int level)'),
+    };
+  } catch {
+    return null;
+  }
+})();
+const PRESSURE_NONE = 0;
+const PRESSURE_CRITICAL = 2;
+
+/**
+ * V8's most thorough collection: critical memory pressure, signalled from a pool thread, then back
+ * to none once V8 has answered it (a level left at critical would make every later collection a
+ * slow, shrinking one). Resolves false where the node binary lacks the API.
+ */
+export function collectUnderPressure(): Promise<boolean> {
+  const api = v8api;
+  if (!api) return Promise.resolve(false);
+  const isolate: unknown = api.currentIsolate();
+  return new Promise((resolve) => {
+    api.pressure.async(isolate, PRESSURE_CRITICAL, (err: unknown) => {
+      // V8 collects at the first stack check on its thread: by the time this callback's JS runs.
+      // The level is a plain store on this thread (no collection when lowered).
+      setImmediate(() => {
+        api.pressure(isolate, PRESSURE_NONE);
+        resolve(!err);
+      });
+    });
+  });
+}
+
 // open_tree, mount_setattr and move_mount have the same numbers on every architecture Linux added them to.
 const SYS_OPEN_TREE = 428;
 const SYS_MOVE_MOUNT = 429;
