@@ -14,7 +14,8 @@
  *   2. container create + start of that image (`sleep`) through the API, `--containers` times (20): min/median/max;
  *   3. disk used by those containers, beyond the image: around each create+start (not timed), du of
  *      the engine's <data-root>/<driver> folder (hard links once, not crossing into mounts), or for
- *      btrfs the loop filesystem's own used-bytes count after a sync (du cannot see shared extents);
+ *      btrfs the loop filesystem's own used-bytes count once removed subvolumes are freed and the
+ *      transaction committed (du cannot see shared extents);
  *   4. rm -f, rmi, stop; everything it made is removed, also on Ctrl-C.
  * The backing filesystem is named by berth's own statfs lookup (src/sys) for both engines' driver
  * folders. Prints an aligned table and one JSON line.
@@ -119,7 +120,9 @@ async function measure(driver: string, dockerd: string | undefined, o: { imports
       return timed(() => docker(e, ['import', '-c', 'CMD ["sleep", "600"]', big, 'big:latest']));
     });
 
-    const used = (e: Engine) => (loop ? (execFileSync('sync'), statFsUsed(loop.dir)) : duBytes(driverDir(e)));
+    // btrfs frees a removed subvolume (the rmi of the imports) in the background: wait for that, then commit.
+    const settled = (dir: string) => (execFileSync('btrfs', ['subvolume', 'sync', dir]), execFileSync('sync', ['-f', dir]), statFsUsed(dir));
+    const used = (e: Engine) => (loop ? settled(loop.dir) : duBytes(driverDir(e)));
     const ids = new Map<string, string[]>(live.map((e) => [e.name, []]));
     const disk = new Map<string, number>(live.map((e) => [e.name, 0]));
     const createStart = await turns(live, o.containers, async (e) => {
