@@ -146,7 +146,7 @@ async function measure(driver: string, dockerd: string | undefined, o: { imports
     for (const r of results.values()) r.error ??= (err as Error).message;
   } finally {
     try {
-      for (const e of engines) await e.stop();
+      for (const e of engines) await e.stop().catch((err: Error) => process.stderr.write(`bench: stopping ${e.name}: ${err.message}\n`));
     } finally {
       loop?.release();
     }
