@@ -16,7 +16,7 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { cleanupHost, loadTestImages, logTail, paths, run, startDaemon, testImages, type Daemon, type DaemonTarget, type RunResult } from '../test/harness.js';
+import { cleanupHost, loadTestImages, logTail, paths, run, socketApi, startDaemon, testImages, type ApiResponse, type Daemon, type DaemonTarget, type RunResult, type StartOptions } from '../test/harness.js';
 
 export { freePort } from '../test/registry-fixtures.js';
 import { initLayout, writeIndex, writeManifest } from '../test/registry-fixtures.js';
@@ -155,13 +155,15 @@ export interface Engine {
   daemon?: Daemon;
   /** The real docker CLI pointed at this engine. */
   docker(args: string[], timeoutMs?: number): Promise<RunResult>;
+  /** A raw Engine API call over its socket (the same client code for both engines). */
+  api(method: string, path: string, body?: unknown): Promise<ApiResponse>;
   version(): Promise<string>;
   stop(): Promise<void>;
   log(): string;
 }
 
-export async function startBerth(): Promise<Engine> {
-  const d = await startDaemon();
+export async function startBerth(opts: StartOptions = {}): Promise<Engine> {
+  const d = await startDaemon(opts);
   const docker = (args: string[], timeoutMs = 60_000) => d.docker(args, { timeoutMs });
   return {
     name: 'berthd',
@@ -169,6 +171,7 @@ export async function startBerth(): Promise<Engine> {
     env: d.env,
     daemon: d,
     docker,
+    api: (method, p, body) => d.api(method, p, body, { timeoutMs: 120_000 }),
     version: async () => must(await docker(['version', '--format', '{{.Server.Version}}']), 'docker version').stdout.trim(),
     stop: () => d.stop(),
     log: () => logTail(d, 30),
@@ -200,6 +203,18 @@ export async function measureEach<R extends { engine: string; error?: string }>(
     results.push(res);
   }
   return results;
+}
+
+/**
+ * Runs sample(engine, i) `n` times per engine, the engines taking turns each round (berthd,
+ * dockerd, dockerd, berthd, …) so a slow moment of the machine hits both alike; samples by engine name.
+ */
+export async function turns(engines: Engine[], n: number, sample: (e: Engine, i: number) => Promise<number>): Promise<Map<string, number[]>> {
+  const out = new Map(engines.map((e) => [e.name, [] as number[]]));
+  for (let i = 0; i < n; i++) {
+    for (const e of i % 2 ? [...engines].reverse() : engines) out.get(e.name)!.push(await sample(e, i));
+  }
+  return out;
 }
 
 /** dockerd's path; under `install`, installs Debian's docker.io first (its services kept stopped). */
@@ -242,21 +257,23 @@ const dockerdChildren = new Set<ChildProcess>();
 
 /**
  * A dockerd on its own socket, data root, exec root, pidfile and cgroup parent under /tmp, without
- * a bridge or iptables rules. `daemonJson` is merged into the daemon.json it is given.
+ * a bridge or iptables rules. `daemonJson` is merged into the daemon.json it is given, except
+ * "data-root", which replaces the data root under /tmp (dockerd refuses a key given as a flag too).
  */
 export async function startDockerd(bin: string, daemonJson: Record<string, unknown> = {},
   /** Replaces the no-bridge, no-iptables flags (bench/network.ts gives it a bridge of its own). */
   networkFlags = ['--bridge', 'none', '--iptables=false', '--ip-masq=false']): Promise<Engine> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-dockerd-'));
+  const { 'data-root': dataRoot, ...json } = daemonJson;
   const t: DaemonTarget = {
     root,
-    dataRoot: path.join(root, 'data'),
+    dataRoot: typeof dataRoot === 'string' ? dataRoot : path.join(root, 'data'),
     execRoot: path.join(root, 'exec'),
     cgroupParent: `bench-${path.basename(root)}`,
   };
   dockerdTargets.add(t);
   hookDockerdExit();
-  fs.mkdirSync(t.dataRoot);
+  fs.mkdirSync(t.dataRoot, { recursive: true });
   fs.mkdirSync(t.execRoot);
   const socket = path.join(root, 'docker.sock');
   const logFile = path.join(root, 'dockerd.log');
@@ -265,7 +282,7 @@ export async function startDockerd(bin: string, daemonJson: Record<string, unkno
   const env = { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: configDir, DOCKER_CLI_HINTS: 'false' };
   // dockerd 20.10 writes its trust key under /etc/docker unless told otherwise.
   const config = path.join(root, 'daemon.json');
-  fs.writeFileSync(config, JSON.stringify({ 'deprecated-key-path': path.join(root, 'key.json'), ...daemonJson }));
+  fs.writeFileSync(config, JSON.stringify({ 'deprecated-key-path': path.join(root, 'key.json'), ...json }));
   // It (and its containerd) also make a few fixed dirs under /run; remove those it created.
   const hostDirs = ['/run/docker/plugins', '/run/docker', '/run/containerd/s', '/run/containerd'].filter((d) => !fs.existsSync(d));
   const fd = fs.openSync(logFile, 'a');
@@ -319,6 +336,7 @@ export async function startDockerd(bin: string, daemonJson: Record<string, unkno
     target: t,
     env,
     docker,
+    api: (method, p, body) => socketApi(socket, method, p, body, { timeoutMs: 120_000 }),
     version: async () => must(await docker(['version', '--format', '{{.Server.Version}}']), 'docker version').stdout.trim(),
     stop,
     log: tail,

@@ -11,7 +11,7 @@
  *   3. `docker pause c` + `docker unpause c`, N times.
  * Prints min / median / max per engine and one JSON line. Containers have no network.
  */
-import { benchArgs, ensureDockerd, formatTable, loadBusybox, must, startBerth, startDockerd, timed, type Engine } from './common.js';
+import { benchArgs, ensureDockerd, formatTable, loadBusybox, must, startBerth, startDockerd, timed, turns, type Engine } from './common.js';
 import { testImages } from '../test/harness.js';
 
 interface Series { name: string; values: Map<string, number[]> }
@@ -20,15 +20,6 @@ function stats(xs: number[]): { min: number; median: number; max: number } {
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
   return { min: s[0], median: mid, max: s[s.length - 1] };
-}
-
-/** Runs fn(engine) `n` times per engine, alternating engines each round. */
-async function turns(engines: Engine[], n: number, fn: (e: Engine) => Promise<void>): Promise<Map<string, number[]>> {
-  const out = new Map(engines.map((e) => [e.name, [] as number[]]));
-  for (let i = 0; i < n; i++) {
-    for (const e of i % 2 ? [...engines].reverse() : engines) out.get(e.name)!.push(await timed(() => fn(e)));
-  }
-  return out;
 }
 
 async function main(): Promise<void> {
@@ -57,21 +48,21 @@ async function main(): Promise<void> {
     const series: Series[] = [];
 
     for (let i = 0; i < 3; i++) for (const e of engines) must(await e.docker(['exec', first(e), 'true']), 'exec warm-up');
-    series.push({ name: 'exec c true', values: await turns(engines, o.n, async (e) => void must(await e.docker(['exec', first(e), 'true']), `${e.name}: exec`)) });
+    series.push({ name: 'exec c true', values: await turns(engines, o.n, (e) => timed(async () => must(await e.docker(['exec', first(e), 'true']), `${e.name}: exec`))) });
     series.push({
       name: `stats --no-stream (${o.containers} containers)`,
-      values: await turns(engines, o.statsRuns, async (e) => {
+      values: await turns(engines, o.statsRuns, (e) => timed(async () => {
         const r = must(await e.docker(['stats', '--no-stream', ...ids.get(e.name)!], 120_000), `${e.name}: stats`);
         const rows = r.stdout.trim().split('\n').length - 1;
         if (rows !== o.containers) throw new Error(`${e.name}: stats listed ${rows} of ${o.containers} containers`);
-      }),
+      })),
     });
     series.push({
       name: 'pause + unpause',
-      values: await turns(engines, o.n, async (e) => {
+      values: await turns(engines, o.n, (e) => timed(async () => {
         must(await e.docker(['pause', first(e)]), `${e.name}: pause`);
         must(await e.docker(['unpause', first(e)]), `${e.name}: unpause`);
-      }),
+      })),
     });
 
     const head = ['measurement', ...engines.flatMap((e) => [`${e.name} min`, 'median', 'max'])];

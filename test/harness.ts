@@ -211,6 +211,21 @@ function request(socket: string, o: RequestOptions): Promise<{ status: number; h
   });
 }
 
+/** One Engine API call over a unix socket (any engine's: the benches use it for dockerd too); an object body is sent as JSON. */
+export async function socketApi(socket: string, method: string, p: string, body?: unknown, opts: ApiOptions = {}): Promise<ApiResponse> {
+  const headers: Record<string, string> = { ...opts.headers };
+  let raw: Buffer | undefined;
+  if (body === undefined) raw = undefined;
+  else if (Buffer.isBuffer(body)) raw = body;
+  else if (typeof body === 'string') raw = Buffer.from(body);
+  else {
+    raw = Buffer.from(JSON.stringify(body));
+    headers['Content-Type'] ??= 'application/json';
+  }
+  const r = await request(socket, { method, path: p, headers, body: raw, timeoutMs: opts.timeoutMs ?? 30_000 });
+  return { status: r.status, headers: r.headers, body: decodeBody(r.raw) };
+}
+
 function decodeBody(raw: Buffer): unknown {
   const text = raw.toString();
   if (text.trim() === '') return text;
@@ -822,18 +837,8 @@ class BerthDaemon implements Daemon {
     return run(paths.docker, args, { ...opts, env: { ...this.env, ...opts.env } });
   }
 
-  async api(method: string, p: string, body?: unknown, opts: ApiOptions = {}): Promise<ApiResponse> {
-    const headers: Record<string, string> = { ...opts.headers };
-    let raw: Buffer | undefined;
-    if (body === undefined) raw = undefined;
-    else if (Buffer.isBuffer(body)) raw = body;
-    else if (typeof body === 'string') raw = Buffer.from(body);
-    else {
-      raw = Buffer.from(JSON.stringify(body));
-      headers['Content-Type'] ??= 'application/json';
-    }
-    const r = await request(this.socket, { method, path: p, headers, body: raw, timeoutMs: opts.timeoutMs ?? 30_000 });
-    return { status: r.status, headers: r.headers, body: decodeBody(r.raw) };
+  api(method: string, p: string, body?: unknown, opts: ApiOptions = {}): Promise<ApiResponse> {
+    return socketApi(this.socket, method, p, body, opts);
   }
 
   /** POST a file as the request body (streamed), e.g. a tar to /images/create?fromSrc=-. */
