@@ -184,6 +184,12 @@ export function run(cmd: string, args: string[], opts: RunOptions & { cwd?: stri
 }
 
 
+/** curl of a URL, at most 5 s: its exit code (0 when it got an answer) and the body. */
+export async function curl(url: string): Promise<{ code: number; out: string }> {
+  const r = await run('curl', ['-s', '--max-time', '5', url], { timeoutMs: 15_000 });
+  return { code: r.code, out: r.stdout };
+}
+
 interface RequestOptions {
   method: string;
   path: string;

@@ -5,11 +5,10 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { startDaemon, loadTestImages, printLogTail, daemonRules, type Daemon } from '../harness.js';
+import { startDaemon, loadTestImages, printLogTail, daemonRules, curl, type Daemon } from '../harness.js';
 
 let d: Daemon;
 let gateway = '';
@@ -32,12 +31,6 @@ async function docker(args: string[]): Promise<string> {
   if (r.code !== 0) printLogTail(d, `docker ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
   assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}`);
   return r.stdout;
-}
-
-function curl(url: string): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => {
-    execFile('curl', ['-s', '--max-time', '5', url], (err, stdout) => resolve({ code: err ? (err as { code?: number }).code ?? 1 : 0, out: stdout }));
-  });
 }
 
 /** Links on the host whose name starts with veth (this daemon's: their master is its bridge). */

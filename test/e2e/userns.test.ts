@@ -8,14 +8,14 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tarStream from 'tar-stream';
-import { startDaemon, loadTestImages, leftovers, printLogTail, daemonRules, testImages, type Daemon } from '../harness.js';
+import { startDaemon, loadTestImages, leftovers, printLogTail, daemonRules, testImages, curl, type Daemon } from '../harness.js';
 
 let d: Daemon;
 let tmp = '';
@@ -85,12 +85,6 @@ async function docker(args: string[]): Promise<string> {
   if (r.code !== 0) printLogTail(d, `docker ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
   assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}`);
   return r.stdout;
-}
-
-function curl(url: string): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => {
-    execFile('curl', ['-s', '--max-time', '5', url], (err, stdout) => resolve({ code: err ? (err as { code?: number }).code ?? 1 : 0, out: stdout }));
-  });
 }
 
 async function waitFor<T>(fn: () => Promise<T | null>, what: string, ms = 10_000): Promise<T> {
