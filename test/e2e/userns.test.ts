@@ -14,7 +14,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import tarStream from 'tar-stream';
+import { extendTar } from '../tar-fixtures.js';
 import { startDaemon, loadTestImages, leftovers, printLogTail, daemonRules, testImages, curl, type Daemon } from '../harness.js';
 
 let d: Daemon;
@@ -61,23 +61,11 @@ after(async () => {
 /** busybox's rootfs plus /seed (root's, with a file of uid 1000's), imported with VOLUME /seed. */
 async function volumeImageTar(out: string): Promise<void> {
   const busybox = (await testImages()).find((i) => i.ref === 'busybox:latest')!.tar;
-  const pack = tarStream.pack();
-  const written = fs.createWriteStream(out);
-  pack.pipe(written);
-  const extract = tarStream.extract();
-  const done = new Promise<void>((resolve, reject) => {
-    extract.on('entry', (h, stream, next) => stream.pipe(pack.entry(h, next)));
-    extract.on('finish', resolve);
-    extract.on('error', reject);
-  });
-  fs.createReadStream(busybox).pipe(extract);
-  await done;
-  const add = (h: Partial<tarStream.Header> & { name: string }, body = '') => new Promise<void>((resolve, reject) => pack.entry({ mtime: new Date(1_600_000_000_000), ...h }, body, (e) => (e ? reject(e) : resolve())));
-  await add({ name: 'seed/', type: 'directory', mode: 0o755, uid: 0, gid: 0 });
-  await add({ name: 'seed/by-root', mode: 0o644, uid: 0, gid: 0 }, 'root\n');
-  await add({ name: 'seed/by-user', mode: 0o640, uid: 1000, gid: 100 }, 'user\n');
-  pack.finalize();
-  await new Promise<void>((resolve, reject) => written.on('close', resolve).on('error', reject));
+  await extendTar(busybox, out, [
+    { name: 'seed/', type: 'directory', mode: 0o755, uid: 0, gid: 0 },
+    { name: 'seed/by-root', mode: 0o644, uid: 0, gid: 0, body: 'root\n' },
+    { name: 'seed/by-user', mode: 0o640, uid: 1000, gid: 100, body: 'user\n' },
+  ]);
 }
 
 async function docker(args: string[]): Promise<string> {

@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import tarStream from 'tar-stream';
+import { extendTar } from '../tar-fixtures.js';
 import { startDaemon, loadTestImages, leftovers, printLogTail, testImages, type Daemon } from '../harness.js';
 
 let d: Daemon;
@@ -19,27 +19,13 @@ let tmp: string;
 /** busybox's rootfs plus /data with content (an owner, a mode, a symlink, a hard link), imported with VOLUME /data. */
 async function volumeImageTar(out: string): Promise<void> {
   const busybox = (await testImages()).find((i) => i.ref === 'busybox:latest')!.tar;
-  const pack = tarStream.pack();
-  const written = fs.createWriteStream(out);
-  pack.pipe(written);
-  const extract = tarStream.extract();
-  const done = new Promise<void>((resolve, reject) => {
-    extract.on('entry', (h, stream, next) => {
-      stream.pipe(pack.entry(h, next));
-    });
-    extract.on('finish', resolve);
-    extract.on('error', reject);
-  });
-  fs.createReadStream(busybox).pipe(extract);
-  await done;
-  const add = (h: Partial<tarStream.Header> & { name: string }, body = '') => new Promise<void>((resolve, reject) => pack.entry({ mtime: new Date(1_600_000_000_000), ...h }, body, (e) => (e ? reject(e) : resolve())));
-  await add({ name: 'data/', type: 'directory', mode: 0o750, uid: 1000, gid: 1000 });
-  await add({ name: 'data/hello.txt', mode: 0o640, uid: 1000, gid: 100 }, 'hello from the image\n');
-  await add({ name: 'data/sub/', type: 'directory', mode: 0o755 });
-  await add({ name: 'data/sub/link', type: 'symlink', linkname: '../hello.txt' });
-  await add({ name: 'data/hard', type: 'link', linkname: 'data/hello.txt' });
-  pack.finalize();
-  await new Promise<void>((resolve, reject) => written.on('close', resolve).on('error', reject));
+  await extendTar(busybox, out, [
+    { name: 'data/', type: 'directory', mode: 0o750, uid: 1000, gid: 1000 },
+    { name: 'data/hello.txt', mode: 0o640, uid: 1000, gid: 100, body: 'hello from the image\n' },
+    { name: 'data/sub/', type: 'directory', mode: 0o755 },
+    { name: 'data/sub/link', type: 'symlink', linkname: '../hello.txt' },
+    { name: 'data/hard', type: 'link', linkname: 'data/hello.txt' },
+  ]);
 }
 
 before(async () => {
