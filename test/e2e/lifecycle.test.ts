@@ -68,3 +68,22 @@ test('stop, kill and restart sent at once to a running container end in one cons
   assert.equal((await d.api('DELETE', `/containers/${id}?force=1`)).status, 204);
   assert.deepEqual(leftovers(d), { mounts: [], cgroups: [], processes: [], files: [] });
 });
+
+test('a container whose init exits while its children run on (host pid namespace) goes with them, cgroups and all', { timeout: 120_000 }, async () => {
+  // The exit's clean-up skips `runc delete` only when nothing of the container runs any more; here
+  // a child outlives init in the host's pid namespace and must still be killed, as dockerd does.
+  const marker = String(3000 + Math.floor(Math.random() * 900));
+  const created = await d.api('POST', '/containers/create', {
+    Image: 'busybox', Cmd: ['sh', '-c', `sleep ${marker} & exit 0`], HostConfig: { PidMode: 'host', AutoRemove: true },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const id: string = created.body.Id;
+  const waited = d.api('POST', `/containers/${id}/wait?condition=removed`);
+  assert.equal((await d.api('POST', `/containers/${id}/start`)).status, 204);
+  assert.equal((await waited).status, 200);
+  const sleepers = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try { return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8') === `sleep\0${marker}\0`; } catch { return false; }
+  });
+  assert.deepEqual(sleepers, [], 'the child init left behind still runs');
+  assert.deepEqual(leftovers(d), { mounts: [], cgroups: [], processes: [], files: [] });
+});
