@@ -4,6 +4,7 @@
  * the snapshot prepared (image layers + Docker's init layer + a rw layer). Nothing runs yet.
  */
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidParameter, NotFound } from '../errors.js';
@@ -86,9 +87,10 @@ export async function prepareSnapshot(storage: Snapshotter, c: Container, image:
 
 /** Docker's init layer: mount points the runtime expects, present even in FROM-scratch images. */
 async function fillInitLayer(dir: string): Promise<void> {
-  for (const d of ['dev/pts', 'dev/shm', 'proc', 'sys', 'etc']) await fsp.mkdir(path.join(dir, d), { recursive: true, mode: 0o755 });
-  for (const f of ['etc/hosts', 'etc/hostname', 'etc/resolv.conf', '.dockerenv']) await fsp.writeFile(path.join(dir, f), '', { mode: 0o755 });
-  await fsp.symlink('/proc/mounts', path.join(dir, 'etc/mtab')).catch(() => {});
+  // A dozen entries in a new directory: synchronous calls take a tenth of the time of pool round trips.
+  for (const d of ['dev/pts', 'dev/shm', 'proc', 'sys', 'etc']) fs.mkdirSync(path.join(dir, d), { recursive: true, mode: 0o755 });
+  for (const f of ['etc/hosts', 'etc/hostname', 'etc/resolv.conf', '.dockerenv']) fs.writeFileSync(path.join(dir, f), '', { mode: 0o755 });
+  try { fs.symlinkSync('/proc/mounts', path.join(dir, 'etc/mtab')); } catch { /* a convenience, as in docker's init layer */ }
 }
 
 /** Image config + create body → the container's Config, with docker's precedence rules. */

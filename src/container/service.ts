@@ -23,6 +23,7 @@
  * Every step that changes the record saves it before the next side effect, so recovery can finish
  * or undo whatever a killed daemon left half done.
  */
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -573,7 +574,8 @@ export class ContainerService {
     await teardownAll(this.providers, this.context(c));
     await this.deps.runtime.delete(c.id).catch(() => {});
     await removeOnBase(this.deps.storage, c.id);
-    await fsp.rm(this.dir(c), { recursive: true, force: true });
+    // A handful of files (config, hosts, log): one synchronous call instead of a pool round trip per entry.
+    fs.rmSync(this.dir(c), { recursive: true, force: true });
     this.deps.network?.forget(c.id);
     this.store.delete(c.id);
     await this.mounts.release(c, removeVolumes);

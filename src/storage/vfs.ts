@@ -18,10 +18,15 @@ const execFile = promisify(execFileCb);
  * A `cp` that a killed daemon started can outlive it and still be writing into the tree at recovery:
  * "Directory not empty" is then tried again until that copy has finished.
  */
-export async function removeTree(dir: string): Promise<void> {
+export function removeTree(dir: string): Promise<void> {
+  return removeTrees([dir]);
+}
+
+export async function removeTrees(dirs: readonly string[]): Promise<void> {
+  if (!dirs.length) return;
   for (let attempt = 1; ; attempt++) {
     try {
-      await execFile('rm', ['-rf', '--one-file-system', '--', dir]);
+      await execFile('rm', ['-rf', '--one-file-system', '--', ...dirs]);
       return;
     } catch (err) {
       if (attempt >= 50 || !/Directory not empty/.test(String((err as { stderr?: string }).stderr ?? ''))) throw err;
