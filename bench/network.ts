@@ -157,13 +157,42 @@ async function dockerdBridge(): Promise<{ flags: string[]; remove: () => void }>
   const name = `bnd${randomBytes(4).toString('hex')}`;
   const bip = testBip();
   await mustRun('ip', ['link', 'add', name, 'type', 'bridge']);
-  const remove = () => void spawnSync('ip', ['link', 'del', name]);
+  const before = iptablesSnapshot();
+  const remove = () => {
+    spawnSync('ip', ['link', 'del', name]);
+    takeBackIptables(before, name);
+  };
   const unhook = onExitSync(remove);
   await mustRun('ip', ['addr', 'add', bip, 'dev', name]);
   await mustRun('ip', ['link', 'set', name, 'up']);
-  // No iptables for dockerd: its DOCKER chains are global and it never removes them; docker-proxy
-  // still carries the loopback traffic the bench sends, so dockerd's figures are, if anything, flattered.
-  return { flags: ['--bridge', name, '--iptables=false', '--ip-masq=false'], remove: () => { unhook(); remove(); } };
+  // dockerd as installed: iptables on (NAT, isolation, the DOCKER chains), as berthd runs with its own.
+  return { flags: ['--bridge', name], remove: () => { unhook(); remove(); } };
+}
+
+const TABLES = ['filter', 'nat'];
+
+/** `iptables -S` of each table: what was there before dockerd. */
+function iptablesSnapshot(): Map<string, Set<string>> {
+  return new Map(TABLES.map((t) => [t, new Set(iptablesRules(t))]));
+}
+
+function iptablesRules(table: string): string[] {
+  return spawnSync('iptables', ['-w', '-t', table, '-S'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+}
+
+/**
+ * dockerd never removes its DOCKER chains and rules: delete, after it stopped, the rules and chains
+ * that were not there before and are dockerd's (they name a DOCKER chain or the bench's bridge).
+ */
+function takeBackIptables(before: Map<string, Set<string>>, bridge: string): void {
+  for (const table of TABLES) {
+    const had = before.get(table)!;
+    const added = iptablesRules(table).filter((l) => !had.has(l) && (/DOCKER/.test(l) || l.includes(bridge)));
+    for (const rule of added.filter((l) => l.startsWith('-A ')).reverse()) spawnSync('iptables', ['-w', '-t', table, '-D', ...rule.slice(3).split(' ')]);
+    const chains = added.filter((l) => l.startsWith('-N ')).map((l) => l.slice(3));
+    for (const c of chains) spawnSync('iptables', ['-w', '-t', table, '-F', c]);
+    for (const c of chains) spawnSync('iptables', ['-w', '-t', table, '-X', c]);
+  }
 }
 
 const ms = (s: number | undefined) => (s === undefined ? '-' : `${(s * 1000).toFixed(1)}`);
