@@ -508,6 +508,8 @@ export class NetworkService {
       for (const a of attachments) {
         const n = this.store.network(a.networkId);
         if (!n) throw new NotFound(`network ${a.networkId} not found`);
+        // A bridge deleted behind the daemon's back (`ip link del`) is made again, as at daemon start.
+        if (n.driver === 'bridge' && !fs.existsSync(`/sys/class/net/${n.bridge}`)) await this.bringUp(n);
         live.push({ n, a: this.lease(a, this.allocate(n, a, c, `eth${live.length}`)) });
       }
       const first = live[0]!;

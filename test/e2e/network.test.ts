@@ -5,6 +5,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -117,6 +118,22 @@ test('a container on the default bridge reaches a server on the bridge gateway a
   } finally {
     server.close();
   }
+});
+
+test('a default bridge deleted behind the daemon\'s back is made again by the next run', { timeout: 60_000 }, async () => {
+  const bridge = d.bridge!;
+  await new Promise<void>((resolve, reject) => execFile('ip', ['link', 'del', bridge], (err) => (err ? reject(err) : resolve())));
+  assert.equal(fs.existsSync(`/sys/class/net/${bridge}`), false);
+  const server = http.createServer((_req, res) => res.end('still here\n'));
+  // The gateway address went with the bridge: listen on any address, reach it through the gateway.
+  await new Promise<void>((r) => server.listen(0, '0.0.0.0', () => r()));
+  try {
+    const port = (server.address() as AddressInfo).port;
+    assert.equal(await docker(['run', '--rm', 'busybox', 'wget', '-qO-', `http://${gateway}:${port}/`]), 'still here\n');
+  } finally {
+    server.close();
+  }
+  assert.equal(fs.existsSync(`/sys/class/net/${bridge}`), true);
 });
 
 test('--network none has only lo, host sees the host interfaces, container:<id> shares the other stack', { timeout: 60_000 }, async () => {
