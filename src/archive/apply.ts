@@ -18,12 +18,17 @@ import { cleanName, climbsOut, safeJoin, safeJoinParent } from './safejoin.js';
  */
 export type WhiteoutMode = 'overlay' | 'delete';
 
+/** Owner ids of one side to the other's: a remapped container's ids to the host's, or back. */
+export type IdShift = (uid: number, gid: number) => { uid: number; gid: number };
+
 /** How `docker cp` extracts (extractTar): other choices than a layer's. */
 export interface ExtractOptions {
   /** Where the tar's root lands, relative to root; symlinks still resolve inside root. Default ''. */
   base?: string;
   /** Every member owned by this uid/gid instead of the tar's (docker cp without -a). */
   owner?: { uid: number; gid: number };
+  /** Owners through this map after `owner` (into a remapped container: its ids to the host's). */
+  ids?: IdShift;
   /** Member names as the caller wants them (docker's RebaseArchiveEntries); hard link targets too. */
   rename?: (name: string) => string;
   /** Refuse to replace a directory with a non-directory and the reverse (docker's NoOverwriteDirNonDir). */
@@ -152,13 +157,14 @@ class Applier implements EntryApplier {
   }
 
   async entry(header: TarHeader, body: Body, pax: PaxRecords): Promise<void> {
-    const { owner, rename, base: at } = this.opts;
+    const { owner, ids, rename, base: at } = this.opts;
     if (this.opts.strict && (climbsOut(header.name) || (header.type === 'link' && climbsOut(header.linkname ?? '')))) {
       throw new InvalidParameter(`invalid tar member "${header.name}": it points outside of the archive`);
     }
     let h = header;
-    if (owner || rename) {
+    if (owner || ids || rename) {
       h = { ...h, ...owner };
+      if (ids) Object.assign(h, ids(h.uid ?? 0, h.gid ?? 0));
       if (rename) {
         h.name = rename(h.name);
         if (h.type === 'link' && h.linkname) h.linkname = rename(h.linkname);

@@ -19,6 +19,6 @@ export { applyToMounts, fillMounts, fillOf, type LayerFill } from './mounts.js';
 export { applyLayerOffThread } from './offthread.js';
 export { diffLayer, packDir, packPath } from './pack.js';
 export { safeJoin } from './safejoin.js';
-export { extractTar, type ExtractOptions } from './apply.js';
+export { extractTar, type ExtractOptions, type IdShift } from './apply.js';
 export { checkTarMembers } from './scan.js';
 export { climbsOut } from './safejoin.js';

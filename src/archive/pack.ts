@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import * as sys from '../sys/index.js';
-import { layerApplier, type ApplyResult, type EntryApplier, type TarHeader, type WhiteoutMode } from './apply.js';
+import { layerApplier, type ApplyResult, type EntryApplier, type IdShift, type TarHeader, type WhiteoutMode } from './apply.js';
 import { encodePax } from './pax.js';
 
 /*
@@ -134,7 +134,9 @@ export class Packer {
   private readonly seen = new Map<string, string>();
   private sliceStart = performance.now();
 
-  constructor(private readonly emit: (chunk: Buffer) => Promise<void>, private readonly applier: EntryApplier | null) {}
+  /** ids: owners as the tar should name them (a remapped container's host uids back to its own). */
+  constructor(private readonly emit: (chunk: Buffer) => Promise<void>, private readonly applier: EntryApplier | null,
+    private readonly ids?: IdShift) {}
 
   /** n bytes at the end of the current chunk (n <= CHUNK), for the caller to fill. */
   private take(n: number): Buffer {
@@ -171,7 +173,8 @@ export class Packer {
     }
   }
 
-  private header(m: Member): void {
+  private header(member: Member): void {
+    const m = this.ids ? { ...member, ...this.ids(member.uid, member.gid) } : member;
     const records: [string, Buffer][] = m.records?.length ? [...m.records] : [];
     const main = scratch.fill(0);
     encodeHeader(m, records, main);
@@ -374,7 +377,7 @@ export interface Packed {
  * Run `job` on a Packer whose output is a stream; `into` makes it apply every entry there too. The job
  * starts on the first read and waits for its reader (backpressure); a reader that goes away stops it.
  */
-export function packWith(job: (p: Packer) => Promise<void>, into?: ApplyTarget): Packed {
+export function packWith(job: (p: Packer) => Promise<void>, into?: ApplyTarget, ids?: IdShift): Packed {
   let wake: (() => void) | null = null;
   let start: () => void = () => {};
   const started = new Promise<void>((r) => { start = r; });
@@ -401,7 +404,7 @@ export function packWith(job: (p: Packer) => Promise<void>, into?: ApplyTarget):
     await started;
     if (tar.destroyed) throw new Aborted();
     const applier = into ? layerApplier(into.dir, into.whiteouts) : null;
-    const p = new Packer(emit, applier);
+    const p = new Packer(emit, applier, ids);
     await job(p);
     const diffId = await p.end();
     tar.push(null);
@@ -433,8 +436,8 @@ export function diffLayer(upperDir: string): Readable {
 }
 
 /** Tar of a directory tree as-is. */
-export function packDir(dir: string): Readable {
-  return packWith((p) => p.tree(dir, '', false)).tar;
+export function packDir(dir: string, ids?: IdShift): Readable {
+  return packWith((p) => p.tree(dir, '', false), undefined, ids).tar;
 }
 
 /**
@@ -442,11 +445,11 @@ export function packDir(dir: string): Readable {
  * `docker cp` sends and receives. The path itself is not followed; name "." gives a directory's
  * contents as "./<entry>".
  */
-export function packPath(full: string, name: string): Readable {
+export function packPath(full: string, name: string, ids?: IdShift): Readable {
   return packWith(async (p) => {
     if (name === '.' && fs.lstatSync(full).isDirectory()) {
       await p.dir(full, './');
       await p.tree(full, '.', false);
     } else await p.member(full, name, false);
-  }).tar;
+  }, undefined, ids).tar;
 }

@@ -19,7 +19,7 @@ import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
-import { checkTarMembers, extractTar, packDir, packPath, safeJoin } from '../archive/index.js';
+import { checkTarMembers, extractTar, packDir, packPath, safeJoin, type IdShift } from '../archive/index.js';
 import { Forbidden, InvalidParameter, NotFound, errorMessage } from '../errors.js';
 import { log } from '../log.js';
 import type { Runtime } from '../runtime/index.js';
@@ -151,7 +151,9 @@ export class ContainerFiles {
   /** tmp: the daemon's own scratch dir (emptied at start-up), where a PUT body is spooled to be checked first. */
   constructor(private readonly containers: ContainerService, private readonly storage: Snapshotter, private readonly tmp: string,
     private readonly freezer: Pick<Runtime, 'pause' | 'resume'>,
-    private readonly mountsOf: (c: Container) => readonly MountPoint[] = () => []) {}
+    private readonly mountsOf: (c: Container) => readonly MountPoint[] = () => [],
+    /** A remapped container's ids to the host's and back (its files on disk are owned by host ids). */
+    private readonly idsOf: (c: Container) => { toHost: IdShift; toContainer: IdShift } | undefined = () => undefined) {}
 
   /** fn on the container's root, under its lock; a running container frozen meanwhile (a paused one is already). */
   private withRoot<T>(idOrName: string, fn: (root: string, c: Container) => Promise<T>): Promise<T> {
@@ -217,7 +219,7 @@ export class ContainerFiles {
       const { stat } = statResolved(root, r, c, m?.destination);
       // dockerd's event, once the path is known to exist.
       this.containers.publish('archive-path', c, { path: p });
-      await pipeline(packPath(r.host, r.member), start(stat));
+      await pipeline(packPath(r.host, r.member, this.idsOf(c)?.toContainer), start(stat));
     });
   }
 
@@ -243,6 +245,7 @@ export class ContainerFiles {
         await extractTar(fs.createReadStream(spool), root, {
           base,
           owner: opts.copyUIDGID ? undefined : { uid: 0, gid: 0 },
+          ids: this.idsOf(c)?.toHost,
           noOverwriteDirNonDir: opts.noOverwriteDirNonDir,
         });
         this.containers.publish('extract-to-dir', c, { path: p });
@@ -256,7 +259,7 @@ export class ContainerFiles {
   export(idOrName: string, start: () => Writable): Promise<void> {
     return this.withRoot(idOrName, async (root, c) => {
       this.containers.publish('export', c);
-      await pipeline(packDir(root), start());
+      await pipeline(packDir(root, this.idsOf(c)?.toContainer), start());
     });
   }
 

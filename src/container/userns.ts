@@ -93,6 +93,18 @@ export function toHost(remap: Remap): IdShift {
   return (uid, gid) => ({ uid: one(remap.uid, uid), gid: one(remap.gid, gid) });
 }
 
+/** Host ids back to the container's; one outside the ranges is the overflow id, as the kernel shows it inside. */
+export function toContainer(remap: Remap): IdShift {
+  const one = (maps: OciIdMapping[], id: number) => {
+    const r = maps.find((m) => id >= m.hostID && id < m.hostID + m.size);
+    return r ? r.containerID + (id - r.hostID) : OVERFLOW_ID;
+  };
+  return (uid, gid) => ({ uid: one(remap.uid, uid), gid: one(remap.gid, gid) });
+}
+
+/** /proc/sys/kernel/overflowuid and overflowgid: what a user namespace shows for an unmapped id. */
+const OVERFLOW_ID = 65534;
+
 /** Whether this container runs remapped (the daemon remaps and it did not ask for --userns=host). */
 export function isRemapped(c: Container, remap: Remap | undefined): remap is Remap {
   return remap !== undefined && c.hostConfig.UsernsMode !== 'host';

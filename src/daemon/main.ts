@@ -39,6 +39,7 @@ import { archiveRoutes } from '../api/archive.js';
 import { saveLoadRoutes } from '../api/saveload.js';
 import { dfRoutes } from '../api/df.js';
 import { ContainerFiles } from '../container/archive.js';
+import { isRemapped, toContainer, toHost } from '../container/userns.js';
 import { createRegistryClient } from '../registry/client/index.js';
 import { trimWhenQuiet, tuneMalloc } from './memory.js';
 import { VolumeService } from '../volume/index.js';
@@ -221,7 +222,8 @@ export async function runDaemon(config: DaemonConfig): Promise<{ close(): Promis
   // Paths inside a container's volumes and binds are read and written in their sources (tmpfs mounts live only in the running container).
   const files = new ContainerFiles(containers, storage, tmp, runtime, (c) => (c.mounts ?? [])
     .filter((m) => m.Type !== 'tmpfs')
-    .map((m) => ({ destination: m.Destination, source: m.Type === 'volume' && m.Name ? path.join(volumes.mountpointOf(m.Name), m.Subpath ?? '') : m.Source, readOnly: !m.RW })));
+    .map((m) => ({ destination: m.Destination, source: m.Type === 'volume' && m.Name ? path.join(volumes.mountpointOf(m.Name), m.Subpath ?? '') : m.Source, readOnly: !m.RW })),
+  (c) => (isRemapped(c, isolation.remap) ? { toHost: toHost(isolation.remap), toContainer: toContainer(isolation.remap) } : undefined));
   await files.recover();
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp, { mode: 0o700 });

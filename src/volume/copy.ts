@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import type { IdShift } from '../archive/index.js';
 import * as sys from '../sys/index.js';
 
 async function copyXattrs(src: string, dst: string): Promise<void> {
@@ -21,7 +22,6 @@ async function copyXattrs(src: string, dst: string): Promise<void> {
 }
 
 /** Owners in the source to owners in the copy (userns-remap: container ids to the host's); default the same. */
-export type IdShift = (uid: number, gid: number) => { uid: number; gid: number };
 const same: IdShift = (uid, gid) => ({ uid, gid });
 
 async function copyMeta(src: string, dst: string, st: fs.Stats, shift: IdShift): Promise<void> {

@@ -25,7 +25,8 @@ import type { EventBus } from '../events/index.js';
 import { log } from '../log.js';
 import { dirSize, isMountPoint, mountLocal, unmountLocal, validateLocalOptions } from './local.js';
 
-export { type IdShift, copyIntoEmpty, isEmptyDir } from './copy.js';
+export { copyIntoEmpty, isEmptyDir } from './copy.js';
+export type { IdShift } from '../archive/index.js';
 export { mountOf } from './local.js';
 
 /** Docker's label on volumes made for `-v /path`, an image VOLUME or `--mount` without a source. */

@@ -141,6 +141,32 @@ test('container root is the first subordinate uid on the host; inside it is root
   }
 });
 
+test('docker cp in and out of a remapped container speaks the container\'s ids; on disk they are the host\'s', { timeout: 90_000 }, async () => {
+  const id = (await d.docker(['run', '-d', '--network', 'none', 'busybox', 'sh', '-c', 'echo inside > /root/made-inside; sleep 60'])).stdout.trim();
+  try {
+    const src = path.join(tmp, 'from-host');
+    fs.writeFileSync(src, 'from the host\n');
+    fs.chownSync(src, 1234, 1234);
+    let r = await d.docker(['cp', src, `${id}:/root/plain`]);
+    assert.equal(r.code, 0, r.stderr);
+    r = await d.docker(['cp', '-a', src, `${id}:/root/archived`]);
+    assert.equal(r.code, 0, r.stderr);
+    const inside = await d.docker(['exec', id, 'stat', '-c', '%u:%g', '/root/plain', '/root/archived']);
+    assert.deepEqual(inside.stdout.trim().split('\n'), ['0:0', '1234:1234'], inside.stderr);
+    const upper = (await d.api('GET', `/containers/${id}/json`)).body.GraphDriver.Data.UpperDir;
+    assert.equal(fs.statSync(path.join(upper, 'root/plain')).uid, base);
+    assert.equal(fs.statSync(path.join(upper, 'root/archived')).uid, base + 1234);
+    // Out: the tar names the container's ids (root), not the host's, as dockerd's does.
+    const out = await d.api('GET', `/containers/${id}/archive?path=/root/made-inside`);
+    assert.equal(out.status, 200);
+    const header = String(out.body); // a one-member tar: its first header's fields are ASCII
+    assert.equal(parseInt(header.slice(108, 116), 8), 0, 'uid in the tar');
+    assert.equal(parseInt(header.slice(116, 124), 8), 0, 'gid in the tar');
+  } finally {
+    await d.docker(['rm', '-f', id]);
+  }
+});
+
 test('--userns=host opts out; privileged and host namespaces need it, with dockerd\'s messages', { timeout: 60_000 }, async () => {
   const map = await d.docker(['run', '--rm', '--userns', 'host', 'busybox', 'cat', '/proc/self/uid_map']);
   assert.deepEqual(map.stdout.trim().split(/\s+/), ['0', '0', '4294967295']);
@@ -266,15 +292,17 @@ test('the default bridge under remap: eth0 in the container\'s own user namespac
   assert.deepEqual(netnsFiles(), []);
 });
 
-test('a failure between runc create and start (the network\'s bridge gone) rolls the start back: no netns, mount, cgroup, process or lease left', { timeout: 60_000 }, async () => {
+test('a failure between runc create and start (the network\'s bridge replaced by a link that is no bridge) rolls the start back: no netns, mount, cgroup, process or lease left', { timeout: 60_000 }, async () => {
   const net = JSON.parse(await docker(['network', 'inspect', (await docker(['network', 'create', 'brokennet'])).trim()]))[0];
   const bridge = `br-${net.Id.slice(0, 12)}`;
   try {
     assert.ok(fs.existsSync(`/sys/class/net/${bridge}`), bridge);
+    // A missing bridge would be made again before runc create; a veth of its name fails the veth's enslaving after it.
     execFileSync('ip', ['link', 'del', bridge]);
+    execFileSync('ip', ['link', 'add', bridge, 'type', 'veth', 'peer', 'name', `bp-${net.Id.slice(0, 12)}`]);
     const r = await d.docker(['run', '-d', '--name', 'broken', '--network', 'brokennet', 'busybox', 'sleep', '60']);
     assert.notEqual(r.code, 0, r.stdout);
-    assert.match(r.stderr, /failed to create task for container/);
+    assert.match(r.stderr, /Error response from daemon: .*veth/);
     const info = JSON.parse(await docker(['inspect', 'broken']))[0];
     assert.equal(info.State.Status, 'created');
     assert.equal(info.State.Pid, 0);
