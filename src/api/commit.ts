@@ -3,7 +3,7 @@ import { InvalidParameter } from '../errors.js';
 import type { ContentStore } from '../content/index.js';
 import type { ContainerService } from '../container/service.js';
 import { type CommittedContainerConfig, type ImageStore, commitConfig, createChildImage, familiarString, parseReference } from '../image/index.js';
-import { type Snapshotter, snapshotChanges } from '../storage/index.js';
+import type { Snapshotter } from '../storage/index.js';
 import type { EventBus } from '../events/index.js';
 import type { Router } from './server.js';
 import { sendJSON } from './server.js';
@@ -45,7 +45,7 @@ export function commitRoutes(router: Router, d: CommitDeps): void {
       const cfg = commitConfig(base?.config.config ?? {}, { ...(c.config as CommittedContainerConfig), ...body }, changes);
       const image = await createChildImage(d.images, d.content, d.storage, {
         base,
-        layer: snapshotChanges(d.storage, c.id),
+        layer: d.containers.changes(c),
         config: cfg,
         createdBy: (c.config.Cmd ?? []).join(' '),
         comment,

@@ -173,8 +173,12 @@ export class Packer {
     }
   }
 
+  private owned(m: Member): Member {
+    return this.ids ? { ...m, ...this.ids(m.uid, m.gid) } : m;
+  }
+
   private header(member: Member): void {
-    const m = this.ids ? { ...member, ...this.ids(member.uid, member.gid) } : member;
+    const m = this.owned(member);
     const records: [string, Buffer][] = m.records?.length ? [...m.records] : [];
     const main = scratch.fill(0);
     encodeHeader(m, records, main);
@@ -200,8 +204,9 @@ export class Packer {
     await this.flush();
   }
 
-  private async apply(m: Member, body: Buffer | AsyncIterable<Buffer>): Promise<void> {
+  private async apply(member: Member, body: Buffer | AsyncIterable<Buffer>): Promise<void> {
     if (!this.applier) return;
+    const m = this.owned(member);
     const h: TarHeader = {
       name: m.name, type: TYPE_NAME[m.type as Exclude<TypeFlag, 'x'>], mode: m.mode & 0o7777, uid: m.uid, gid: m.gid,
       size: m.size, mtime: new Date(m.mtime * 1000),

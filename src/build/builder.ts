@@ -651,7 +651,7 @@ export class Builder {
       this.o.signal.throwIfAborted();
       if (StatusCode !== 0) throw new BuildError(`The command '${argv.join(' ')}' returned a non-zero code: ${StatusCode}`, StatusCode);
       const img = await createChildImage(this.d.images, this.d.content, this.d.storage, {
-        base: st.image, layer: snapshotChanges(this.d.storage, Id), config, createdBy, author: st.author, lease: this.lease,
+        base: st.image, layer: svc.changes(svc.get(Id)), config, createdBy, author: st.author, lease: this.lease,
       });
       ok = true;
       if (this.o.rm || this.o.forceRm) {

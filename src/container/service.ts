@@ -32,7 +32,7 @@ import { Conflict as CommitConflict } from '../errors.js';
 import type { EventBus } from '../events/index.js';
 import { log } from '../log.js';
 import { safeJoin } from '../archive/index.js';
-import { type Snapshotter, removeOnBase, withMounts } from '../storage/index.js';
+import { type LayerDiff, type Snapshotter, removeOnBase, snapshotChanges, withMounts } from '../storage/index.js';
 import type { Image, ImageStore } from '../image/index.js';
 import { type Runtime, type OciSpec, buildSpec, cgroupLimits, resolveUser } from '../runtime/index.js';
 import { type CreateBody, newContainer, pickName, prepareSnapshot } from './create.js';
@@ -43,7 +43,7 @@ import { type NetworkBackend, networkProvider } from './providers/network.js';
 import { rootfsProvider } from './providers/rootfs.js';
 import { shmProvider } from './providers/shm.js';
 import { ipcProvider } from './providers/ipc.js';
-import { checkRemapped, isRemapped, remapRootfsProvider } from './userns.js';
+import { checkRemapped, isRemapped, remapRootfsProvider, toContainer } from './userns.js';
 import { VolumeMounts } from './providers/volumes.js';
 import type { VolumeService } from '../volume/index.js';
 import { recoverContainers } from './recovery.js';
@@ -153,6 +153,12 @@ export class ContainerService {
 
   image(c: Container): Image | null {
     return this.deps.images.get(c.imageId);
+  }
+
+  /** The container's changes as an image layer (commit, build): a remapped container's host ids back to its own. */
+  changes(c: Container): LayerDiff {
+    const remap = this.deps.isolation?.remap;
+    return snapshotChanges(this.deps.storage, c.id, isRemapped(c, remap) ? toContainer(remap) : undefined);
   }
 
   /** Containers using an image, for `rmi` conflicts. */

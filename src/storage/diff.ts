@@ -12,7 +12,7 @@
  */
 import crypto from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { packChangeList, packWith, type ApplyTarget, type Packed, type Packer } from '../archive/index.js';
+import { packChangeList, packWith, type ApplyTarget, type IdShift, type Packed, type Packer } from '../archive/index.js';
 import { NotFound } from '../errors.js';
 import { walkChanges } from './changes.js';
 import type { Snapshotter } from './index.js';
@@ -27,7 +27,8 @@ export interface LayerDiff {
   pack(into: ApplyTarget): Packed;
 }
 
-export function snapshotChanges(s: Snapshotter, key: string): LayerDiff {
+/** ids: the owners as the layer should name them (a remapped container's host ids back to its own). */
+export function snapshotChanges(s: Snapshotter, key: string, ids?: IdShift): LayerDiff {
   const mounts = s.mounts(key);
   const upper = upperDirOf(mounts);
   let job: (p: Packer) => Promise<void>;
@@ -55,7 +56,7 @@ export function snapshotChanges(s: Snapshotter, key: string): LayerDiff {
       }
     };
   }
-  return { tar: () => packWith(job).tar, pack: (into) => packWith(job, into) };
+  return { tar: () => packWith(job, undefined, ids).tar, pack: (into) => packWith(job, into, ids) };
 }
 
 export function snapshotDiff(s: Snapshotter, key: string): Readable {

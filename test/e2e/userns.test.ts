@@ -167,6 +167,30 @@ test('docker cp in and out of a remapped container speaks the container\'s ids; 
   }
 });
 
+test('commit of a remapped container, and a build\'s RUN step, make layers with the container\'s ids', { timeout: 120_000 }, async () => {
+  const ctx = path.join(tmp, 'build-ctx');
+  fs.mkdirSync(ctx, { recursive: true });
+  fs.writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM busybox\nRUN touch /built && mkdir /owned && chown 1234:1234 /owned\n');
+  const b = await d.docker(['build', '-q', '-t', 'remapped-build:1', ctx]);
+  assert.equal(b.code, 0, b.stderr);
+  const built = await d.docker(['run', '--rm', '--userns=host', '--network', 'none', 'remapped-build:1', 'stat', '-c', '%u:%g', '/built', '/owned']);
+  assert.deepEqual(built.stdout.trim().split('\n'), ['0:0', '1234:1234'], built.stderr);
+  await d.docker(['rmi', 'remapped-build:1']);
+
+  const id = (await d.docker(['run', '-d', '--network', 'none', 'busybox', 'sh', '-c', 'echo x > /root/committed; chown 1234:1234 /root/committed; touch /root/rootfile; sleep 60'])).stdout.trim();
+  try {
+    for (let i = 0; i < 50 && (await d.docker(['exec', id, 'test', '-e', '/root/rootfile'])).code !== 0; i++) await new Promise((r) => setTimeout(r, 100));
+    const c = await d.docker(['commit', id, 'remapped-commit:1']);
+    assert.equal(c.code, 0, c.stderr);
+    // Seen without the remap, the layer's own ids show: root's file is 0, the chowned one 1234.
+    const r = await d.docker(['run', '--rm', '--userns=host', '--network', 'none', 'remapped-commit:1', 'stat', '-c', '%u:%g', '/root/rootfile', '/root/committed']);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['0:0', '1234:1234'], r.stderr);
+  } finally {
+    await d.docker(['rm', '-f', id]);
+    await d.docker(['rmi', 'remapped-commit:1']);
+  }
+});
+
 test('--userns=host opts out; privileged and host namespaces need it, with dockerd\'s messages', { timeout: 60_000 }, async () => {
   const map = await d.docker(['run', '--rm', '--userns', 'host', 'busybox', 'cat', '/proc/self/uid_map']);
   assert.deepEqual(map.stdout.trim().split(/\s+/), ['0', '0', '4294967295']);
