@@ -28,7 +28,7 @@ import { buildSpec, type OciSpec } from '../src/runtime/spec.js';
 import type { OciSeccomp } from '../src/runtime/seccomp.js';
 import { removeCgroup } from '../src/runtime/cgroups.js';
 import { repoRoot, testImages } from '../test/harness.js';
-import { benchArgs, ensureDockerd, formatTable, loadBusybox, median, must, startBerth, startDockerd, type Engine } from './common.js';
+import { benchArgs, ensureDockerd, formatTable, loadBusybox, median, must, startBerth, startDockerd, which, type Engine } from './common.js';
 
 interface Row { engine: string; withProfile: number[]; unconfined: number[]; error?: string }
 
@@ -133,7 +133,19 @@ function replayLines(p: OciSeccomp): string {
 }
 
 interface SplitPhase { minMs: number; medianMs: number }
-interface SplitRow { rules: number; arches: number; bpfInstructions: number; ruleAdd: SplitPhase; resolvePerArch: SplitPhase; bpfExport: SplitPhase; kernelLoad: SplitPhase }
+interface SplitRow {
+  rules: number; arches: number; bpfInstructions: number; ruleAdd: SplitPhase; resolvePerArch: SplitPhase; bpfExport: SplitPhase; kernelLoad: SplitPhase;
+  /** Instructions libseccomp executes in the two big phases (callgrind, when valgrind is installed): the same on an idle machine and a busy one. */
+  instructions?: { ruleAdd: number; bpfExport: number };
+}
+
+/** Instructions executed inside `fn` (and what it calls) during one replay, counted by callgrind. */
+function instructionsIn(bin: string, input: string, fn: string): number {
+  const r = spawnSync('valgrind', ['--tool=callgrind', '--callgrind-out-file=/dev/null', `--toggle-collect=${fn}`, bin, '1', 'noload'], { input, encoding: 'utf8' });
+  const m = /Collected : (\d+)/.exec(r.stderr ?? '');
+  if (r.status !== 0 || !m) throw new Error(`valgrind (${fn}) exited ${r.status}: ${r.stderr}`);
+  return Number(m[1]);
+}
 
 /** libseccomp's and the kernel's share of the profile, from bench/seccomp-libseccomp.c; undefined when it cannot be built here. */
 function splitLibseccomp(n: number): [string, SplitRow][] | undefined {
@@ -146,10 +158,15 @@ function splitLibseccomp(n: number): [string, SplitRow][] | undefined {
       return undefined;
     }
     const profile = benchSpec('/', 'unused').linux.seccomp!;
+    const valgrind = which('valgrind');
+    if (!valgrind) process.stderr.write('bench: valgrind not installed; --split prints times only, no instruction counts\n');
     return rawVariants(profile).filter(([, , f]) => f).map(([variant, , filter]) => {
-      const r = spawnSync(bin, [String(n)], { input: replayLines(filter!), encoding: 'utf8' });
+      const input = replayLines(filter!);
+      const r = spawnSync(bin, [String(n)], { input, encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`seccomp-libseccomp (${variant}) exited ${r.status}: ${r.stderr}`);
-      return [variant, JSON.parse(r.stdout) as SplitRow];
+      const row = JSON.parse(r.stdout) as SplitRow;
+      if (valgrind) row.instructions = { ruleAdd: instructionsIn(bin, input, 'seccomp_rule_add_array'), bpfExport: instructionsIn(bin, input, 'seccomp_export_bpf') };
+      return [variant, row];
     });
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -202,9 +219,12 @@ async function main(): Promise<void> {
     const split = splitLibseccomp(o.n);
     if (split) {
       const phase = (p: SplitPhase) => `${p.minMs.toFixed(2)} / ${p.medianMs.toFixed(2)}`;
-      const t = split.map(([v, r]) => [v, `${r.rules} x ${r.arches}`, String(r.bpfInstructions), phase(r.ruleAdd), phase(r.resolvePerArch), phase(r.bpfExport), phase(r.kernelLoad)]);
+      const mega = (x: number | undefined) => (x === undefined ? '-' : `${(x / 1e6).toFixed(2)} M`);
+      const t = split.map(([v, r]) => [v, `${r.rules} x ${r.arches}`, String(r.bpfInstructions), phase(r.ruleAdd), phase(r.resolvePerArch), phase(r.bpfExport), phase(r.kernelLoad),
+        mega(r.instructions?.ruleAdd), mega(r.instructions?.bpfExport)]);
       process.stdout.write(`\nlibseccomp and the kernel, replaying runc's calls (bench/seccomp-libseccomp.c), ms min / median of ${o.n}\n`);
-      process.stdout.write(`${formatTable(['variant', 'rules x arches', 'BPF insns', 'rule add', 'resolve per arch', 'BPF export', 'kernel load'], t, (i) => i === 0)}\n`);
+      const head = ['variant', 'rules x arches', 'BPF insns', 'rule add', 'resolve per arch', 'BPF export', 'kernel load', 'rule add instr', 'BPF export instr'];
+      process.stdout.write(`${formatTable(head, t, (i) => i === 0)}\n`);
       process.stdout.write(JSON.stringify({ bench: 'seccomp-libseccomp-split', n: o.n, variants: Object.fromEntries(split) }) + '\n');
     }
   }
