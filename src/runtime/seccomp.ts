@@ -9,12 +9,20 @@
  * that holds the capability the kernel would ask for, so `--cap-add SYS_ADMIN` gets mount back.
  *
  * What the filter costs: runc (1.1.5, libseccomp 2.5.4 here) compiles it at every start and every
- * exec, in time that grows faster than the number of names times architectures (measured: ~9 ms of
- * runc CPU for this profile on x86_64 + x86, ~4 ms with x86_64 alone, ~2.4 ms for a deny-list of
- * the ~96 names this one refuses). It stays an allow-list all the same: a deny-list lets through
- * every syscall libseccomp cannot name (on kernel 6.18: statmount, listmount, lsm_*, mseal,
- * *xattrat, open_tree_attr, file_getattr/setattr), where this profile answers ENOSYS. The names go
- * in one rule: one rule per name costs runc more (~2 ms).
+ * exec: ~9 ms of runc CPU on x86_64 + x86, ~4.5 ms on x86_64 alone, ~1 ms for a one-rule filter
+ * (bench/seccomp.ts; --split times libseccomp's phases). Of the 9: libseccomp ~6 in runc (perf;
+ * adding the rules ~2, each into every architecture twice, live and transaction shadow; generating
+ * the BPF ~3, in time that grows faster than the blocks of all architectures together, which is why
+ * i386 costs more than x86_64 itself), runc's own Go code ~1 (config, the ENOSYS patch), the
+ * kernel's load ~0.6. The shape of the profile barely matters: name order, folding the personality
+ * values into a masked compare (which costs more, not less), dropping the names no architecture
+ * here has (recv, send) each move libseccomp's instructions by 4% or less (callgrind). Only fewer
+ * names or architectures would, and each name is open on purpose; without SCMP_ARCH_X86 an i386
+ * program dies of SIGSYS at its first call (test/e2e/isolation.test.ts). It stays an allow-list all
+ * the same: a deny-list (~2.4 ms for the ~96 names this one refuses) lets through every syscall
+ * libseccomp cannot name (on kernel 6.18: statmount, listmount, lsm_*, mseal, *xattrat,
+ * open_tree_attr, file_getattr/setattr), where this profile answers ENOSYS. The names go in one
+ * rule: one rule per name costs runc more (~2 ms).
  */
 import os from 'node:os';
 import { InvalidParameter } from '../errors.js';
