@@ -111,6 +111,15 @@ function processAlive(pid: number): boolean {
   return processStart(pid) !== null;
 }
 
+/** runc init, still waiting at the exec fifo for the start (it names itself so until it execs the command). */
+function initWaiting(pid: number): boolean {
+  try {
+    return processAlive(pid) && fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'runc:[2:INIT]';
+  } catch {
+    return false;
+  }
+}
+
 /** runc logs errors as logfmt (`level=error msg="..."`) or JSON lines; pull out the messages. */
 export function runcMessage(text: string): string {
   const msgs: string[] = [];
@@ -255,19 +264,24 @@ class ConmonRuntime implements Runtime {
     const fifo = path.join(this.o.runtimeRoot, id, 'exec.fifo');
     const pid = readIntFile(path.join(this.bundle(id), 'pidfile'));
     if (!pid || !fs.existsSync(fifo)) return false;
-    // The open blocks (in the pool) until init opens its end. If init dies first, a writer of our
-    // own ends the wait, and the read below sees no byte.
-    const opening = fs.promises.open(fifo, fs.constants.O_RDONLY);
-    const watchdog = setInterval(() => {
-      if (processAlive(pid)) return;
-      try { fs.closeSync(fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK)); } catch { /* the open has returned */ }
-    }, 50);
-    const fifoFile = await opening.finally(() => clearInterval(watchdog));
-    try {
-      const { bytesRead } = await fifoFile.read(Buffer.alloc(1), 0, 1, null);
-      if (bytesRead !== 1) throw new SystemError('container process is already dead');
-    } finally {
-      await fifoFile.close();
+    const dead = () => new SystemError('container process is already dead');
+    // The open blocks (in the pool) until init opens its end. If init dies first, or is past the
+    // handshake (a start cut short between it and the fifo's removal), a writer of our own ends the wait.
+    if (initWaiting(pid)) {
+      const opening = fs.promises.open(fifo, fs.constants.O_RDONLY);
+      const watchdog = setInterval(() => {
+        if (initWaiting(pid)) return;
+        try { fs.closeSync(fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK)); } catch { /* the open has returned */ }
+      }, 50);
+      const fifoFile = await opening.finally(() => clearInterval(watchdog));
+      try {
+        const { bytesRead } = await fifoFile.read(Buffer.alloc(1), 0, 1, null);
+        if (bytesRead !== 1 && !processAlive(pid)) throw dead();
+      } finally {
+        await fifoFile.close();
+      }
+    } else if (!processAlive(pid)) {
+      throw dead();
     }
     fs.rmSync(fifo, { force: true });
     return true;

@@ -222,6 +222,35 @@ describe('conmon + runc', () => {
     assert.equal(rt.oomKilled(id), true);
   });
 
+  it('start finishes a start cut short after runc init\'s handshake; the command runs once', async () => {
+    const { id, logPath } = await run(['sh', '-c', 'echo ran; sleep 100'], {}, false);
+    const fifo = path.join(runtimeRoot, id, 'exec.fifo');
+    // What a daemon killed mid-start did: the handshake (init execs the command), not the fifo's removal.
+    const fd = fs.openSync(fifo, 'r');
+    assert.equal(fs.readSync(fd, Buffer.alloc(1)), 1);
+    fs.closeSync(fd);
+    for (let i = 0; i < 100 && !(await output(logPath)).includes('ran'); i++) await sleep(20);
+    assert.equal((await rt.state(id))?.status, 'created');
+    await rt.start(id);
+    assert.equal((await rt.state(id))?.status, 'running');
+    await sleep(100);
+    assert.equal(await output(logPath), 'ran\n');
+    await rt.kill(id, 'SIGKILL', true);
+    await rt.waitExit(id);
+    await rt.delete(id);
+  });
+
+  it('start of a created container whose init died gets runc\'s error at once', async () => {
+    const { id } = await run(['true'], {}, false);
+    const pid = Number(fs.readFileSync(path.join(stateDir, id, 'pidfile'), 'utf8'));
+    process.kill(pid, 'SIGKILL');
+    const t0 = Date.now();
+    await assert.rejects(rt.start(id), /container process is already dead/);
+    assert.ok(Date.now() - t0 < 2000, `${Date.now() - t0} ms`);
+    await rt.delete(id);
+    assert.equal(await rt.state(id), null);
+  });
+
   it('create of a missing binary fails with runc\'s message and leaves nothing behind', async () => {
     const id = `t${process.pid}-missing`;
     created.push(id);
