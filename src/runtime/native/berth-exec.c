@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <linux/capability.h>
 #include <linux/close_range.h>
 #include <linux/filter.h>
@@ -110,24 +111,6 @@ static long number(const char *s, const char *what) {
   return v;
 }
 
-static uint64_t hex64(const char **s) {
-  char *end;
-  errno = 0;
-  uint64_t v = strtoull(*s, &end, 16);
-  if (errno || end == *s || (*end && *end != ':')) fail("invalid capability mask: %s", *s);
-  *s = *end ? end + 1 : end;
-  return v;
-}
-
-static rlim_t rlimit_value(const char *s) {
-  if (s[0] == '-') return RLIM_INFINITY;
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (errno || end == s || (*end && *end != ':')) fail("invalid rlimit: %s", s);
-  return (rlim_t)v;
-}
-
 static void parse(int argc, char **argv, struct options *o) {
   memset(o, 0, sizeof *o);
   o->pid = -1;
@@ -161,23 +144,17 @@ static void parse(int argc, char **argv, struct options *o) {
         p = *end ? end + 1 : end;
       }
     } else if (!strcmp(a, "--rlimit")) {
-      char *end;
+      /* RESOURCE:SOFT:HARD; -1 wraps to RLIM_INFINITY. */
+      unsigned long long soft, hard;
+      int res;
       if (o->nrlimits == MAX_LIST) fail("too many rlimits");
-      int res = (int)strtol(v, &end, 10);
-      if (*end != ':') fail("invalid rlimit: %s", v);
-      const char *hard = strchr(end + 1, ':');
-      if (!hard) fail("invalid rlimit: %s", v);
+      if (sscanf(v, "%d:%llu:%llu", &res, &soft, &hard) != 3) fail("invalid rlimit: %s", v);
       o->rlimits[o->nrlimits].resource = res;
-      o->rlimits[o->nrlimits].lim.rlim_cur = rlimit_value(end + 1);
-      o->rlimits[o->nrlimits].lim.rlim_max = rlimit_value(hard + 1);
+      o->rlimits[o->nrlimits].lim = (struct rlimit){ (rlim_t)soft, (rlim_t)hard };
       o->nrlimits++;
     } else if (!strcmp(a, "--caps")) {
-      const char *p = v;
-      o->bounding = hex64(&p);
-      o->effective = hex64(&p);
-      o->permitted = hex64(&p);
-      o->inheritable = hex64(&p);
-      o->ambient = hex64(&p);
+      if (sscanf(v, "%" SCNx64 ":%" SCNx64 ":%" SCNx64 ":%" SCNx64 ":%" SCNx64, &o->bounding, &o->effective, &o->permitted,
+                 &o->inheritable, &o->ambient) != 5) fail("invalid capabilities: %s", v);
     } else fail("unknown option %s", a);
   }
   if (o->pid <= 0 || !o->start || !o->id) fail("--pid, --start and --id are required");
