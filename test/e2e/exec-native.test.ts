@@ -14,7 +14,7 @@ import path from 'node:path';
 import { startDaemon, loadTestImages, leftovers, printLogTail, run, paths, type Daemon } from '../harness.js';
 
 let d: Daemon;
-const RUNC = '/usr/sbin/runc';
+const RUNC = ['/usr/sbin/runc', '/usr/bin/runc'].find((p) => fs.existsSync(p)) ?? 'runc';
 
 /** What a process sees of itself that runc sets up. */
 const PROBE = [
@@ -65,34 +65,36 @@ function initPid(id: string): number {
   return (JSON.parse(fs.readFileSync(path.join(d.execRoot, 'runc', id, 'state.json'), 'utf8')) as { init_process_pid: number }).init_process_pid;
 }
 
-/** The host pid of the process an attached `docker exec CMD` runs, found by its parent while the exec lasts. */
-async function whileExecRuns<T>(name: string, cmd: string[], fn: (pid: number) => T): Promise<T> {
+/** An attached `docker exec CMD` started in the background: the host pid of its process once it runs, and the CLI's exit code. */
+async function execRunning(name: string, cmd: string[]): Promise<{ pid: number; exit: Promise<number | null> }> {
   const cli = spawn(paths.docker, ['exec', name, ...cmd], { env: d.env, stdio: 'ignore' });
-  const done = new Promise<void>((resolve) => cli.on('exit', () => resolve()));
-  try {
-    for (let i = 0; i < 100; i++) {
-      for (const p of fs.readdirSync('/proc')) {
-        if (!/^\d+$/.test(p)) continue;
-        try {
-          const ppid = Number(/^PPid:\s+(\d+)/m.exec(status(Number(p)))?.[1]);
-          if (fs.readFileSync(`/proc/${ppid}/comm`, 'utf8').trim() !== 'berth-exec') continue;
-          if (!fs.readFileSync(`/proc/${ppid}/cmdline`, 'utf8').includes(cmd.join('\0'))) continue;
-          return fn(Number(p));
-        } catch { /* gone meanwhile */ }
-      }
-      await new Promise((r) => setTimeout(r, 50));
+  const exit = new Promise<number | null>((resolve) => cli.on('exit', (code) => resolve(code)));
+  for (let i = 0; i < 100; i++) {
+    for (const p of fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+      try {
+        const ppid = parentOf(Number(p));
+        if (fs.readFileSync(`/proc/${ppid}/comm`, 'utf8').trim() !== 'berth-exec') continue;
+        if (!fs.readFileSync(`/proc/${ppid}/cmdline`, 'utf8').includes(`\0--\0${cmd.join('\0')}\0`)) continue;
+        return { pid: Number(p), exit };
+      } catch { /* gone meanwhile */ }
     }
-    throw new Error(`no process of berth-exec runs ${cmd.join(' ')}`);
-  } finally {
-    await done;
+    await new Promise((r) => setTimeout(r, 50));
   }
+  cli.kill('SIGKILL');
+  await exit;
+  throw new Error(`no process of berth-exec runs ${cmd.join(' ')}`);
+}
+
+function parentOf(pid: number): number {
+  return Number(/^PPid:\s+(\d+)/m.exec(status(pid))?.[1]);
 }
 
 test('docker exec runs under berth-exec and sees what runc exec sees: root, a user, groups, -w', { timeout: 120_000 }, async () => {
   const id = await runContainer('plain', ['--group-add', '4242', '--ulimit', 'nofile=100:200', '--oom-score-adj', '300']);
-  // The process's parent is berth-exec (runc's would be runc itself).
-  const parent = await whileExecRuns('plain', ['sleep', '1'], (pid) => Number(/^PPid:\s+(\d+)/m.exec(status(pid))?.[1]));
-  assert.ok(parent > 0);
+  // The process's parent is berth-exec (runc's would be runc itself); a SIGTERM to it reaches the process.
+  const sleeper = await execRunning('plain', ['sleep', '30']);
+  process.kill(parentOf(sleeper.pid), 'SIGTERM');
+  assert.equal(await sleeper.exit, 143);
   assert.equal(await docker(['exec', 'plain', 'sh', '-c', PROBE]), await runcExec(id, PROBE));
   // -u: berth resolves the user in the image (its primary group first, then --group-add), both runners get the same ids.
   assert.equal(await docker(['exec', '-u', 'nobody', 'plain', 'sh', '-c', PROBE]), await runcExec(id, PROBE, { uid: 65534, gid: 65534, additionalGids: [65534, 4242] }));
