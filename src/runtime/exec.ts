@@ -84,6 +84,8 @@ export interface ExecRuntime {
   exec(containerId: string, execId: string, process: OciProcess, io: ExecIO): Promise<ExecProcess>;
   /** After a daemon restart: remove the directories of execs whose conmon is gone, and of the others once it goes. */
   sweep(): void;
+  /** The container stopped or went: drop what was kept of its init for later execs. */
+  forget(containerId: string): void;
 }
 
 const SOCKET_PATH_MAX = 107;
@@ -178,6 +180,10 @@ class ConmonExecRuntime implements ExecRuntime {
     } catch (err) {
       throw new Conflict(`Container ${containerId} is not running: ${errorMessage(err)}`);
     }
+  }
+
+  forget(containerId: string): void {
+    this.native?.forget(containerId);
   }
 
   sweep(): void {

@@ -30,6 +30,8 @@ export interface NativeExec {
   readonly helperPath: string;
   /** berth-exec's arguments for this process in this container, or null: use runc exec. */
   prepare(containerId: string, proc: OciProcess): Promise<string[] | null>;
+  /** Drop what was read of the container's init. */
+  forget(containerId: string): void;
 }
 
 interface Target {
@@ -100,6 +102,10 @@ class HelperExec implements NativeExec {
     const a = ['--pid', String(t.pid), '--start', t.start, '--id', containerId, '--seccomp', seccomp];
     for (const dir of t.cgroups) a.push('--cgroup', dir);
     return [...a, ...rest];
+  }
+
+  forget(containerId: string): void {
+    this.targets.delete(containerId);
   }
 
   /** runc's record of the container's init, read again only when state.json changed. */

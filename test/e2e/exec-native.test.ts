@@ -16,10 +16,14 @@ import { startDaemon, loadTestImages, leftovers, printLogTail, run, paths, type 
 let d: Daemon;
 const RUNC = ['/usr/sbin/runc', '/usr/bin/runc'].find((p) => fs.existsSync(p)) ?? 'runc';
 
-/** What a process sees of itself that runc sets up. */
+/**
+ * What a process sees of itself that runc sets up. Not the soft nofile limit: runc 1.1.5's exec
+ * sometimes leaves it raised to the hard one (Go raises its own at start, racing runc's prlimit);
+ * it is checked against the spec instead.
+ */
 const PROBE = [
   "grep -E '^(Uid|Gid|Groups|Cap[A-Za-z]+|NoNewPrivs|Seccomp|Seccomp_filters):' /proc/self/status",
-  'id', 'ulimit -Sn', 'ulimit -Hn', 'cat /proc/self/oom_score_adj', 'cat /proc/self/cgroup', 'pwd',
+  'id', 'ulimit -Hn', 'cat /proc/self/oom_score_adj', 'cat /proc/self/cgroup', 'pwd',
   'for n in cgroup ipc mnt net pid user uts; do readlink /proc/self/ns/$n; done',
 ].join('; ');
 
@@ -102,6 +106,7 @@ test('docker exec runs under berth-exec and sees what runc exec sees: root, a us
   assert.equal(u, await runcExec(id, PROBE, { uid: 1000, gid: 1000, additionalGids: [1000, 4242] }));
   assert.match(u, /^uid=1000\(\w+\) gid=1000\(\w+\) groups=1000\(\w+\),4242$/m);
   assert.equal(await docker(['exec', '-w', '/tmp', 'plain', 'pwd']), '/tmp\n');
+  assert.equal(await docker(['exec', 'plain', 'sh', '-c', 'ulimit -Sn; ulimit -Hn']), '100\n200\n');
   // The process is in the container's cgroups and namespaces, and sees its pid namespace (init is 1).
   const [self, init] = await Promise.all([
     docker(['exec', 'plain', 'sh', '-c', 'cat /proc/self/cgroup; for n in cgroup ipc mnt net pid user uts; do readlink /proc/self/ns/$n; done']),
