@@ -96,7 +96,10 @@ export class ExecService {
   ) {
     runtime.sweep();
     containers.events.subscribe((e) => {
-      if (e.type === 'container' && (e.action === 'die' || e.action === 'destroy')) this.containerGone(e.id);
+      if (e.type === 'container' && (e.action === 'die' || e.action === 'destroy')) {
+        runtime.forget(e.id);
+        this.containerGone(e.id);
+      }
     });
   }
 

@@ -1,15 +1,19 @@
 /**
  * Extra processes in a running container (`docker exec`).
  *
- * An attached exec without a tty (the docker CLI's `exec c cmd`, health probes) is `runc exec`
- * run by berthd itself with three pipes as the process's stdio: nothing stands between the
- * client's stream and the process, and the exit code is runc's exit status. A tty or a detached
+ * An attached exec without a tty (the docker CLI's `exec c cmd`, health probes) is run by berthd
+ * itself with three pipes as the process's stdio: nothing stands between the client's stream and
+ * the process, and the exit code is its runner's exit status. The runner is berth-exec (native/,
+ * see native-exec.ts), which enters the container in a few milliseconds where `runc exec` takes
+ * ~40; runc exec stays for what berth-exec does not cover (native-exec.ts says what). A tty or a detached
  * exec goes through conmon in exec mode instead (conmon calls `runc exec --process <spec>`), as
  * conmon receives the pty (Node cannot take an fd over SCM_RIGHTS by itself) and outlives berthd,
  * so `exec -d` runs on after a `kill -9` of the daemon.
  *
  * Lifecycle of one exec, all of it under <bundlesDir>/exec/<execId12>/:
  *
+ *   native  no directory: berth-exec reports "pid N" on fd 3 once the command is exec'd, or
+ *           "error <runc's words>"; it exits with the process's code (128+n for signal n).
  *   direct  process.json is written; runc exec runs with --pid-file: once that file exists the
  *           command runs; a runc that exits without it failed to start it (its words are in
  *           runc.log). runc exits with the process's code (128+n when signal n ended it).
@@ -26,13 +30,15 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import os from 'node:os';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { Conflict, ExecStartFailed, InvalidParameter, SystemError, errorMessage } from '../errors.js';
 import { log } from '../log.js';
 import { attachSocket, type AttachStreams } from './attach.js';
 import { conmonArgs, runcMessage, startConmon, startFailure } from './conmon.js';
+import { nativeExec, type NativeExec } from './native-exec.js';
 import type { OciProcess, OciSpec } from './spec.js';
 
 export interface ExecRuntimeOptions {
@@ -46,7 +52,12 @@ export interface ExecRuntimeOptions {
    * must fit in 107 bytes).
    */
   bundlesDir: string;
+  /** berth-exec; default: the one `npm run build` puts in dist/native/; null: runc exec only. */
+  helperPath?: string | null;
 }
+
+/** dist/native/berth-exec beside dist/src/runtime/exec.js. */
+const BUILT_HELPER = fileURLToPath(new URL('../../native/berth-exec', import.meta.url));
 
 export interface ExecIO {
   tty: boolean;
@@ -73,6 +84,8 @@ export interface ExecRuntime {
   exec(containerId: string, execId: string, process: OciProcess, io: ExecIO): Promise<ExecProcess>;
   /** After a daemon restart: remove the directories of execs whose conmon is gone, and of the others once it goes. */
   sweep(): void;
+  /** The container stopped or went: drop what was kept of its init for later execs. */
+  forget(containerId: string): void;
 }
 
 const SOCKET_PATH_MAX = 107;
@@ -152,9 +165,12 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 
 class ConmonExecRuntime implements ExecRuntime {
   private readonly stateDir: string;
+  private readonly native: NativeExec | null;
 
   constructor(private readonly o: ExecRuntimeOptions) {
     this.stateDir = path.join(o.bundlesDir, 'exec');
+    const helperPath = o.helperPath === undefined ? BUILT_HELPER : o.helperPath;
+    this.native = helperPath === null ? null : nativeExec({ helperPath, runtimeRoot: o.runtimeRoot, bundlesDir: o.bundlesDir });
   }
 
   containerProcess(containerId: string): OciProcess {
@@ -164,6 +180,10 @@ class ConmonExecRuntime implements ExecRuntime {
     } catch (err) {
       throw new Conflict(`Container ${containerId} is not running: ${errorMessage(err)}`);
     }
+  }
+
+  forget(containerId: string): void {
+    this.native?.forget(containerId);
   }
 
   sweep(): void {
@@ -194,6 +214,10 @@ class ConmonExecRuntime implements ExecRuntime {
   async exec(containerId: string, execId: string, proc: OciProcess, io: ExecIO): Promise<ExecProcess> {
     validId(containerId);
     if (!/^[0-9a-f]{12,}$/.test(execId)) throw new InvalidParameter(`invalid exec id: ${JSON.stringify(execId)}`);
+    if (io.attach && !io.tty && this.native) {
+      const args = await this.native.prepare(containerId, proc);
+      if (args) return this.helper(this.native.helperPath, args, io);
+    }
     const dir = path.join(this.stateDir, execId.slice(0, 12));
     if (Buffer.byteLength(path.join(dir, 'attach')) > SOCKET_PATH_MAX) {
       throw new InvalidParameter(`state directory too deep for a unix socket path: ${dir}`);
@@ -219,13 +243,7 @@ class ConmonExecRuntime implements ExecRuntime {
       '--root', this.o.runtimeRoot, '--log', path.join(dir, 'runc.log'), '--log-format', 'json',
       'exec', '--process', path.join(dir, 'process.json'), '--pid-file', pidFile, containerId,
     ], { stdio: [io.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'], detached: true });
-    const exited = new Promise<number>((resolve) => {
-      child.on('error', (err) => {
-        log.error('spawn runc exec', { error: errorMessage(err) });
-        resolve(-1);
-      });
-      child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? os.constants.signals[signal] : 9)));
-    });
+    const exited = exitCode(child, 'runc exec');
     const readPid = (): number => {
       try { return parseInt(fs.readFileSync(pidFile, 'utf8'), 10) || 0; } catch { return 0; }
     };
@@ -237,38 +255,31 @@ class ConmonExecRuntime implements ExecRuntime {
       if (p > 0) resolve(p);
       void exited.then(() => resolve(readPid()));
     }).finally(() => watcher?.close());
-    const [stdin, stdout, stderr] = [child.stdin, child.stdout, child.stderr] as [Writable | null, Readable, Readable];
     if (pid <= 0) {
       // runc printed its error on stderr too: the client gets docker's wording from the log instead.
-      stdout.destroy();
-      stderr.destroy();
-      stdin?.destroy();
+      destroyStdio(child);
       await exited;
       const message = this.failure(dir, null, 'runc exec exited before the process started');
       cleanup();
       throw startFailure(message, ExecStartFailed);
     }
-    stdin?.on('error', () => undefined);
-    let closed = false;
-    const streams: AttachStreams = {
-      stdin: stdin ?? devNullWritable(),
-      stdout,
-      stderr,
-      close: () => {
-        if (closed) return;
-        closed = true;
-        // The client went: the process runs on (as under dockerd), its output read and dropped.
-        stdin?.destroy();
-        stdout.resume();
-        stderr.resume();
-      },
-    };
-    const exit = exited.then((code) => {
-      // The code is reported at once; the directory goes after, off the event loop (no part of the exec).
-      void fs.promises.rm(dir, { recursive: true, force: true }).catch(() => undefined);
-      return code < 0 ? 137 : code;
-    });
-    return { pid, streams, exit, resize: () => undefined };
+    // The directory goes after the exit is reported, off the event loop (no part of the exec).
+    return attached(child, pid, exited, () => void fs.promises.rm(dir, { recursive: true, force: true }).catch(() => undefined));
+  }
+
+  /** berth-exec as our own child, its stdio our pipes, fd 3 its report (see the header). Resolves once the command runs. */
+  private async helper(helperPath: string, args: string[], io: ExecIO): Promise<ExecProcess> {
+    const child = spawn(helperPath, args, { stdio: [io.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', 'pipe'], detached: true });
+    const exited = exitCode(child, 'berth-exec');
+    const report = await firstLine(child.stdio[3] as Readable);
+    const pid = /^pid (\d+)$/.exec(report)?.[1];
+    if (!pid) {
+      destroyStdio(child);
+      await exited;
+      const msg = report.startsWith('error ') ? report.slice(6) : 'berth-exec exited before the process started';
+      throw startFailure(`OCI runtime exec failed: ${msg}: unknown`, ExecStartFailed);
+    }
+    return attached(child, Number(pid), exited, () => undefined);
   }
 
   private async spawn(containerId: string, execId: string, dir: string, io: ExecIO, cleanup: () => void): Promise<ExecProcess> {
@@ -375,6 +386,67 @@ class ConmonExecRuntime implements ExecRuntime {
       fs.closeSync(fd);
     }
   }
+}
+
+/** The runner's exit status (the process's code, 128+n for signal n); -1 when it could not be spawned. */
+function exitCode(child: ChildProcess, what: string): Promise<number> {
+  return new Promise<number>((resolve) => {
+    child.on('error', (err) => {
+      log.error(`spawn ${what}`, { error: errorMessage(err) });
+      resolve(-1);
+    });
+    child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? os.constants.signals[signal] : 9)));
+  });
+}
+
+/** The first line a stream carries ('' when it ends without one); the stream is closed after it. */
+function firstLine(stream: Readable): Promise<string> {
+  return new Promise((resolve) => {
+    let text = '';
+    const done = () => {
+      stream.destroy();
+      const nl = text.indexOf('\n');
+      resolve(nl >= 0 ? text.slice(0, nl) : '');
+    };
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      text += chunk;
+      if (text.includes('\n')) done();
+    });
+    stream.on('end', done);
+    stream.on('error', done);
+  });
+}
+
+function destroyStdio(child: ChildProcess): void {
+  child.stdout?.destroy();
+  child.stderr?.destroy();
+  child.stdin?.destroy();
+}
+
+/** A started process whose stdio is the child's pipes; its exit code is the child's. */
+function attached(child: ChildProcess, pid: number, exited: Promise<number>, afterExit: () => void): ExecProcess {
+  const [stdin, stdout, stderr] = [child.stdin, child.stdout, child.stderr] as [Writable | null, Readable, Readable];
+  stdin?.on('error', () => undefined);
+  let closed = false;
+  const streams: AttachStreams = {
+    stdin: stdin ?? devNullWritable(),
+    stdout,
+    stderr,
+    close: () => {
+      if (closed) return;
+      closed = true;
+      // The client went: the process runs on (as under dockerd), its output read and dropped.
+      stdin?.destroy();
+      stdout.resume();
+      stderr.resume();
+    },
+  };
+  const exit = exited.then((code) => {
+    afterExit();
+    return code < 0 ? 137 : code;
+  });
+  return { pid, streams, exit, resize: () => undefined };
 }
 
 /** stdin of an exec without one: input is dropped. */

@@ -5,7 +5,7 @@
  *   buildSpec(options)        → OCI config.json (Docker's defaults)
  *   createRuntime(...).create → conmon + `runc create`; start, kill, state, waitExit, delete
  *   readLog / logOffset       → the k8s-file log conmon writes
- *   createExecRuntime(...).exec → another process in a running container (conmon --exec)
+ *   createExecRuntime(...).exec → another process in a running container (berth-exec, runc exec or conmon --exec)
  *
  * See conmon.ts for the per-container lifecycle and the files it keeps on disk.
  */

@@ -132,6 +132,17 @@ const CAP_NAMES = [
   'CHECKPOINT_RESTORE',
 ].map((n) => `CAP_${n}`);
 
+/** Capability names as a bit mask in hex (CapEff's form), or null when one is unknown to berth. */
+export function capabilityMask(names: string[]): string | null {
+  let mask = 0n;
+  for (const name of names) {
+    const bit = CAP_NAMES.indexOf(name);
+    if (bit < 0) return null;
+    mask |= 1n << BigInt(bit);
+  }
+  return mask.toString(16);
+}
+
 export const DEFAULT_CAPS = [
   'CHOWN', 'DAC_OVERRIDE', 'FSETID', 'FOWNER', 'MKNOD', 'NET_RAW', 'SETGID', 'SETUID', 'SETFCAP', 'SETPCAP',
   'NET_BIND_SERVICE', 'SYS_CHROOT', 'KILL', 'AUDIT_WRITE',

@@ -8,14 +8,14 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { extendTar } from '../tar-fixtures.js';
-import { startDaemon, loadTestImages, leftovers, printLogTail, daemonRules, testImages, curl, type Daemon } from '../harness.js';
+import { startDaemon, loadTestImages, leftovers, printLogTail, daemonRules, testImages, curl, paths, type Daemon } from '../harness.js';
 
 let d: Daemon;
 let tmp = '';
@@ -162,6 +162,40 @@ test('docker cp in and out of a remapped container speaks the container\'s ids; 
     const header = String(out.body); // a one-member tar: its first header's fields are ASCII
     assert.equal(parseInt(header.slice(108, 116), 8), 0, 'uid in the tar');
     assert.equal(parseInt(header.slice(116, 124), 8), 0, 'gid in the tar');
+  } finally {
+    await d.docker(['rm', '-f', id]);
+  }
+});
+
+test('an attached exec (berth-exec) runs in the container\'s user namespace as the remapped uid on the host', { timeout: 60_000 }, async () => {
+  const id = (await docker(['run', '-d', '--network', 'none', 'busybox', 'sleep', '60'])).trim();
+  try {
+    const init = (await d.api('GET', `/containers/${id}/json`)).body.State.Pid as number;
+    const userns = fs.readlinkSync(`/proc/${init}/ns/user`);
+    assert.notEqual(userns, fs.readlinkSync('/proc/self/ns/user'));
+    const cli = spawn(paths.docker, ['exec', id, 'sleep', '7'], { env: d.env, stdio: 'ignore' });
+    const exited = new Promise((resolve) => cli.on('exit', resolve));
+    try {
+      const pid = await waitFor(async () => {
+        for (const p of fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+          try {
+            if (fs.readFileSync(`/proc/${p}/cmdline`, 'utf8') === 'sleep\x007\x00' && fs.readlinkSync(`/proc/${p}/ns/user`) === userns) return Number(p);
+          } catch { /* gone */ }
+        }
+        return null;
+      }, 'the exec\'d sleep');
+      assert.deepEqual(hostIds(pid), { uid: base, gid: base });
+      const ppid = Number(/^PPid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+      assert.equal(fs.readFileSync(`/proc/${ppid}/comm`, 'utf8').trim(), 'berth-exec');
+      // Inside, it is root with the container's capabilities and filter, as runc gave init.
+      const self = await docker(['exec', id, 'sh', '-c', "id -u; grep -E '^(Cap[A-Za-z]+|Seccomp(_filters)?):' /proc/self/status"]);
+      const first = await docker(['exec', id, 'sh', '-c', "id -u; grep -E '^(Cap[A-Za-z]+|Seccomp(_filters)?):' /proc/1/status"]);
+      assert.equal(self, first);
+      assert.match(self, /^0\n/);
+    } finally {
+      cli.kill('SIGKILL');
+      await exited;
+    }
   } finally {
     await d.docker(['rm', '-f', id]);
   }
