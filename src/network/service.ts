@@ -515,7 +515,7 @@ export class NetworkService {
       const first = live[0]!;
       const sandbox: Sandbox = { containerId: c.id, netns: this.netnsPath(c.id), target: first.a.live!.ip, ports: [] };
       this.store.saveSandbox(sandbox);
-      if (!opts.runtimeNetns) createSandbox(sandbox.netns, live.map(({ n, a }, i) => this.vethSpec(n, a.live!, i === 0)));
+      if (!opts.runtimeNetns) endpointFailure(c, live[0]!.n, () => createSandbox(sandbox.netns, live.map(({ n, a }, i) => this.vethSpec(n, a.live!, i === 0))));
       const wanted = wantedPorts(c.hostConfig.PortBindings, c.hostConfig.PublishAllPorts === true, c.config.ExposedPorts);
       if (wanted.length) {
         sandbox.ports = await this.bindPorts(c, sandbox, wanted);
@@ -539,12 +539,12 @@ export class NetworkService {
     const s = this.store.sandbox(c.id);
     if (!s) throw new SystemError(`no network sandbox for container ${c.id}`);
     const live = this.store.attachmentsOf(c.id).filter((a) => a.live).sort((a, b) => Number(a.live!.ifname.slice(3)) - Number(b.live!.ifname.slice(3)));
-    const veths = live.map((a, i) => {
+    const nets = live.map((a) => {
       const n = this.store.network(a.networkId);
       if (!n) throw new NotFound(`network ${a.networkId} not found`);
-      return this.vethSpec(n, a.live!, i === 0);
+      return n;
     });
-    adoptSandbox(s.netns, nsPath, veths);
+    endpointFailure(c, nets[0]!, () => adoptSandbox(s.netns, nsPath, live.map((a, i) => this.vethSpec(nets[i]!, a.live!, i === 0))));
   }
 
   /** Opens each wanted port (a range takes its first free port); records what was bound. */
@@ -702,5 +702,14 @@ export class NetworkService {
 
   sandboxOf(containerId: string): Sandbox | undefined {
     return this.store.sandbox(containerId);
+  }
+}
+
+/** A stack that could not be made, in dockerd's words: "failed to create endpoint <container> on network <name>: …". */
+function endpointFailure(c: NetContainer, n: NetworkRecord, make: () => void): void {
+  try {
+    make();
+  } catch (err) {
+    throw new SystemError(`failed to create endpoint ${c.name.replace(/^\//, '')} on network ${n.name}: ${errorMessage(err)}`);
   }
 }

@@ -360,7 +360,7 @@ test('a failure between runc create and start (the network\'s bridge replaced by
     execFileSync('ip', ['link', 'add', bridge, 'type', 'veth', 'peer', 'name', `bp-${net.Id.slice(0, 12)}`]);
     const r = await d.docker(['run', '-d', '--name', 'broken', '--network', 'brokennet', 'busybox', 'sleep', '60']);
     assert.notEqual(r.code, 0, r.stdout);
-    assert.match(r.stderr, /Error response from daemon: .*veth/);
+    assert.match(r.stderr, /Error response from daemon: failed to create endpoint broken on network brokennet: .*veth/);
     const info = JSON.parse(await docker(['inspect', 'broken']))[0];
     assert.equal(info.State.Status, 'created');
     assert.equal(info.State.Pid, 0);
