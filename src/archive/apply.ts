@@ -229,8 +229,15 @@ class Applier implements EntryApplier {
           this.writeSmall(target, await collect(body), h, pax);
           return;
         }
-        // 'wx' is O_CREAT|O_EXCL: never opens through a symlink planted at target.
-        await pipeline(body as AsyncIterable<unknown>, fs.createWriteStream(target, { flags: 'wx', mode: 0o600 }));
+        // 'wx' is O_CREAT|O_EXCL: never opens through a symlink planted at target. Written with sync
+        // calls: a pool round trip per 64 KiB chunk of a socket cost more than the write into the page
+        // cache (a 206 MB docker load's outer tar: 1.0-1.3 s through a write stream, 0.62-0.66 s so).
+        const fd = fs.openSync(target, 'wx', 0o600);
+        try {
+          for await (const chunk of body as AsyncIterable<Buffer>) writeAllSync(fd, chunk);
+        } finally {
+          fs.closeSync(fd);
+        }
         break;
       }
       case 'symlink': {
@@ -407,4 +414,8 @@ async function run(input: Readable, applier: EntryApplier): Promise<ApplyResult>
   await pipeline([...source, digester, tap, extract as unknown as NodeJS.WritableStream]);
   applier.finish();
   return { diffId: `sha256:${digester.hash.digest('hex')}`, size: applier.size };
+}
+
+function writeAllSync(fd: number, b: Buffer): void {
+  for (let off = 0; off < b.length;) off += fs.writeSync(fd, b, off, b.length - off);
 }
