@@ -27,6 +27,7 @@ import { BerthError, CommandNotRunnable, Conflict, InvalidParameter, NotFound, S
 import { log } from '../log.js';
 import { attachSocket } from './attach.js';
 import { cgroupOomKilled, removeCgroup } from './cgroups.js';
+import { runcStatePath, type RuncState } from './runc-state.js';
 import type { OciResources, OciSpec } from './spec.js';
 
 export interface RuntimeOptions {
@@ -295,15 +296,15 @@ class ConmonRuntime implements Runtime {
    */
   private forgetStopped(id: string): boolean {
     const stateDir = path.join(this.o.runtimeRoot, id);
-    let state: { init_process_pid?: number; init_process_start?: string; cgroup_paths?: Record<string, string>; config?: { hooks?: Record<string, unknown[]> } };
+    let state: RuncState;
     try {
-      state = JSON.parse(fs.readFileSync(path.join(stateDir, 'state.json'), 'utf8')) as typeof state;
+      state = JSON.parse(fs.readFileSync(runcStatePath(this.o.runtimeRoot, id), 'utf8')) as RuncState;
     } catch {
       return false;
     }
     const pid = state.init_process_pid;
     if (!pid || !state.cgroup_paths || state.config?.hooks?.poststop?.length) return false;
-    if (processStart(pid) === state.init_process_start) return false;
+    if (processStart(pid) === String(state.init_process_start)) return false;
     for (const dir of Object.values(state.cgroup_paths)) {
       try {
         fs.rmdirSync(dir);

@@ -17,6 +17,7 @@ import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { errorMessage } from '../errors.js';
 import { log } from '../log.js';
+import { runcStatePath, type RuncState } from './runc-state.js';
 import { capabilityMask } from './spec.js';
 import type { OciProcess } from './spec.js';
 
@@ -42,11 +43,6 @@ interface Target {
   seccomp: Promise<string | null>;
 }
 
-interface RuncState {
-  init_process_pid?: number;
-  init_process_start?: number | string;
-  cgroup_paths?: Record<string, string>;
-}
 
 /** RLIMIT_* numbers of Linux (asm-generic), the ones an OCI spec names. */
 const RLIMITS: Record<string, number> = {
@@ -110,7 +106,7 @@ class HelperExec implements NativeExec {
 
   /** runc's record of the container's init, read again only when state.json changed. */
   private target(id: string): Target | null {
-    const file = path.join(this.o.runtimeRoot, id, 'state.json');
+    const file = runcStatePath(this.o.runtimeRoot, id);
     let key: string;
     try {
       const st = fs.statSync(file);
