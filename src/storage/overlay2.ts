@@ -93,7 +93,6 @@ function spreadSubdirs(root: string): void {
   }
 }
 
-
 /**
  * The trash is emptied by one `rm -rf` (a child process: fs.promises.rm walks a tree with one
  * main-thread round trip per entry, about a second of the daemon's time for a Debian layer) for all
