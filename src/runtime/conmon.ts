@@ -9,6 +9,7 @@
  *           stdio, writes the k8s-file log and serves the attach socket.
  *   start   runc's start handshake done here (see releaseInit): the process
  *           execs the user's command.
+ *   pause   the freezer cgroup set here (freeze), runc pause/resume as fallback.
  *   exit    conmon writes the exit code to <stateDir>/exits/<id> (atomic
  *           rename) and an `oom` file in the bundle if the cgroup OOMed.
  *   delete  runc's state forgotten (forgetStopped, else `runc delete --force`),
@@ -26,7 +27,7 @@ import type { Readable, Writable } from 'node:stream';
 import { BerthError, CommandNotRunnable, Conflict, InvalidParameter, NotFound, SystemError, errorMessage } from '../errors.js';
 import { log } from '../log.js';
 import { attachSocket } from './attach.js';
-import { cgroupOomKilled, removeCgroup } from './cgroups.js';
+import { cgroupOomKilled, cgroupVersion, removeCgroup } from './cgroups.js';
 import { runcStatePath, type RuncState } from './runc-state.js';
 import type { OciResources, OciSpec } from './spec.js';
 
@@ -381,12 +382,41 @@ class ConmonRuntime implements Runtime {
 
   async pause(id: string): Promise<void> {
     validId(id);
-    await this.runc(['pause', id]);
+    if (!(await this.freeze(id, true))) await this.runc(['pause', id]);
   }
 
   async resume(id: string): Promise<void> {
     validId(id);
-    await this.runc(['resume', id]);
+    if (!(await this.freeze(id, false))) await this.runc(['resume', id]);
+  }
+
+  /**
+   * What runc pause and resume do, without a runc process (~10 ms each): the container's freezer
+   * (v1 freezer.state, v2 cgroup.freeze) set, then read until the kernel says every task is frozen,
+   * writing again while it says FREEZING, as runc does. `runc state` reads the same files, so it says
+   * paused. False when runc's record or the freezer is not found: runc then does it, in its words.
+   */
+  private async freeze(id: string, frozen: boolean): Promise<boolean> {
+    let state: RuncState;
+    try {
+      state = JSON.parse(fs.readFileSync(runcStatePath(this.o.runtimeRoot, id), 'utf8')) as RuncState;
+    } catch {
+      return false;
+    }
+    const v1 = cgroupVersion() === 1;
+    const dir = state.cgroup_paths?.[v1 ? 'freezer' : ''];
+    const control = dir && path.join(dir, v1 ? 'freezer.state' : 'cgroup.freeze');
+    if (!control || !fs.existsSync(control)) return false;
+    const want = v1 ? (frozen ? 'FROZEN' : 'THAWED') : (frozen ? '1' : '0');
+    const reached = v1 ? () => fs.readFileSync(control, 'utf8').trim() === want
+      : () => fs.readFileSync(path.join(dir, 'cgroup.events'), 'utf8').includes(`frozen ${want}`);
+    for (let i = 0; i < 1000; i++) {
+      fs.writeFileSync(control, want);
+      if (reached()) return true;
+      await sleep(i < 50 ? 1 : 10);
+    }
+    if (frozen) fs.writeFileSync(control, v1 ? 'THAWED' : '0');
+    throw new SystemError(`unable to ${frozen ? 'freeze' : 'thaw'} container ${id}`);
   }
 
   async update(id: string, resources: Omit<OciResources, 'devices'>): Promise<void> {

@@ -71,6 +71,22 @@ test('pause freezes the processes, unpause lets them go on; ps, inspect and even
   await ok(d.docker(['rm', '-f', 'ticker']));
 });
 
+test('a container paused before a kill -9 of berthd is paused for the next daemon, and unpause lets it go on', { timeout: 120_000 }, async () => {
+  // The freezer is set by berthd itself (not runc pause); runc's state, which the next daemon reads, must agree.
+  await ok(d.docker(['run', '-d', '--name', 'frozen-over', 'busybox', 'sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done']));
+  await sleep(500);
+  await ok(d.docker(['pause', 'frozen-over']));
+  const frozen = await counter('frozen-over');
+  await d.kill9();
+  await d.restart();
+  assert.equal((await inspect('frozen-over')).State.Status, 'paused');
+  assert.equal(await counter('frozen-over'), frozen, 'the counter advanced while paused');
+  await ok(d.docker(['unpause', 'frozen-over']));
+  await sleep(800);
+  assert.ok((await counter('frozen-over')) > frozen + 3, 'the counter did not go on after unpause');
+  await ok(d.docker(['rm', '-f', 'frozen-over']));
+});
+
 test('stop, kill and rm -f end a paused container as dockerd does', { timeout: 120_000 }, async () => {
   for (const [verb, args] of [['stop', ['stop', '-t', '1']], ['kill', ['kill']], ['rm', ['rm', '-f']]] as const) {
     const name = `frozen-${verb}`;
