@@ -28,7 +28,8 @@ import { BerthError, CommandNotRunnable, Conflict, InvalidParameter, NotFound, S
 import { log } from '../log.js';
 import { attachSocket } from './attach.js';
 import { cgroupOomKilled, cgroupVersion, removeCgroup } from './cgroups.js';
-import { runcStatePath, type RuncState } from './runc-state.js';
+import { conmonAlive, processIs, processStart } from './proc.js';
+import { readRuncState } from './runc-state.js';
 import type { OciResources, OciSpec } from './spec.js';
 
 export interface RuntimeOptions {
@@ -85,41 +86,9 @@ function readIntFile(file: string): number | null {
   }
 }
 
-/** Alive and still a conmon (a recycled pid after a reboot or a long downtime is not ours). */
-function conmonAlive(pid: number | null): boolean {
-  if (!pid || pid <= 0) return false;
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    if (state === 'Z' || state === 'X') return false;
-    return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'conmon';
-  } catch {
-    return false;
-  }
-}
-
-/** Field 22 of /proc/PID/stat, the start time runc records as init_process_start; null for no live process. */
-function processStart(pid: number): string | null {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[0] === 'Z' || fields[0] === 'X' ? null : fields[19] ?? null;
-  } catch {
-    return null;
-  }
-}
-
-function processAlive(pid: number): boolean {
-  return processStart(pid) !== null;
-}
-
 /** runc init, still waiting at the exec fifo for the start (it names itself so until it execs the command). */
 function initWaiting(pid: number): boolean {
-  try {
-    return processAlive(pid) && fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'runc:[2:INIT]';
-  } catch {
-    return false;
-  }
+  return processIs(pid, 'runc:[2:INIT]');
 }
 
 /** runc logs errors as logfmt (`level=error msg="..."`) or JSON lines; pull out the messages. */
@@ -278,11 +247,11 @@ class ConmonRuntime implements Runtime {
       const fifoFile = await opening.finally(() => clearInterval(watchdog));
       try {
         const { bytesRead } = await fifoFile.read(Buffer.alloc(1), 0, 1, null);
-        if (bytesRead !== 1 && !processAlive(pid)) throw dead();
+        if (bytesRead !== 1 && processStart(pid) === null) throw dead();
       } finally {
         await fifoFile.close();
       }
-    } else if (!processAlive(pid)) {
+    } else if (processStart(pid) === null) {
       throw dead();
     }
     fs.rmSync(fifo, { force: true });
@@ -296,13 +265,8 @@ class ConmonRuntime implements Runtime {
    * there are nested cgroups or poststop hooks, or the state is not runc's.
    */
   private forgetStopped(id: string): boolean {
-    const stateDir = path.join(this.o.runtimeRoot, id);
-    let state: RuncState;
-    try {
-      state = JSON.parse(fs.readFileSync(runcStatePath(this.o.runtimeRoot, id), 'utf8')) as RuncState;
-    } catch {
-      return false;
-    }
+    const state = readRuncState(this.o.runtimeRoot, id);
+    if (!state) return false;
     const pid = state.init_process_pid;
     if (!pid || !state.cgroup_paths || state.config?.hooks?.poststop?.length) return false;
     if (processStart(pid) === String(state.init_process_start)) return false;
@@ -313,7 +277,7 @@ class ConmonRuntime implements Runtime {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return false;
       }
     }
-    fs.rmSync(stateDir, { recursive: true, force: true });
+    fs.rmSync(path.join(this.o.runtimeRoot, id), { recursive: true, force: true });
     return true;
   }
 
@@ -397,12 +361,8 @@ class ConmonRuntime implements Runtime {
    * paused. False when runc's record or the freezer is not found: runc then does it, in its words.
    */
   private async freeze(id: string, frozen: boolean): Promise<boolean> {
-    let state: RuncState;
-    try {
-      state = JSON.parse(fs.readFileSync(runcStatePath(this.o.runtimeRoot, id), 'utf8')) as RuncState;
-    } catch {
-      return false;
-    }
+    const state = readRuncState(this.o.runtimeRoot, id);
+    if (!state) return false;
     const v1 = cgroupVersion() === 1;
     const dir = state.cgroup_paths?.[v1 ? 'freezer' : ''];
     const control = dir && path.join(dir, v1 ? 'freezer.state' : 'cgroup.freeze');

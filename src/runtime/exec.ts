@@ -39,6 +39,7 @@ import { log } from '../log.js';
 import { attachSocket, type AttachStreams } from './attach.js';
 import { conmonArgs, runcMessage, startConmon, startFailure } from './conmon.js';
 import { nativeExec, type NativeExec } from './native-exec.js';
+import { conmonAlive } from './proc.js';
 import type { OciProcess, OciSpec } from './spec.js';
 
 export interface ExecRuntimeOptions {
@@ -95,16 +96,6 @@ interface SyncMessage { data: number; message?: string }
 
 function validId(id: string): void {
   if (!/^[0-9a-f]{64}$/.test(id)) throw new InvalidParameter(`invalid container id: ${JSON.stringify(id)}`);
-}
-
-function conmonAlive(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X' && fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'conmon';
-  } catch {
-    return false;
-  }
 }
 
 /** conmon's JSON lines on a pipe, one at a time. */

@@ -3,6 +3,7 @@
  * without a runc process what runc would only do with files (start's handshake, a stopped
  * container's delete, an exec's way in).
  */
+import fs from 'node:fs';
 import path from 'node:path';
 
 export interface RuncState {
@@ -16,4 +17,13 @@ export interface RuncState {
 
 export function runcStatePath(runtimeRoot: string, id: string): string {
   return path.join(runtimeRoot, id, 'state.json');
+}
+
+/** The record, or null when there is none (not runc's, or removed) or it cannot be read. */
+export function readRuncState(runtimeRoot: string, id: string): RuncState | null {
+  try {
+    return JSON.parse(fs.readFileSync(runcStatePath(runtimeRoot, id), 'utf8')) as RuncState;
+  } catch {
+    return null;
+  }
 }
